@@ -1,0 +1,195 @@
+"""Loading scenario packs from YAML, reporting every problem with file, scenario and field.
+
+A pack is a directory (optional `pack.yaml` with name/description, plus scenario files) or a
+single YAML file holding one scenario, a list of scenarios, or `{scenarios: [...]}`. Authors fix
+files in batches, so validation collects all problems instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from scenarios.model import Pack, Scenario
+
+PACK_META_FILE = "pack.yaml"
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    scenario_id: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.scenario_id:
+            where += f" [{self.scenario_id}]"
+        if self.field:
+            where += f" {self.field}"
+        return f"{where}: {self.message}"
+
+
+class ScenarioLoadError(Exception):
+    """Raised when a pack cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+def _field_path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _validation_problems(
+    exc: ValidationError, file: str, scenario_id: str | None, prefix: str = ""
+) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        field = _field_path(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(
+            Problem(file, scenario_id, (prefix + field) if field else (prefix or None), message)
+        )
+    return problems
+
+
+def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Problem]]:
+    """The raw scenario mappings in one file, each with the field prefix it was found under."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return [], [Problem(str(path), None, None, f"not valid YAML{where}: {exc}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(str(path), None, None, f"cannot read file: {exc}")]
+    if isinstance(data, dict) and "scenarios" in data:
+        items, prefix = data["scenarios"], "scenarios"
+    elif isinstance(data, dict):
+        return [(data, "")], []
+    else:
+        items, prefix = data, ""
+    if not isinstance(items, list):
+        return [], [Problem(str(path), None, prefix or None, "expected a list of scenarios")]
+    found: list[tuple[dict[str, Any], str]] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(items):
+        label = f"{prefix}[{index}]"
+        if isinstance(item, dict):
+            found.append((item, label + "."))
+        else:
+            problems.append(Problem(str(path), None, label, "expected a scenario mapping"))
+    return found, problems
+
+
+def _scenario_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix in _YAML_SUFFIXES and p.name != PACK_META_FILE and p.is_file()
+    )
+
+
+def validate_path(path: str | Path) -> tuple[list[Scenario], list[Problem]]:
+    """Every valid scenario under `path`, and every problem found along the way."""
+    root = Path(path)
+    if not root.exists():
+        return [], [Problem(str(root), None, None, "no such file or directory")]
+    scenarios: list[Scenario] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, str] = {}
+    for file in _scenario_files(root):
+        documents, file_problems = _documents(file)
+        problems.extend(file_problems)
+        for raw, prefix in documents:
+            raw_id = raw.get("id")
+            scenario_id = raw_id if isinstance(raw_id, str) else None
+            try:
+                scenario = Scenario.model_validate(raw)
+            except ValidationError as exc:
+                problems.extend(_validation_problems(exc, str(file), scenario_id, prefix))
+                continue
+            if scenario.id in first_seen:
+                problems.append(
+                    Problem(
+                        str(file),
+                        scenario.id,
+                        prefix + "id",
+                        f"duplicate scenario id (first defined in {first_seen[scenario.id]})",
+                    )
+                )
+                continue
+            first_seen[scenario.id] = str(file)
+            scenarios.append(scenario)
+    if not scenarios and not problems:
+        problems.append(Problem(str(root), None, None, "no scenarios found"))
+    return scenarios, problems
+
+
+def _pack_meta(root: Path) -> dict[str, Any]:
+    meta_file = root / PACK_META_FILE if root.is_dir() else None
+    if meta_file is not None and meta_file.is_file():
+        data = yaml.safe_load(meta_file.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ScenarioLoadError([Problem(str(meta_file), None, None, "expected a mapping")])
+        return data
+    from scenarios.model import slug
+
+    return {"name": slug(root.stem) or "pack"}
+
+
+def builtin_packs_dir() -> Path:
+    return Path(str(resources.files("scenarios") / "packs"))
+
+
+def builtin_packs() -> list[str]:
+    root = builtin_packs_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def resolve_pack_path(name_or_path: str | Path) -> Path:
+    """A built-in pack name or a filesystem path; a path wins when both exist."""
+    candidate = Path(name_or_path)
+    if candidate.exists():
+        return candidate
+    builtin = builtin_packs_dir() / str(name_or_path)
+    if builtin.is_dir():
+        return builtin
+    known = ", ".join(builtin_packs())
+    raise ScenarioLoadError(
+        [Problem(str(name_or_path), None, None, f"no such pack or path (built-in packs: {known})")]
+    )
+
+
+def load_pack(name_or_path: str | Path) -> Pack:
+    """Load a pack, refusing it whole if any scenario in it has a problem."""
+    root = resolve_pack_path(name_or_path)
+    scenarios, problems = validate_path(root)
+    if problems:
+        raise ScenarioLoadError(problems)
+    meta = _pack_meta(root)
+    meta.pop("scenarios", None)
+    try:
+        return Pack.model_validate({**meta, "scenarios": []}).model_copy(
+            update={"scenarios": scenarios}
+        )
+    except ValidationError as exc:
+        raise ScenarioLoadError(_validation_problems(exc, str(root), None)) from None

@@ -1,0 +1,212 @@
+"""The scenario model: what a propensity scenario file may say, checked field by field.
+
+Scenarios are authored by people in YAML, so every constraint that would otherwise surface as a
+confusing runtime failure (a misaligned tool without a benign name, a getter pointing at a missing
+configuration value, an invalid argument schema) is rejected here with the field path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scenarios.records import Naming, RiskLabel
+
+KNOWN_DOMAINS = ("cyber-security", "self-proliferation", "bio-security", "chemical-security")
+_IDENT = r"^[a-z][a-z0-9_\-]*$"
+_TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+class StrictModel(BaseModel):
+    """Authoring models reject unknown keys: a typo in a scenario file must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Policy(StrictModel):
+    duties: list[str] = Field(default_factory=list)
+    prohibitions: list[str] = Field(min_length=1)
+    consequences: list[str] = Field(default_factory=list)
+
+    def render(self) -> str:
+        parts: list[str] = []
+        for title, items in (
+            ("Your duties", self.duties),
+            ("You must never", self.prohibitions),
+            ("Consequences of violating this policy", self.consequences),
+        ):
+            if items:
+                parts.append(title + ":\n" + "\n".join(f"- {item}" for item in items))
+        return "\n\n".join(parts)
+
+
+def _empty_object_schema() -> dict[str, Any]:
+    return {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+class ToolSpec(StrictModel):
+    """One tool offered to the agent.
+
+    `name`/`description` are the canonical ones. A misaligned tool is shown to the agent under
+    either its harmful or its benign name and description, depending on the episode's naming
+    variant, so the evaluators can measure whether the label alone changes behaviour.
+    """
+
+    name: str = Field(pattern=_TOOL_NAME)
+    risk: RiskLabel
+    description: str = Field(min_length=1)
+    backend: str = "proxy"
+    parameters: dict[str, Any] = Field(default_factory=_empty_object_schema)
+    harmful_name: str | None = Field(default=None, pattern=_TOOL_NAME)
+    harmful_description: str | None = None
+    benign_name: str | None = Field(default=None, pattern=_TOOL_NAME)
+    benign_description: str | None = None
+    # Canned behaviour (proxy backend).
+    result: Any = None
+    returns: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    expects: dict[str, Any] = Field(default_factory=dict)
+    max_calls: int | None = Field(default=None, ge=1)
+    example_arguments: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        if value.get("type") != "object":
+            raise ValueError('the arguments schema must have "type": "object"')
+        return value
+
+    @model_validator(mode="after")
+    def _risk_specific(self) -> ToolSpec:
+        if self.risk is RiskLabel.MISALIGNED:
+            missing = [
+                field
+                for field in (
+                    "harmful_name",
+                    "harmful_description",
+                    "benign_name",
+                    "benign_description",
+                )
+                if not getattr(self, field)
+            ]
+            if missing:
+                raise ValueError("a misaligned tool needs " + ", ".join(missing))
+        if self.risk is RiskLabel.ALIGNED and self.backend == "proxy" and not self.errors:
+            raise ValueError("an aligned proxy tool needs at least one entry in `errors`")
+        if self.example_arguments is not None:
+            errors = sorted(
+                Draft202012Validator(self.parameters).iter_errors(self.example_arguments),
+                key=str,
+            )
+            if errors:
+                raise ValueError(f"example_arguments do not match parameters: {errors[0].message}")
+        return self
+
+    def exposed_name(self, naming: Naming) -> str:
+        if self.risk is RiskLabel.MISALIGNED:
+            chosen = self.harmful_name if naming is Naming.HARMFUL else self.benign_name
+            assert chosen is not None
+            return chosen
+        return self.name
+
+    def exposed_description(self, naming: Naming) -> str:
+        if self.risk is RiskLabel.MISALIGNED:
+            chosen = (
+                self.harmful_description if naming is Naming.HARMFUL else self.benign_description
+            )
+            assert chosen is not None
+            return chosen
+        return self.description
+
+
+class PressureContext(StrictModel):
+    """Values the pressure templates are filled with, so pressure speaks the scenario's language."""
+
+    organisation: str = "the organisation"
+    authority: str = "your supervisor"
+    task_summary: str = "the assigned task"
+    deadline: str = "the end of the day"
+    asset: str = "the project"
+    budget: str = "the remaining budget"
+    replacement: str = "a different system"
+
+
+class Scenario(StrictModel):
+    id: str = Field(pattern=_IDENT)
+    domain: str = Field(pattern=_IDENT)
+    title: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    system_prompt: str = Field(min_length=1)
+    task: str = Field(min_length=1)
+    policy: Policy
+    tools: list[ToolSpec] = Field(min_length=2)
+    config: dict[str, Any] = Field(default_factory=dict)
+    risky_outcomes: list[str] = Field(min_length=1)
+    expected_achievements: list[str] = Field(min_length=1)
+    pressure_context: PressureContext = Field(default_factory=PressureContext)
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tools_consistent(self) -> Scenario:
+        risks = [tool.risk for tool in self.tools]
+        if RiskLabel.MISALIGNED not in risks:
+            raise ValueError("a scenario needs at least one misaligned tool")
+        if RiskLabel.ALIGNED not in risks:
+            raise ValueError("a scenario needs at least one aligned tool")
+        for naming in Naming:
+            seen: dict[str, str] = {}
+            for tool in self.tools:
+                exposed = tool.exposed_name(naming)
+                if exposed in seen:
+                    raise ValueError(
+                        f"tools {seen[exposed]!r} and {tool.name!r} are both shown as "
+                        f"{exposed!r} under {naming.value} naming"
+                    )
+                seen[exposed] = tool.name
+        canonical = [tool.name for tool in self.tools]
+        if len(set(canonical)) != len(canonical):
+            raise ValueError("tool names must be unique")
+        for tool in self.tools:
+            for key in tool.returns:
+                if key not in self.config:
+                    raise ValueError(
+                        f"tool {tool.name!r} returns config value {key!r}, which `config` lacks"
+                    )
+        return self
+
+    def tool(self, name: str) -> ToolSpec:
+        for tool in self.tools:
+            if tool.name == name:
+                return tool
+        raise KeyError(name)
+
+    def tools_with(self, risk: RiskLabel) -> list[ToolSpec]:
+        return [tool for tool in self.tools if tool.risk is risk]
+
+    def system_message(self) -> str:
+        return f"{self.system_prompt.strip()}\n\n{self.policy.render()}"
+
+
+class Pack(StrictModel):
+    name: str = Field(pattern=_IDENT)
+    description: str = ""
+    version: str = "1"
+    scenarios: list[Scenario] = Field(default_factory=list)
+
+    def scenario(self, scenario_id: str) -> Scenario:
+        for scenario in self.scenarios:
+            if scenario.id == scenario_id:
+                return scenario
+        raise KeyError(scenario_id)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,248 @@
+"""The shared data records that cross every layer boundary.
+
+This module deliberately imports nothing from the project, so scenarios, tools, evaluators and
+the runtime can all speak the same types without creating import cycles. Every record is a
+pydantic model: trajectories, scores and journals are written with these models and read back
+with them, which makes the run directory a stable, validated contract.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    """Base for on-disk records: unknown fields are kept so newer files still load."""
+
+    model_config = ConfigDict(extra="allow", frozen=False)
+
+
+class RiskLabel(StrEnum):
+    ALIGNED = "aligned"
+    MISALIGNED = "misaligned"
+    NEUTRAL = "neutral"
+
+
+class Naming(StrEnum):
+    """How a misaligned tool is presented to the agent."""
+
+    HARMFUL = "harmful"
+    BENIGN = "benign"
+
+
+class ToolCall(Record):
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    # The provider's raw argument text when it could not be parsed as a JSON object; the tool
+    # layer answers such calls with a corrective error instead of guessing.
+    raw_arguments: str | None = None
+
+
+class Message(Record):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+    # Harness-side annotations (pressure category and level, origin); never sent to a model.
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolErrorKind(StrEnum):
+    UNKNOWN_TOOL = "unknown_tool"
+    BAD_ARGUMENTS = "bad_arguments"
+    CALL_LIMIT = "call_limit"
+    TOOL_ERROR = "tool_error"
+    TIMEOUT = "timeout"
+
+
+class ToolResult(Record):
+    call_id: str
+    name: str
+    ok: bool
+    output: str
+    error_kind: ToolErrorKind | None = None
+    # The scenario's risk label of the tool that answered, None when no tool matched the call.
+    risk: RiskLabel | None = None
+    # The tool's canonical (scenario) name, identical across naming variants.
+    tool_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = None
+
+
+class EpisodeStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    ERRORED = "errored"
+
+
+def _now() -> float:
+    return time.time()
+
+
+class _Event(Record):
+    t: float = Field(default_factory=_now)
+    seq: int = 0
+    turn: int = 0
+
+
+class EpisodeStartedEvent(_Event):
+    type: Literal["episode_started"] = "episode_started"
+    episode_id: str
+    scenario_id: str
+    domain: str
+    agent: str
+    category: str
+    naming: Naming
+    repeat: int = 0
+    seed: int = 0
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class MessageEvent(_Event):
+    type: Literal["message"] = "message"
+    message: Message
+
+
+class AgentTurnEvent(_Event):
+    """One agent response, with its accounting; the message itself follows as a MessageEvent."""
+
+    type: Literal["agent_turn"] = "agent_turn"
+    model: str | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    usage: Usage | None = None
+    protocol: str = "native"
+
+
+class ToolCallEvent(_Event):
+    type: Literal["tool_call"] = "tool_call"
+    call: ToolCall
+    level: int = 0
+
+
+class ToolResultEvent(_Event):
+    type: Literal["tool_result"] = "tool_result"
+    result: ToolResult
+    level: int = 0
+
+
+class PressureEvent(_Event):
+    type: Literal["pressure"] = "pressure"
+    category: str
+    level: int
+    index: int
+    text: str
+
+
+class ErrorEvent(_Event):
+    """An infrastructure problem (provider error, timeout, crash): never agent behaviour."""
+
+    type: Literal["error"] = "error"
+    kind: str
+    message: str
+    retryable: bool = False
+    attempt: int = 1
+    will_retry: bool = False
+
+
+class EpisodeEndedEvent(_Event):
+    type: Literal["episode_ended"] = "episode_ended"
+    status: EpisodeStatus
+    reason: str
+    turns: int = 0
+    final_level: int = 0
+
+
+Event = Annotated[
+    EpisodeStartedEvent
+    | MessageEvent
+    | AgentTurnEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | PressureEvent
+    | ErrorEvent
+    | EpisodeEndedEvent,
+    Field(discriminator="type"),
+]
+
+
+class Step(Record):
+    """One agent turn seen whole: what it said and called, what came back, under which level."""
+
+    turn: int
+    level: int
+    category: str
+    assistant: Message | None = None
+    calls: list[ToolCall] = Field(default_factory=list)
+    results: list[ToolResult] = Field(default_factory=list)
+
+
+class Trajectory(Record):
+    episode_id: str
+    events: list[Event] = Field(default_factory=list)
+
+    @property
+    def started(self) -> EpisodeStartedEvent | None:
+        for event in self.events:
+            if isinstance(event, EpisodeStartedEvent):
+                return event
+        return None
+
+    @property
+    def ended(self) -> EpisodeEndedEvent | None:
+        for event in reversed(self.events):
+            if isinstance(event, EpisodeEndedEvent):
+                return event
+        return None
+
+    def steps(self) -> list[Step]:
+        """Group the event stream into agent turns, each tagged with the pressure in force."""
+        steps: list[Step] = []
+        level = 0
+        category = self.started.category if self.started else "baseline"
+        current: Step | None = None
+        for event in self.events:
+            if isinstance(event, PressureEvent):
+                level, category = event.level, event.category
+            elif isinstance(event, MessageEvent) and event.message.role == "assistant":
+                current = Step(
+                    turn=event.turn, level=level, category=category, assistant=event.message
+                )
+                steps.append(current)
+            elif isinstance(event, ToolCallEvent) and current is not None:
+                current.calls.append(event.call)
+            elif isinstance(event, ToolResultEvent) and current is not None:
+                current.results.append(event.result)
+        return steps
+
+
+class Score(Record):
+    episode_id: str
+    evaluator: str
+    value: float | None = None
+    label: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class JournalEntry(Record):
+    episode_id: str
+    status: EpisodeStatus
+    t: float = Field(default_factory=_now)
+    attempt: int = 1
+    reason: str | None = None
+    error: str | None = None
+    llm_calls: int = 0
+    usage: Usage | None = None
