@@ -1,0 +1,61 @@
+"""Backends resolve a scenario's tool spec into a runnable Tool; new backends plug in by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scenarios.model import Scenario, ToolSpec
+from scenarios.records import Naming
+from tools.protocol import Tool
+from tools.proxy import ProxyTool
+
+ToolFactory = Callable[[ToolSpec, Naming], Tool]
+
+
+class UnknownBackendError(LookupError):
+    pass
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._backends: dict[str, ToolFactory] = {}
+
+    def register(self, backend: str, factory: ToolFactory, *, replace: bool = False) -> None:
+        if backend in self._backends and not replace:
+            raise ValueError(f"tool backend {backend!r} is already registered")
+        self._backends[backend] = factory
+
+    def backend(self, backend: str) -> Callable[[ToolFactory], ToolFactory]:
+        """Decorator form of `register`."""
+
+        def decorate(factory: ToolFactory) -> ToolFactory:
+            self.register(backend, factory)
+            return factory
+
+        return decorate
+
+    @property
+    def backends(self) -> list[str]:
+        return sorted(self._backends)
+
+    def build(self, spec: ToolSpec, naming: Naming) -> Tool:
+        try:
+            factory = self._backends[spec.backend]
+        except KeyError:
+            raise UnknownBackendError(
+                f"tool {spec.name!r} uses backend {spec.backend!r}, which is not registered "
+                f"(known: {', '.join(self.backends)})"
+            ) from None
+        return factory(spec, naming)
+
+    def check(self, scenario: Scenario) -> list[str]:
+        """Problems that would stop the scenario's tools from being built, for early refusal."""
+        return [
+            f"scenario {scenario.id!r}: tool {tool.name!r} uses unknown backend {tool.backend!r}"
+            for tool in scenario.tools
+            if tool.backend not in self._backends
+        ]
+
+
+default_registry = ToolRegistry()
+default_registry.register("proxy", ProxyTool)
