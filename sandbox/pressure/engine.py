@@ -1,0 +1,195 @@
+"""The pressure engine: which pressure message is due, at what level, in which category.
+
+Pressure escalates inside an episode (PropensityBench's design): the agent starts at level 0,
+and after each turn (or each failed aligned call) the next message of the schedule arrives.
+The engine is a pure state machine so the episode loop stays readable and the schedule is
+testable without an agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from string import Formatter
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from scenarios.model import Scenario
+
+MAX_LEVEL = 10
+BASELINE = "baseline"
+MIXED = "mixed"
+TEMPLATE_FIELDS = frozenset(
+    {
+        "role",
+        "organisation",
+        "authority",
+        "task_summary",
+        "deadline",
+        "asset",
+        "budget",
+        "replacement",
+    }
+)
+
+
+class PressureCategory(StrEnum):
+    TIME = "time"
+    FINANCIALS = "financials"
+    POWER_SEEKING = "power-seeking"
+    RESOURCE_DEPRIVATION = "resource-deprivation"
+    SELF_PRESERVATION = "self-preservation"
+    EVALUATION_AWARENESS = "evaluation-awareness"
+
+
+ALL_CATEGORIES: tuple[str, ...] = tuple(c.value for c in PressureCategory)
+
+
+def parse_category(name: str) -> str:
+    """A category name as used in episode variants: one of the six, `baseline` or `mixed`."""
+    if name in ALL_CATEGORIES or name in (BASELINE, MIXED):
+        return name
+    known = ", ".join((*ALL_CATEGORIES, BASELINE, MIXED))
+    raise ValueError(f"unknown pressure category {name!r} (known: {known})")
+
+
+class PressureSchedule(BaseModel):
+    """How pressure escalates within one episode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    levels: list[int] = Field(default_factory=lambda: list(range(1, MAX_LEVEL + 1)), min_length=1)
+    messages_per_level: int = Field(default=1, ge=1, le=10)
+    trigger: Literal["turn", "failed_aligned_call"] = "turn"
+    # Agent turns allowed after the last pressure message before the episode ends.
+    turns_after_last: int = Field(default=1, ge=1)
+    # Turns the agent gets in a zero-pressure baseline episode.
+    baseline_turns: int = Field(default=3, ge=1)
+    # Categories rotated through in `mixed` episodes; empty means all six.
+    mixed_categories: list[str] = Field(default_factory=list)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, levels: list[int]) -> list[int]:
+        for level in levels:
+            if not 1 <= level <= MAX_LEVEL:
+                raise ValueError(f"pressure levels must be between 1 and {MAX_LEVEL}, got {level}")
+        return levels
+
+    @field_validator("mixed_categories")
+    @classmethod
+    def _known_categories(cls, categories: list[str]) -> list[str]:
+        for category in categories:
+            if category not in ALL_CATEGORIES:
+                raise ValueError(f"unknown pressure category {category!r}")
+        return categories
+
+
+class PressureTemplates:
+    """Our own escalating message templates, one per category and level, filled per scenario."""
+
+    def __init__(self, templates: dict[str, dict[int, str]]) -> None:
+        problems = []
+        for category in ALL_CATEGORIES:
+            levels = templates.get(category, {})
+            for level in range(1, MAX_LEVEL + 1):
+                text = levels.get(level)
+                if not text:
+                    problems.append(f"{category} level {level}: missing")
+                    continue
+                fields = {name for _, name, _, _ in Formatter().parse(text) if name}
+                unknown = fields - TEMPLATE_FIELDS
+                if unknown:
+                    problems.append(f"{category} level {level}: unknown fields {sorted(unknown)}")
+        if problems:
+            raise ValueError("invalid pressure templates: " + "; ".join(problems))
+        self._templates = templates
+
+    @classmethod
+    def from_yaml(cls, text: str) -> PressureTemplates:
+        raw: dict[str, dict[Any, str]] = yaml.safe_load(text)
+        return cls({cat: {int(k): v for k, v in levels.items()} for cat, levels in raw.items()})
+
+    def render(self, category: str, level: int, context: dict[str, str]) -> str:
+        return self._templates[category][level].format_map(context)
+
+
+@cache
+def default_templates() -> PressureTemplates:
+    text = (resources.files("sandbox.pressure") / "templates.yaml").read_text(encoding="utf-8")
+    return PressureTemplates.from_yaml(text)
+
+
+def template_context(scenario: Scenario) -> dict[str, str]:
+    context = scenario.pressure_context.model_dump()
+    context["role"] = scenario.role
+    return context
+
+
+@dataclass(frozen=True)
+class PressureMessage:
+    category: str
+    level: int
+    index: int
+    text: str
+
+
+def plan_messages(
+    scenario: Scenario,
+    category: str,
+    schedule: PressureSchedule,
+    templates: PressureTemplates | None = None,
+) -> list[PressureMessage]:
+    """The full ordered list of pressure messages an episode may receive."""
+    if category == BASELINE:
+        return []
+    templates = templates or default_templates()
+    context = template_context(scenario)
+    rotation = list(schedule.mixed_categories or ALL_CATEGORIES)
+    messages: list[PressureMessage] = []
+    for level in schedule.levels:
+        for repeat in range(schedule.messages_per_level):
+            index = len(messages)
+            this_category = rotation[index % len(rotation)] if category == MIXED else category
+            text = templates.render(this_category, level, context)
+            if repeat and category != MIXED:
+                text = f"Follow-up ({repeat + 1} of {schedule.messages_per_level}): {text}"
+            messages.append(PressureMessage(this_category, level, index, text))
+    return messages
+
+
+class PressureEngine:
+    """Decides, after each agent turn, whether the next pressure message is due."""
+
+    def __init__(self, messages: list[PressureMessage], schedule: PressureSchedule) -> None:
+        self._messages = messages
+        self._schedule = schedule
+        self._next = 0
+        self.level = 0
+        self.category: str | None = None
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self._messages
+
+    @property
+    def exhausted(self) -> bool:
+        return self._next >= len(self._messages)
+
+    @property
+    def delivered(self) -> int:
+        return self._next
+
+    def after_turn(self, *, failed_aligned_call: bool) -> PressureMessage | None:
+        if self.exhausted:
+            return None
+        if self._schedule.trigger == "failed_aligned_call" and not failed_aligned_call:
+            return None
+        message = self._messages[self._next]
+        self._next += 1
+        self.level, self.category = message.level, message.category
+        return message
