@@ -1,0 +1,345 @@
+"""The `propensity` command line.
+
+Every failure a user can cause (a bad path, an invalid scenario, an unknown agent, a run
+directory in the wrong state) ends in one clear message and a non-zero exit, never a traceback;
+set PROPENSITY_DEBUG=1 to see the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from sandbox.agents import AGENT_KINDS
+from sandbox.config import RunConfig, Shard
+from sandbox.merge import MergeError, merge_runs
+from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
+from sandbox.pressure import ALL_CATEGORIES, MIXED
+from sandbox.progress import ConsoleProgress
+from sandbox.report import print_summary, to_csv
+from sandbox.store import RunStore
+from sandbox.summary import build_summary
+from scenarios.loader import ScenarioLoadError, builtin_packs, load_pack, validate_path
+from tools import default_registry
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    pass
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _levels(text: str) -> list[int]:
+    levels: list[int] = []
+    for part in _csv_list(text):
+        if "-" in part:
+            low, high = (int(x) for x in part.split("-", 1))
+            levels.extend(range(low, high + 1))
+        else:
+            levels.append(int(part))
+    return levels
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="propensity",
+        description="Measure what an AI agent would do when handed risky tools under pressure.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a propensity suite against one or more agents")
+    run.add_argument("--suite", help="built-in pack name (e.g. starter) or a path to a pack")
+    run.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        help="agent spec; repeat for several agents (see `propensity list agents`)",
+    )
+    run.add_argument("--config", type=Path, help="YAML/JSON run configuration to start from")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<time>-<suite>-<id>)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
+    run.add_argument(
+        "--retry-errored", action="store_true", help="with --resume, re-run errored episodes too"
+    )
+    run.add_argument("--concurrency", type=int, help="episodes run at once (default 16)")
+    run.add_argument("--limit", type=int, help="use only the first N scenarios of the suite")
+    run.add_argument("--scenario", action="append", default=[], help="run only this scenario id")
+    run.add_argument(
+        "--pressure",
+        help=f"comma-separated categories ({', '.join(ALL_CATEGORIES)}, {MIXED}); default: all six",
+    )
+    run.add_argument("--no-baseline", action="store_true", help="skip zero-pressure episodes")
+    run.add_argument("--naming", help="harmful,benign (default both)")
+    run.add_argument("--levels", help="pressure levels to visit, e.g. 1-10 or 2,4,6,8,10")
+    run.add_argument("--messages-per-level", type=int)
+    run.add_argument(
+        "--trigger",
+        choices=["turn", "failed-aligned-call"],
+        help="when the next pressure message is due (default: after every agent turn)",
+    )
+    run.add_argument("--repeats", type=int, help="repeats of every episode (default 1)")
+    run.add_argument("--max-turns", type=int)
+    run.add_argument("--call-timeout", type=float, help="seconds per LLM call (default 120)")
+    run.add_argument("--episode-timeout", type=float, help="seconds per episode (default 900)")
+    run.add_argument("--max-attempts", type=int, help="attempts per LLM call (default 6)")
+    run.add_argument("--shard", help="run shard I of N (1-based), e.g. 2/4; merge them later")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
+    run.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    run.add_argument("--tool-protocol", choices=["auto", "native", "text"])
+    run.add_argument("--temperature", type=float)
+    run.add_argument("--max-tokens", type=int)
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    report = sub.add_parser("report", help="print a run's tables and write them as JSON/CSV")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+
+    merge = sub.add_parser("merge", help="merge shard run directories into one")
+    merge.add_argument("run_dirs", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
+
+    validate = sub.add_parser("validate", help="check scenario files and report every problem")
+    validate.add_argument("path")
+
+    listing = sub.add_parser("list", help="show packs, scenarios, tools or agents")
+    listing.add_argument(
+        "what", nargs="?", choices=["packs", "scenarios", "tools", "agents"], default="packs"
+    )
+    listing.add_argument("--suite", default=None, help="pack for `scenarios` and `tools`")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            loaded = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise CliError(f"cannot read {args.config}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise CliError(f"{args.config}: expected a mapping of run settings")
+        data = loaded
+    if args.suite:
+        data["suite"] = args.suite
+    if args.agent:
+        agent_options: dict[str, Any] = {}
+        for option in ("api_base", "api_key_env", "tool_protocol", "temperature", "max_tokens"):
+            value = getattr(args, option)
+            if value is not None:
+                agent_options[option] = value
+        data["agents"] = [{"spec": spec, **agent_options} for spec in args.agent]
+    if "suite" not in data:
+        raise CliError("--suite is required (a built-in pack such as `starter`, or a path)")
+    if not data.get("agents"):
+        raise CliError("at least one --agent is required (see `propensity list agents`)")
+    schedule: dict[str, Any] = dict(data.get("schedule") or {})
+    if args.levels:
+        schedule["levels"] = _levels(args.levels)
+    if args.messages_per_level is not None:
+        schedule["messages_per_level"] = args.messages_per_level
+    if args.trigger:
+        schedule["trigger"] = args.trigger.replace("-", "_")
+    data["schedule"] = schedule
+    simple = {
+        "concurrency": args.concurrency,
+        "limit": args.limit,
+        "repeats": args.repeats,
+        "max_turns": args.max_turns,
+        "call_timeout_s": args.call_timeout,
+        "episode_timeout_s": args.episode_timeout,
+        "seed": args.seed,
+    }
+    data.update({k: v for k, v in simple.items() if v is not None})
+    if args.scenario:
+        data["scenario_ids"] = args.scenario
+    if args.pressure:
+        data["categories"] = _csv_list(args.pressure)
+    if args.no_baseline:
+        data["include_baseline"] = False
+    if args.naming:
+        data["namings"] = _csv_list(args.naming)
+    if args.max_attempts is not None:
+        data.setdefault("retry", {})["max_attempts"] = args.max_attempts
+    if args.shard:
+        data["shard"] = Shard.parse(args.shard).model_dump()
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CliError(f"invalid run configuration: {problems}") from None
+
+
+def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    progress = ConsoleProgress(err) if not args.quiet else None
+    if args.resume is not None:
+        if args.suite or args.agent or args.config:
+            raise CliError("--resume takes its configuration from the run directory's manifest")
+        coroutine = resume_run(
+            args.resume,
+            retry_errored=args.retry_errored,
+            concurrency=args.concurrency,
+            progress=progress,
+        )
+    else:
+        if args.retry_errored:
+            raise CliError("--retry-errored only makes sense with --resume")
+        config = _config_from_args(args)
+        run_dir = args.out or default_run_dir(config.suite)
+        err.print(f"run directory: {run_dir}")
+        coroutine = start_run(config, run_dir, progress=progress, argv=sys.argv)
+    try:
+        if progress is not None:
+            with progress:
+                result = asyncio.run(coroutine)
+        else:
+            result = asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        target = args.resume or args.out or "RUN_DIR"
+        err.print(f"[yellow]interrupted; finish it with: propensity run --resume {target}")
+        return 130
+    print_summary(result.summary, out)
+    if result.summary.errored:
+        err.print(
+            f"[yellow]{result.summary.errored} episode(s) errored (infrastructure, not scored); "
+            f"re-run them with: propensity run --resume {result.run_dir} --retry-errored"
+        )
+    err.print(f"results in {result.run_dir}")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    store = RunStore(args.run_dir)
+    try:
+        summary = build_summary(store)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    json_path = store.write_json("summary.json", summary.model_dump(mode="json"))
+    csv_path = args.run_dir / "summary.csv"
+    csv_path.write_text(to_csv(summary), encoding="utf-8")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(summary.model_dump(mode="json"), indent=2) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(summary))
+    else:
+        print_summary(summary, out)
+        err.print(f"wrote {json_path} and {csv_path}")
+    return EXIT_OK
+
+
+def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
+    try:
+        summary = merge_runs(args.run_dirs, args.out)
+    except MergeError as exc:
+        raise CliError(str(exc)) from exc
+    print_summary(summary, out)
+    if summary.incomplete:
+        err.print(f"[yellow]{summary.incomplete} episode(s) of the merged shards are incomplete")
+    err.print(f"merged {len(args.run_dirs)} run(s) into {args.out}")
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    scenarios, problems = validate_path(args.path)
+    messages = [str(problem) for problem in problems]
+    messages += [f"{args.path}: {text}" for s in scenarios for text in default_registry.check(s)]
+    for message in messages:
+        err.print(message, highlight=False, markup=False, soft_wrap=True)
+    if messages:
+        err.print(f"[red]{len(messages)} problem(s) found in {args.path}")
+        return EXIT_FAILURE
+    out.print(f"OK: {len(scenarios)} scenario(s) in {args.path}", highlight=False)
+    return EXIT_OK
+
+
+def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.what == "agents":
+        table = Table("agent spec", "what it is", title="Agents")
+        for kind, description in AGENT_KINDS:
+            table.add_row(kind, description)
+        out.print(table)
+        return EXIT_OK
+    if args.what == "packs":
+        table = Table("pack", "scenarios", "domains", "description", title="Built-in packs")
+        for name in builtin_packs():
+            pack = load_pack(name)
+            domains = ", ".join(sorted({s.domain for s in pack.scenarios}))
+            table.add_row(name, str(len(pack.scenarios)), domains, pack.description)
+        out.print(table)
+        return EXIT_OK
+    packs = [args.suite] if args.suite else builtin_packs()
+    if args.what == "scenarios":
+        table = Table("pack", "scenario", "domain", "title", title="Scenarios")
+        for name in packs:
+            pack = load_pack(name)
+            for scenario in pack.scenarios:
+                table.add_row(pack.name, scenario.id, scenario.domain, scenario.title)
+        out.print(table)
+        return EXIT_OK
+    backends = Table("backend", title="Tool backends")
+    for backend in default_registry.backends:
+        backends.add_row(backend)
+    out.print(backends)
+    table = Table(
+        "pack", "scenario", "tool", "risk", "backend", "harmful / benign name", title="Tools"
+    )
+    for name in packs:
+        pack = load_pack(name)
+        for scenario in pack.scenarios:
+            for tool in scenario.tools:
+                names = f"{tool.harmful_name} / {tool.benign_name}" if tool.harmful_name else ""
+                table.add_row(
+                    pack.name, scenario.id, tool.name, tool.risk.value, tool.backend, names
+                )
+    out.print(table)
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "report": _cmd_report,
+    "merge": _cmd_merge,
+    "validate": _cmd_validate,
+    "list": _cmd_list,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        return _COMMANDS[args.command](args, out, err)
+    except (CliError, RunError, ScenarioLoadError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_FAILURE
+    except Exception as exc:
+        if os.environ.get("PROPENSITY_DEBUG"):
+            raise
+        err.print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc} (set PROPENSITY_DEBUG=1 for details)",
+            highlight=False,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""Running a suite: episodes expanded, run with bounded concurrency, journaled, scored.
+
+The journal is the source of truth for what has happened: an episode is `pending` until a worker
+takes it, `running` while it runs, and `done` (scored) or `errored` (not scored) at the end.
+A resumed run re-runs exactly the episodes that never reached a final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from evaluators import RiskyToolChoice
+from sandbox.agents import Agent, AgentError, create_agent
+from sandbox.config import EpisodeSpec, RunConfig, expand_episodes
+from sandbox.episode import EpisodeOutcome, EpisodeRunner
+from sandbox.manifest import git_revision, interpreter, package_versions
+from sandbox.store import Manifest, RunStore, TrajectoryWriter
+from sandbox.summary import RunSummary, build_summary
+from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
+from scenarios.model import Pack
+from scenarios.records import (
+    AgentTurnEvent,
+    EpisodeEndedEvent,
+    EpisodeStatus,
+    ErrorEvent,
+    JournalEntry,
+    Usage,
+)
+from tools import ToolRegistry, default_registry
+
+
+class RunError(Exception):
+    """The run cannot start (bad configuration, unknown agent, unusable run directory)."""
+
+
+class ProgressSink(Protocol):
+    def start(self, total: int, completed: int) -> None: ...
+
+    def advance(self, spec: EpisodeSpec, status: EpisodeStatus) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int, completed: int) -> None:
+        return None
+
+    def advance(self, spec: EpisodeSpec, status: EpisodeStatus) -> None:
+        return None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: RunSummary
+    ran: int
+    skipped: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _usage_of(runner: EpisodeRunner) -> tuple[int, Usage | None]:
+    calls = 0
+    total: Usage | None = None
+    for event in runner.writer.trajectory.events:
+        if isinstance(event, AgentTurnEvent):
+            calls += event.attempts
+            if event.usage is not None:
+                total = total or Usage(cost_usd=0.0)
+                total.prompt_tokens += event.usage.prompt_tokens
+                total.completion_tokens += event.usage.completion_tokens
+                total.total_tokens += event.usage.total_tokens
+                if event.usage.cost_usd is None:
+                    total.cost_usd = None
+                elif total.cost_usd is not None:
+                    total.cost_usd += event.usage.cost_usd
+        elif isinstance(event, ErrorEvent) and not event.will_retry:
+            calls += 1
+    return calls, total
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        pack: Pack,
+        *,
+        registry: ToolRegistry = default_registry,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.pack = pack
+        self.registry = registry
+        self.progress = progress or _NoProgress()
+        self.evaluator = RiskyToolChoice()
+        self._scenarios = {s.id: s for s in pack.scenarios}
+        self._agents: dict[str, Agent] = {}
+        self.counts: dict[str, int] = {"done": 0, "errored": 0}
+
+    def prepare(self) -> None:
+        """Refuse the run before anything is written if a tool or an agent cannot be built."""
+        if self._agents:
+            return
+        unknown = [p for s in self.pack.scenarios for p in self.registry.check(s)]
+        if unknown:
+            raise RunError("; ".join(unknown))
+        for spec in self.config.agents:
+            try:
+                self._agents[spec.label] = create_agent(
+                    spec, call_timeout_s=self.config.call_timeout_s
+                )
+            except AgentError as exc:
+                raise RunError(f"agent {spec.label!r}: {exc}") from exc
+
+    async def _run_one(self, spec: EpisodeSpec, attempt: int) -> None:
+        self.store.journal(
+            JournalEntry(episode_id=spec.id, status=EpisodeStatus.RUNNING, attempt=attempt)
+        )
+        writer = self.store.open_trajectory(spec.id)
+        runner: EpisodeRunner | None = None
+        try:
+            runner = EpisodeRunner(
+                spec,
+                self._scenarios[spec.scenario_id],
+                self._agents[spec.agent],
+                self.config,
+                writer,
+                self.registry,
+            )
+            async with asyncio.timeout(self.config.episode_timeout_s):
+                outcome = await runner.run()
+        except TimeoutError:
+            outcome = self._crash(writer, "episode_timeout", "episode exceeded its time limit")
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        except Exception as exc:  # a harness or agent-code crash is an infrastructure error
+            outcome = self._crash(writer, "harness_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            writer.close()
+        calls, usage = _usage_of(runner) if runner else (0, None)
+        if outcome.status is EpisodeStatus.DONE:
+            self.store.append_scores([self.evaluator.score(writer.trajectory)])
+        self.store.journal(
+            JournalEntry(
+                episode_id=spec.id,
+                status=outcome.status,
+                attempt=attempt,
+                reason=outcome.reason,
+                error=outcome.error,
+                llm_calls=calls,
+                usage=usage,
+            )
+        )
+        self.counts[outcome.status.value] += 1
+        self.progress.advance(spec, outcome.status)
+
+    def _crash(self, writer: TrajectoryWriter, reason: str, message: str) -> EpisodeOutcome:
+        writer.write(ErrorEvent(kind=reason, message=message[:2000]))
+        writer.write(EpisodeEndedEvent(status=EpisodeStatus.ERRORED, reason=reason))
+        return EpisodeOutcome(EpisodeStatus.ERRORED, reason, message)
+
+    async def run_episodes(self, episodes: Sequence[EpisodeSpec], attempts: dict[str, int]) -> None:
+        queue: asyncio.Queue[EpisodeSpec] = asyncio.Queue()
+        for spec in episodes:
+            queue.put_nowait(spec)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    spec = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await self._run_one(spec, attempts.get(spec.id, 0) + 1)
+
+        workers = min(self.config.concurrency, max(1, len(episodes)))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        finally:
+            for agent in self._agents.values():
+                await agent.aclose()
+
+    async def execute(self, *, resume: bool, retry_errored: bool = False) -> RunResult:
+        episodes = expand_episodes(self.config, self.pack)
+        self.prepare()
+        attempts: dict[str, int] = {}
+        if resume:
+            states = self.store.latest_states()
+            keep = {
+                eid
+                for eid, entry in states.items()
+                if entry.status is EpisodeStatus.DONE
+                or (entry.status is EpisodeStatus.ERRORED and not retry_errored)
+            }
+            attempts = {eid: entry.attempt for eid, entry in states.items()}
+            self.store.keep_scores_of(keep)
+            todo = [spec for spec in episodes if spec.id not in keep]
+            manifest = self.store.read_manifest()
+            manifest.resumed_at.append(time.time())
+            manifest.finished_at = None
+            self.store.write_manifest(manifest)
+        else:
+            self.store.journal_many(
+                [JournalEntry(episode_id=s.id, status=EpisodeStatus.PENDING) for s in episodes]
+            )
+            todo = list(episodes)
+        self.progress.start(len(episodes), len(episodes) - len(todo))
+        await self.run_episodes(todo, attempts)
+        summary = build_summary(self.store)
+        self.store.write_json("summary.json", summary.model_dump(mode="json"))
+        manifest = self.store.read_manifest()
+        manifest.finished_at = time.time()
+        self.store.write_manifest(manifest)
+        self.store.close()
+        return RunResult(
+            run_dir=self.store.root,
+            summary=summary,
+            ran=len(todo),
+            skipped=len(episodes) - len(todo),
+            counts=dict(self.counts),
+        )
+
+
+def default_run_dir(suite: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(suite).stem if Path(suite).exists() else suite
+    return Path("runs") / f"{stamp}-{name}-{uuid.uuid4().hex[:6]}"
+
+
+def _load(suite: str) -> tuple[Pack, Path]:
+    try:
+        return load_pack(suite), resolve_pack_path(suite)
+    except ScenarioLoadError as exc:
+        raise RunError(f"suite {suite!r} has problems:\n{exc}") from exc
+
+
+async def start_run(
+    config: RunConfig,
+    run_dir: Path,
+    *,
+    registry: ToolRegistry = default_registry,
+    progress: ProgressSink | None = None,
+    argv: list[str] | None = None,
+) -> RunResult:
+    if (run_dir / "manifest.json").exists():
+        raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
+    pack, pack_path = _load(config.suite)
+    try:
+        episodes = expand_episodes(config, pack)
+    except ValueError as exc:
+        raise RunError(str(exc)) from exc
+    if not episodes:
+        raise RunError("the suite expands to no episodes (check --limit, --shard and filters)")
+    store = RunStore(run_dir)
+    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress)
+    orchestrator.prepare()
+    store.init()
+    python, plat = interpreter()
+    store.write_manifest(
+        Manifest(
+            run_id=run_dir.name,
+            config=config,
+            config_hash=config.identity_hash(),
+            pack=pack.name,
+            pack_path=str(pack_path.resolve()),
+            episodes_total=len(episodes),
+            seeds={"run": config.seed},
+            packages=package_versions(),
+            git_revision=await asyncio.to_thread(git_revision),
+            python=python,
+            platform=plat,
+            argv=list(argv if argv is not None else sys.argv),
+        )
+    )
+    return await orchestrator.execute(resume=False)
+
+
+def _pack_source(manifest: Manifest) -> str:
+    """The pack as it was found at the start; its name if that path has since gone."""
+    return manifest.pack_path if Path(manifest.pack_path).exists() else manifest.config.suite
+
+
+async def resume_run(
+    run_dir: Path,
+    *,
+    retry_errored: bool = False,
+    concurrency: int | None = None,
+    registry: ToolRegistry = default_registry,
+    progress: ProgressSink | None = None,
+) -> RunResult:
+    store = RunStore(run_dir)
+    try:
+        manifest = store.read_manifest()
+    except (FileNotFoundError, ValueError) as exc:
+        raise RunError(str(exc)) from exc
+    config = manifest.config
+    if concurrency is not None:
+        config = config.model_copy(update={"concurrency": concurrency})
+    pack, _ = _load(_pack_source(manifest))
+    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress)
+    return await orchestrator.execute(resume=True, retry_errored=retry_errored)

@@ -1,0 +1,50 @@
+"""Retrying provider calls with exponential backoff and jitter.
+
+Only failures that are not the agent's behaviour are retried (AgentError subclasses marked
+retryable, and the per-call timeout). Each failed attempt is reported through a callback so the
+trajectory shows exactly what the provider did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sandbox.agents.protocol import AgentError, TransientAgentError
+from sandbox.config import RetryPolicy
+
+T = TypeVar("T")
+OnError = Callable[[AgentError, int, bool], None]
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Equal jitter: half the exponential delay fixed, half random, so retries spread out."""
+    ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** (attempt - 1)))
+    return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+async def call_with_retries(
+    make_call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    timeout_s: float,
+    on_error: OnError,
+    rng: random.Random,
+) -> tuple[T, int]:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await make_call(), attempt
+        except TimeoutError:
+            error: AgentError = TransientAgentError(f"no reply within {timeout_s:g} s")
+        except AgentError as exc:
+            error = exc
+        will_retry = error.retryable and attempt < policy.max_attempts
+        on_error(error, attempt, will_retry)
+        if not will_retry:
+            raise error
+        await asyncio.sleep(backoff_delay(policy, attempt, rng))

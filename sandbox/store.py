@@ -1,0 +1,238 @@
+"""The run directory: the stable, append-only on-disk contract that people and tools read.
+
+Writes are line-oriented JSONL appended and flushed as they happen, so a process killed at any
+moment leaves at most one torn final line per file, which readers skip. Nothing is rewritten in
+place except when a resume drops records of episodes it is about to run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from sandbox.config import RunConfig
+from sandbox.redaction import Redactor
+from scenarios.records import EpisodeStatus, Event, JournalEntry, Score, Trajectory
+
+MANIFEST = "manifest.json"
+JOURNAL = "journal.jsonl"
+TRAJECTORIES = "trajectories"
+SCORES = "scores.jsonl"
+SUMMARY = "summary.json"
+FORMAT_VERSION = 1
+
+M = TypeVar("M", bound=BaseModel)
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class CorruptRecordError(ValueError):
+    pass
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int = FORMAT_VERSION
+    run_id: str
+    config: RunConfig
+    config_hash: str
+    pack: str
+    pack_path: str
+    episodes_total: int
+    seeds: dict[str, int] = Field(default_factory=dict)
+    packages: dict[str, str] = Field(default_factory=dict)
+    git_revision: str | None = None
+    python: str = ""
+    platform: str = ""
+    argv: list[str] = Field(default_factory=list)
+    started_at: float = Field(default_factory=time.time)
+    finished_at: float | None = None
+    resumed_at: list[float] = Field(default_factory=list)
+    merged_from: list[str] = Field(default_factory=list)
+
+
+def read_jsonl(path: Path, model: type[M]) -> list[M]:
+    return list(iter_jsonl(path, model))
+
+
+def iter_jsonl(path: Path, model: type[M]) -> Iterator[M]:
+    """Records of a JSONL file; a torn last line (a write cut by a kill) is skipped."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        lines = handle.read().split(b"\n")
+    last = len(lines) - 1
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield model.model_validate_json(line)
+        except ValidationError as exc:
+            if number == last:  # no trailing newline: the write was interrupted
+                return
+            raise CorruptRecordError(f"{path}:{number + 1}: {exc}") from None
+
+
+class TrajectoryWriter:
+    """Appends one episode's events as they happen; the in-memory copy feeds the evaluators."""
+
+    def __init__(self, path: Path, episode_id: str, redact: Redactor) -> None:
+        self.path = path
+        self.trajectory = Trajectory(episode_id=episode_id)
+        self._redact = redact
+        self._handle: IO[str] | None = path.open("w", encoding="utf-8")
+        self._seq = 0
+
+    def write(self, event: Any) -> None:
+        event.seq = self._seq
+        self._seq += 1
+        self.trajectory.events.append(event)
+        if self._handle is not None:
+            self._handle.write(self._redact(event.model_dump_json()) + "\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class RunStore:
+    def __init__(self, root: Path | str, redactor: Redactor | None = None) -> None:
+        self.root = Path(root)
+        self.redact = redactor or Redactor()
+        self._journal: IO[str] | None = None
+        self._scores: IO[str] | None = None
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / JOURNAL
+
+    @property
+    def scores_path(self) -> Path:
+        return self.root / SCORES
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / SUMMARY
+
+    @property
+    def trajectories_dir(self) -> Path:
+        return self.root / TRAJECTORIES
+
+    def trajectory_path(self, episode_id: str) -> Path:
+        return self.trajectories_dir / f"{episode_id}.jsonl"
+
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    # -- manifest ----------------------------------------------------------------------------
+    def init(self) -> None:
+        self.trajectories_dir.mkdir(parents=True, exist_ok=True)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        text = self.redact(manifest.model_dump_json(indent=2))
+        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, self.manifest_path)
+
+    def read_manifest(self) -> Manifest:
+        try:
+            return Manifest.model_validate_json(self.manifest_path.read_bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.root} is not a run directory (no {MANIFEST})") from None
+        except ValidationError as exc:
+            raise CorruptRecordError(f"{self.manifest_path}: {exc}") from None
+
+    # -- journal -----------------------------------------------------------------------------
+    def _append(self, handle: IO[str], record: BaseModel) -> None:
+        handle.write(self.redact(record.model_dump_json()) + "\n")
+        handle.flush()
+
+    def journal(self, entry: JournalEntry) -> None:
+        if self._journal is None:
+            self._journal = self.journal_path.open("a", encoding="utf-8")
+        self._append(self._journal, entry)
+
+    def journal_many(self, entries: list[JournalEntry]) -> None:
+        if self._journal is None:
+            self._journal = self.journal_path.open("a", encoding="utf-8")
+        self._journal.write("".join(e.model_dump_json() + "\n" for e in entries))
+        self._journal.flush()
+
+    def read_journal(self) -> list[JournalEntry]:
+        return read_jsonl(self.journal_path, JournalEntry)
+
+    def latest_states(self) -> dict[str, JournalEntry]:
+        latest: dict[str, JournalEntry] = {}
+        for entry in self.read_journal():
+            latest[entry.episode_id] = entry
+        return latest
+
+    # -- trajectories ------------------------------------------------------------------------
+    def open_trajectory(self, episode_id: str) -> TrajectoryWriter:
+        return TrajectoryWriter(self.trajectory_path(episode_id), episode_id, self.redact)
+
+    def read_trajectory(self, episode_id: str) -> Trajectory:
+        path = self.trajectory_path(episode_id)
+        events = []
+        with path.open("rb") as handle:
+            lines = handle.read().split(b"\n")
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                events.append(_EVENT_ADAPTER.validate_json(line))
+            except ValidationError as exc:
+                if number == len(lines) - 1:
+                    break
+                raise CorruptRecordError(f"{path}:{number + 1}: {exc}") from None
+        return Trajectory(episode_id=episode_id, events=events)
+
+    # -- scores ------------------------------------------------------------------------------
+    def append_scores(self, scores: list[Score]) -> None:
+        if self._scores is None:
+            self._scores = self.scores_path.open("a", encoding="utf-8")
+        self._scores.write("".join(self.redact(s.model_dump_json()) + "\n" for s in scores))
+        self._scores.flush()
+
+    def read_scores(self) -> list[Score]:
+        return read_jsonl(self.scores_path, Score)
+
+    def keep_scores_of(self, episode_ids: set[str]) -> None:
+        """Drop score lines of episodes that are about to be re-run, and duplicates."""
+        kept: dict[tuple[str, str], Score] = {}
+        for score in self.read_scores():
+            if score.episode_id in episode_ids:
+                kept[(score.episode_id, score.evaluator)] = score
+        tmp = self.scores_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(s.model_dump_json() + "\n" for s in kept.values()), "utf-8")
+        os.replace(tmp, self.scores_path)
+
+    # -- summary -----------------------------------------------------------------------------
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.root / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def close(self) -> None:
+        for handle in (self._journal, self._scores):
+            if handle is not None:
+                handle.close()
+        self._journal = self._scores = None
+
+
+FINAL_STATES = frozenset({EpisodeStatus.DONE, EpisodeStatus.ERRORED})

@@ -1,0 +1,64 @@
+"""The run summary: what summary.json holds, rebuilt from the run directory's records.
+
+Built from the journal and scores on disk, never from in-memory state, so `report`, `resume`
+and `merge` all produce the same numbers from the same files.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, Field
+
+from evaluators import PropensityBreakdown, summarize_by_agent, summarize_propensity
+from sandbox.store import RunStore
+from scenarios.records import EpisodeStatus, Usage
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    suite: str
+    episodes: int
+    scored: int
+    errored: int
+    incomplete: int
+    errors: dict[str, int] = Field(default_factory=dict)
+    errored_episodes: list[str] = Field(default_factory=list)
+    end_reasons: dict[str, int] = Field(default_factory=dict)
+    llm_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    propensity: PropensityBreakdown
+    by_agent: dict[str, PropensityBreakdown] = Field(default_factory=dict)
+
+
+def build_summary(store: RunStore) -> RunSummary:
+    manifest = store.read_manifest()
+    states = store.latest_states()
+    done = {eid for eid, e in states.items() if e.status is EpisodeStatus.DONE}
+    errored = sorted(eid for eid, e in states.items() if e.status is EpisodeStatus.ERRORED)
+    scores = [s for s in store.read_scores() if s.episode_id in done]
+    usage = Usage(cost_usd=0.0)
+    calls = 0
+    for entry in states.values():
+        calls += entry.llm_calls
+        if entry.usage is not None:
+            usage.prompt_tokens += entry.usage.prompt_tokens
+            usage.completion_tokens += entry.usage.completion_tokens
+            usage.total_tokens += entry.usage.total_tokens
+            if entry.usage.cost_usd is not None and usage.cost_usd is not None:
+                usage.cost_usd += entry.usage.cost_usd
+    return RunSummary(
+        run_id=manifest.run_id,
+        suite=manifest.pack,
+        episodes=manifest.episodes_total,
+        scored=len(done),
+        errored=len(errored),
+        incomplete=manifest.episodes_total - len(done) - len(errored),
+        errors=dict(Counter(states[e].reason or "error" for e in errored)),
+        errored_episodes=errored,
+        end_reasons=dict(Counter(states[e].reason or "" for e in sorted(done))),
+        llm_calls=calls,
+        usage=usage,
+        propensity=summarize_propensity(scores),
+        by_agent=summarize_by_agent(scores),
+    )
