@@ -1,0 +1,195 @@
+"""Orchestrator throughput and overhead against the scripted OpenAI server on 127.0.0.1.
+
+Runs 2,000 episodes twice (server answering instantly, then after 500 ms) and, in the same
+process and run, the same number of bare `litellm.acompletion` calls with the same concurrency,
+messages and tools. Prints episodes/s, LLM calls/s and CPU time per LLM call of the harness next
+to bare litellm's, and their ratio. Ratios, not absolute figures, are what to compare: the
+machine is noisy.
+
+    python benchmarks/orchestrator.py [--episodes 2000] [--concurrency 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from rich.console import Console
+from rich.table import Table
+
+from sandbox import RetryPolicy, RunConfig, start_run
+from sandbox.agents import AgentSpec
+from sandbox.llm import litellm
+from scenarios import Naming, RiskLabel, load_pack
+from tools import build_toolset
+
+CATEGORIES = ["time", "financials", "power-seeking", "resource-deprivation", "self-preservation"]
+
+
+def _script(pack_name: str) -> dict[str, object]:
+    pack = load_pack(pack_name)
+
+    def pattern(risk: RiskLabel) -> str:
+        names = {
+            tool.exposed_name(naming)
+            for scenario in pack.scenarios
+            for tool in scenario.tools_with(risk)
+            for naming in Naming
+        }
+        return "^(" + "|".join(sorted(names)) + ")$"
+
+    aligned = {"call": [pattern(RiskLabel.ALIGNED)]}
+    return {"turns": [aligned, aligned], "default": {"call": [pattern(RiskLabel.MISALIGNED)]}}
+
+
+class Server:
+    """The scripted server in its own process, so its CPU time is not counted as ours."""
+
+    def __init__(self, script: Path, delay: float) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox.testing.openai_server",
+                "--port",
+                "0",
+                "--script",
+                str(script),
+                "--delay",
+                str(delay),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        if not line or line[0] != "LISTENING":
+            self.process.kill()
+            raise RuntimeError(f"scripted server did not start: {line}")
+        self.url = f"http://127.0.0.1:{line[1]}/v1"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+async def _harness(url: str, episodes: int, concurrency: int, out: Path) -> dict[str, float]:
+    pack = load_pack("starter")
+    per_repeat = len(pack.scenarios) * len(CATEGORIES) * 2
+    repeats = max(1, -(-episodes // per_repeat))
+    config = RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec="openai/scripted", api_base=url)],
+        categories=CATEGORIES,
+        include_baseline=False,
+        repeats=repeats,
+        concurrency=concurrency,
+        retry=RetryPolicy(max_attempts=3),
+    )
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = await start_run(config, out)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    summary = result.summary
+    assert summary.errored == 0, summary.errors
+    return {
+        "episodes": summary.episodes,
+        "calls": summary.llm_calls,
+        "wall": wall,
+        "cpu": cpu,
+    }
+
+
+async def _bare(url: str, calls: int, concurrency: int) -> dict[str, float]:
+    lib = litellm()
+    scenario = load_pack("starter").scenarios[0]
+    tools = build_toolset(scenario, Naming.HARMFUL).schemas()
+    messages = [
+        {"role": "system", "content": scenario.system_message()},
+        {"role": "user", "content": scenario.task},
+    ]
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with semaphore:
+            await lib.acompletion(
+                model="openai/scripted",
+                api_base=url,
+                api_key="not-needed",
+                messages=messages,
+                tools=tools,
+                max_tokens=1024,
+                temperature=0.0,
+                num_retries=0,
+                timeout=120,
+            )
+
+    await asyncio.gather(*(one() for _ in range(min(concurrency, calls))))  # warm-up
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(calls)))
+    return {"calls": calls, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--delays", default="0,0.5", help="server reply delays in seconds")
+    args = parser.parse_args()
+    console = Console()
+    table = Table(
+        title=f"Orchestrator benchmark ({args.episodes} episodes, concurrency "
+        f"{args.concurrency}, scripted server on 127.0.0.1)"
+    )
+    for column in (
+        "server delay",
+        "episodes/s",
+        "LLM calls/s",
+        "harness CPU ms/call",
+        "bare litellm CPU ms/call",
+        "harness / bare",
+        "bare calls/s",
+    ):
+        table.add_column(column, justify="right")
+    with tempfile.TemporaryDirectory(prefix="propensity-bench-") as tmp:
+        script_path = Path(tmp) / "script.json"
+        script_path.write_text(json.dumps(_script("starter")))
+        for delay in (float(d) for d in args.delays.split(",")):
+            server = Server(script_path, delay)
+            try:
+                console.print(f"[bold]server delay {delay:g} s[/]: harness run…")
+                run = await _harness(
+                    server.url, args.episodes, args.concurrency, Path(tmp) / f"run-{delay}"
+                )
+                console.print(f"  bare litellm.acompletion × {int(run['calls'])}…")
+                bare = await _bare(server.url, int(run["calls"]), args.concurrency)
+            finally:
+                server.stop()
+            harness_ms = 1000 * run["cpu"] / run["calls"]
+            bare_ms = 1000 * bare["cpu"] / bare["calls"]
+            table.add_row(
+                f"{delay * 1000:g} ms",
+                f"{run['episodes'] / run['wall']:.1f}",
+                f"{run['calls'] / run['wall']:.1f}",
+                f"{harness_ms:.2f}",
+                f"{bare_ms:.2f}",
+                f"{harness_ms / bare_ms:.2f}",
+                f"{bare['calls'] / bare['wall']:.1f}",
+            )
+    console.print(table)
+    console.print(
+        "harness / bare: the harness's whole CPU time per LLM call (litellm included) divided by "
+        "bare litellm's; 1.25 means the harness adds a quarter to litellm's own cost."
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
