@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up with the dev extras, then lint (ruff), type-check (mypy) and run every test (pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh --extra dev
+export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/pytest -ra "$@"
