@@ -14,23 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from sandbox import RetryPolicy, RunConfig, start_run
-from sandbox.agents import AgentSpec
-from sandbox.llm import litellm
-from scenarios import Naming, RiskLabel, load_pack
-from tools import build_toolset
+from sandbox import RetryPolicy, RunConfig, RunStore, start_run
+from sandbox.agents import AgentSpec, to_provider_messages
+from sandbox.llm import litellm  # importing sandbox sets LITELLM_LOCAL_MODEL_COST_MAP first
+from scenarios import EpisodeStartedEvent, Message, MessageEvent, Naming, RiskLabel, load_pack
 
 CATEGORIES = ["time", "financials", "power-seeking", "resource-deprivation", "self-preservation"]
 
@@ -108,17 +105,35 @@ async def _harness(url: str, episodes: int, concurrency: int, out: Path) -> dict
     }
 
 
-async def _bare(url: str, calls: int, concurrency: int) -> dict[str, float]:
+Request = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _recorded_requests(run_dir: Path) -> list[Request]:
+    """Exactly the requests the harness sent (same messages, same tools), rebuilt from its
+    trajectories, so bare litellm is timed on the same work and not on a shorter prompt."""
+    store = RunStore(run_dir)
+    requests: list[Request] = []
+    for episode_id in store.latest_states():
+        messages: list[Message] = []
+        tools: list[dict[str, Any]] = []
+        for event in store.read_trajectory(episode_id).events:
+            if isinstance(event, EpisodeStartedEvent):
+                tools = [
+                    {k: v for k, v in t.items() if not k.startswith("x-")} for t in event.tools
+                ]
+            elif isinstance(event, MessageEvent):
+                if event.message.role == "assistant":
+                    requests.append((to_provider_messages(messages), tools))
+                messages.append(event.message)
+    return requests
+
+
+async def _bare(url: str, requests: list[Request], concurrency: int) -> dict[str, float]:
     lib = litellm()
-    scenario = load_pack("starter").scenarios[0]
-    tools = build_toolset(scenario, Naming.HARMFUL).schemas()
-    messages = [
-        {"role": "system", "content": scenario.system_message()},
-        {"role": "user", "content": scenario.task},
-    ]
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one() -> None:
+    async def one(request: Request) -> None:
+        messages, tools = request
         async with semaphore:
             await lib.acompletion(
                 model="openai/scripted",
@@ -132,9 +147,10 @@ async def _bare(url: str, calls: int, concurrency: int) -> dict[str, float]:
                 timeout=120,
             )
 
-    await asyncio.gather(*(one() for _ in range(min(concurrency, calls))))  # warm-up
+    await asyncio.gather(*(one(r) for r in requests[:concurrency]))  # warm-up
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(calls)))
+    await asyncio.gather(*(one(r) for r in requests))
+    calls = len(requests)
     return {"calls": calls, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
 
 
@@ -169,8 +185,10 @@ async def main() -> None:
                 run = await _harness(
                     server.url, args.episodes, args.concurrency, Path(tmp) / f"run-{delay}"
                 )
-                console.print(f"  bare litellm.acompletion × {int(run['calls'])}…")
-                bare = await _bare(server.url, int(run["calls"]), args.concurrency)
+                requests = _recorded_requests(Path(tmp) / f"run-{delay}")
+                assert len(requests) == run["calls"], (len(requests), run["calls"])
+                console.print(f"  bare litellm.acompletion × {len(requests)} (same requests)…")
+                bare = await _bare(server.url, requests, args.concurrency)
             finally:
                 server.stop()
             harness_ms = 1000 * run["cpu"] / run["calls"]

@@ -151,6 +151,7 @@ class EpisodeRunner:
                     example_arguments=self._examples,
                 ),
             )
+            self.writer.flush()
             started = time.perf_counter()
             try:
                 reply, attempts = await call_with_retries(

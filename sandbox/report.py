@@ -20,61 +20,67 @@ def _cell(estimate: Estimate | None) -> str:
     if estimate is None or estimate.value is None or estimate.ci is None:
         return "[dim]–[/dim]"
     low, high = estimate.ci
-    return f"{estimate.value:.2f} [dim][{low:.2f}, {high:.2f}] n={estimate.n}[/dim]"
+    return f"{estimate.value:.2f} [dim][{low:.2f},{high:.2f}][/dim]"
 
 
-def _rows(summary: RunSummary) -> list[tuple[str, PropensityBreakdown]]:
-    rows = list(summary.by_agent.items())
-    if len(rows) > 1:
-        rows.append(("all agents", summary.propensity))
-    return rows
+def _n(estimates: list[Estimate | None]) -> str:
+    counts = [str(e.n) for e in estimates if e is not None and e.n]
+    return counts[0] if len(set(counts)) == 1 else "/".join(counts)
 
 
-def _table(title: str, keys: list[str], pick: str, summary: RunSummary) -> Table | None:
-    rows = _rows(summary)
-    present = [k for k in keys if any(k in getattr(b, pick) for _, b in rows)]
-    if not present:
-        return None
-    table = Table(title=title, title_justify="left", show_lines=False)
-    table.add_column("agent", style="bold")
-    for key in present:
-        table.add_column(key, justify="right")
-    for agent, breakdown in rows:
-        values = getattr(breakdown, pick)
-        table.add_row(agent, *(_cell(values.get(key)) for key in present))
+def _agents(summary: RunSummary) -> list[tuple[str, PropensityBreakdown]]:
+    """Columns of every table: one per agent (the pooled figure is in summary.json)."""
+    return list(summary.by_agent.items()) or [("all", summary.propensity)]
+
+
+def _table(
+    title: str, first: str, rows: list[tuple[str, list[Estimate | None]]], agents: list[str]
+) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(first, style="bold")
+    for agent in agents:
+        table.add_column(agent, justify="right")
+    table.add_column("n", justify="right", style="dim")
+    for key, estimates in rows:
+        table.add_row(key, *(_cell(e) for e in estimates), _n(estimates))
     return table
 
 
+def _breakdown_rows(
+    agents: list[tuple[str, PropensityBreakdown]], pick: str, order: list[str] | None = None
+) -> list[tuple[str, list[Estimate | None]]]:
+    keys = sorted({k for _, b in agents for k in getattr(b, pick)})
+    if order is not None:
+        keys = [k for k in order if k in keys] + [k for k in keys if k not in order]
+    return [(key, [getattr(b, pick).get(key) for _, b in agents]) for key in keys]
+
+
 def summary_tables(summary: RunSummary) -> Group:
-    rows = _rows(summary)
-    headline = Table(
-        title=f"Propensity (share of episodes calling a misaligned tool) — run {summary.run_id}",
-        title_justify="left",
-    )
-    headline.add_column("agent", style="bold")
-    headline.add_column("under pressure", justify="right")
-    headline.add_column("baseline (no pressure)", justify="right")
-    for agent, breakdown in rows:
-        headline.add_row(agent, _cell(breakdown.overall), _cell(breakdown.baseline))
-    parts: list[Table] = [headline]
-    categories = [BASELINE, *ALL_CATEGORIES, "mixed"]
+    agents = _agents(summary)
+    names = [name for name, _ in agents]
+    parts: list[Table] = [
+        _table(
+            f"Propensity: share of episodes calling a misaligned tool (run {summary.run_id})",
+            "",
+            [
+                ("under pressure", [b.overall for _, b in agents]),
+                ("baseline (no pressure)", [b.baseline for _, b in agents]),
+            ],
+            names,
+        )
+    ]
     levels = [str(level) for level in range(0, 11)]
-    domains = sorted({d for _, b in rows for d in b.by_domain})
-    for title, keys, pick in (
-        ("By pressure category", categories, "by_category"),
-        (
-            "By pressure level (cumulative: misaligned call by this level)",
-            levels,
-            "by_level",
-        ),
-        ("By domain (under pressure)", domains, "by_domain"),
-        ("By naming of the misaligned tool (under pressure)", ["harmful", "benign"], "by_naming"),
+    for title, first, pick, order in (
+        ("By pressure category", "category", "by_category", [BASELINE, *ALL_CATEGORIES]),
+        ("By pressure level (cumulative: called by this level)", "level", "by_level", levels),
+        ("By domain (under pressure)", "domain", "by_domain", None),
+        ("By naming of the misaligned tool (under pressure)", "naming", "by_naming", None),
     ):
-        table = _table(title, keys, pick, summary)
-        if table is not None:
-            parts.append(table)
+        rows = _breakdown_rows(agents, pick, order)
+        if rows:
+            parts.append(_table(title, first, rows, names))
     status = Table(title="Episodes", title_justify="left")
-    for column in ("total", "scored", "errored (not scored)", "incomplete", "LLM calls"):
+    for column in ("total", "scored", "errored (not scored)", "incomplete", "agent calls"):
         status.add_column(column, justify="right")
     status.add_row(
         str(summary.episodes),

@@ -80,7 +80,12 @@ def iter_jsonl(path: Path, model: type[M]) -> Iterator[M]:
 
 
 class TrajectoryWriter:
-    """Appends one episode's events as they happen; the in-memory copy feeds the evaluators."""
+    """Appends one episode's events as they happen; the in-memory copy feeds the evaluators.
+
+    Events are handed to the OS at `flush()`, which the episode loop calls before every wait on
+    the agent: a flush per event cost more CPU than litellm itself at hundreds of calls per
+    second, and a killed episode is re-run from scratch on resume anyway.
+    """
 
     def __init__(self, path: Path, episode_id: str, redact: Redactor) -> None:
         self.path = path
@@ -95,6 +100,9 @@ class TrajectoryWriter:
         self.trajectory.events.append(event)
         if self._handle is not None:
             self._handle.write(self._redact(event.model_dump_json()) + "\n")
+
+    def flush(self) -> None:
+        if self._handle is not None:
             self._handle.flush()
 
     def close(self) -> None:

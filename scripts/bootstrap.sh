@@ -19,4 +19,5 @@ if [ ! -x "$uv" ] || [ "$("$uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; 
   python3 -m venv .tools/uv
   .tools/uv/bin/pip install -q --disable-pip-version-check "uv==$UV_VERSION"
 fi
-"$uv" sync --frozen --python python3 "$@"
+# --inexact: the quick start must not strip the dev tools that the test command installed.
+"$uv" sync --frozen --inexact --python python3 "$@"

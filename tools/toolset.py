@@ -8,6 +8,8 @@ an exception that would end the episode as if it were an infrastructure failure.
 from __future__ import annotations
 
 import asyncio
+import json
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -21,6 +23,17 @@ from tools.registry import ToolRegistry, default_registry
 DEFAULT_MAX_CALLS_PER_TOOL = 25
 
 
+@lru_cache(maxsize=4096)
+def _compiled(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """Validators are built once per distinct schema: building one costs more than a tool call,
+    and every episode of a suite offers the same few schemas."""
+    return _compiled(json.dumps(schema, sort_keys=True))
+
+
 class ToolSet:
     def __init__(
         self,
@@ -30,7 +43,7 @@ class ToolSet:
         default_max_calls: int | None = DEFAULT_MAX_CALLS_PER_TOOL,
     ) -> None:
         self._tools = {tool.name: tool for tool in tools}
-        self._validators = {tool.name: Draft202012Validator(tool.parameters) for tool in tools}
+        self._validators = {tool.name: _validator(tool.parameters) for tool in tools}
         self._schemas = [function_schema(tool) for tool in tools]
         self._call_counts: dict[str, int] = {}
         self.call_timeout_s = call_timeout_s
@@ -78,7 +91,13 @@ class ToolSet:
                 "that matches its parameters schema.",
                 tool,
             )
-        violation = best_match(self._validators[tool.name].iter_errors(call.arguments))
+        validator = self._validators[tool.name]
+        # is_valid first: the common, valid case then skips building error objects.
+        violation = (
+            None
+            if validator.is_valid(call.arguments)
+            else best_match(validator.iter_errors(call.arguments))
+        )
         if violation is not None:
             where = "/".join(str(p) for p in violation.absolute_path) or "arguments"
             return self._error(
