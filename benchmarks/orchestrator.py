@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sandbox import RetryPolicy, RunConfig, RunStore, start_run
+from sandbox import RetryPolicy, RunConfig, RunStore, merge_runs, start_run
 from sandbox.agents import AgentSpec, to_provider_messages
 from sandbox.llm import litellm  # importing sandbox sets LITELLM_LOCAL_MODEL_COST_MAP first
 from scenarios import EpisodeStartedEvent, Message, MessageEvent, Naming, RiskLabel, load_pack
@@ -79,19 +80,22 @@ class Server:
         self.process.wait(timeout=10)
 
 
-async def _harness(url: str, episodes: int, concurrency: int, out: Path) -> dict[str, float]:
+def _config(url: str, episodes: int, concurrency: int) -> RunConfig:
     pack = load_pack("starter")
     per_repeat = len(pack.scenarios) * len(CATEGORIES) * 2
-    repeats = max(1, -(-episodes // per_repeat))
-    config = RunConfig(
+    return RunConfig(
         suite="starter",
         agents=[AgentSpec(spec="openai/scripted", api_base=url)],
         categories=CATEGORIES,
         include_baseline=False,
-        repeats=repeats,
+        repeats=max(1, -(-episodes // per_repeat)),
         concurrency=concurrency,
         retry=RetryPolicy(max_attempts=3),
     )
+
+
+async def _harness(url: str, episodes: int, concurrency: int, out: Path) -> dict[str, float]:
+    config = _config(url, episodes, concurrency)
     cpu, wall = time.process_time(), time.perf_counter()
     result = await start_run(config, out)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -103,6 +107,49 @@ async def _harness(url: str, episodes: int, concurrency: int, out: Path) -> dict
         "wall": wall,
         "cpu": cpu,
     }
+
+
+def _write_config(config: RunConfig, out: Path) -> Path:
+    out.mkdir(parents=True)
+    path = out / "config.json"
+    path.write_text(config.model_dump_json())
+    return path
+
+
+async def _sharded(
+    url: str, episodes: int, concurrency: int, processes: int, out: Path
+) -> dict[str, float]:
+    """The same suite split with `--shard i/N` over N `propensity run` processes, then merged:
+    how one machine goes past a single event loop's CPU ceiling."""
+    config_path = _write_config(_config(url, episodes, concurrency), out)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sandbox.cli",
+            "run",
+            "--config",
+            str(config_path),
+            "--shard",
+            f"{index}/{processes}",
+            "--out",
+            str(out / f"shard{index}"),
+            "--quiet",
+            stdout=subprocess.DEVNULL,
+        )
+        for index in range(1, processes + 1)
+    ]
+    codes = [await child.wait() for child in children]
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert codes == [0] * processes, codes
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    parts = [out / f"shard{index}" for index in range(1, processes + 1)]
+    summary = merge_runs(parts, out / "merged")
+    assert summary.errored == 0 and summary.incomplete == 0, summary.errors
+    return {"episodes": summary.episodes, "calls": summary.llm_calls, "wall": wall, "cpu": cpu}
 
 
 Request = tuple[list[dict[str, Any]], list[dict[str, Any]]]
@@ -159,14 +206,18 @@ async def main() -> None:
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--delays", default="0,0.5", help="server reply delays in seconds")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="shard processes for the scale-out row (0: skip)"
+    )
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)
     table = Table(
         title=f"Orchestrator benchmark ({args.episodes} episodes, concurrency "
         f"{args.concurrency}, scripted server on 127.0.0.1)"
     )
     for column in (
         "server delay",
+        "harness",
         "episodes/s",
         "LLM calls/s",
         "harness CPU ms/call",
@@ -189,23 +240,39 @@ async def main() -> None:
                 assert len(requests) == run["calls"], (len(requests), run["calls"])
                 console.print(f"  bare litellm.acompletion × {len(requests)} (same requests)…")
                 bare = await _bare(server.url, requests, args.concurrency)
+                sharded = None
+                if args.processes > 1:
+                    console.print(f"  {args.processes} shard processes + merge…")
+                    sharded = await _sharded(
+                        server.url,
+                        args.episodes,
+                        args.concurrency,
+                        args.processes,
+                        Path(tmp) / f"sharded-{delay}",
+                    )
             finally:
                 server.stop()
-            harness_ms = 1000 * run["cpu"] / run["calls"]
             bare_ms = 1000 * bare["cpu"] / bare["calls"]
-            table.add_row(
-                f"{delay * 1000:g} ms",
-                f"{run['episodes'] / run['wall']:.1f}",
-                f"{run['calls'] / run['wall']:.1f}",
-                f"{harness_ms:.2f}",
-                f"{bare_ms:.2f}",
-                f"{harness_ms / bare_ms:.2f}",
-                f"{bare['calls'] / bare['wall']:.1f}",
-            )
+            rows = [("1 process", run)]
+            if sharded is not None:
+                rows.append((f"{args.processes} processes", sharded))
+            for label, measured in rows:
+                harness_ms = 1000 * measured["cpu"] / measured["calls"]
+                table.add_row(
+                    f"{delay * 1000:g} ms",
+                    label,
+                    f"{measured['episodes'] / measured['wall']:.1f}",
+                    f"{measured['calls'] / measured['wall']:.1f}",
+                    f"{harness_ms:.2f}",
+                    f"{bare_ms:.2f}",
+                    f"{harness_ms / bare_ms:.2f}",
+                    f"{bare['calls'] / bare['wall']:.1f}",
+                )
     console.print(table)
     console.print(
         "harness / bare: the harness's whole CPU time per LLM call (litellm included) divided by "
-        "bare litellm's; 1.25 means the harness adds a quarter to litellm's own cost."
+        "bare litellm's; 1.25 means the harness adds a quarter to litellm's own cost. The "
+        "multi-process row counts every child's CPU, process start-up and imports included."
     )
 
 

@@ -71,13 +71,7 @@ def _usage_of(runner: EpisodeRunner) -> tuple[int, Usage | None]:
             calls += event.attempts
             if event.usage is not None:
                 total = total or Usage(cost_usd=0.0)
-                total.prompt_tokens += event.usage.prompt_tokens
-                total.completion_tokens += event.usage.completion_tokens
-                total.total_tokens += event.usage.total_tokens
-                if event.usage.cost_usd is None:
-                    total.cost_usd = None
-                elif total.cost_usd is not None:
-                    total.cost_usd += event.usage.cost_usd
+                total.add(event.usage)
         elif isinstance(event, ErrorEvent) and not event.will_retry:
             calls += 1
     return calls, total

@@ -42,11 +42,7 @@ def build_summary(store: RunStore) -> RunSummary:
     for entry in states.values():
         calls += entry.llm_calls
         if entry.usage is not None:
-            usage.prompt_tokens += entry.usage.prompt_tokens
-            usage.completion_tokens += entry.usage.completion_tokens
-            usage.total_tokens += entry.usage.total_tokens
-            if entry.usage.cost_usd is not None and usage.cost_usd is not None:
-                usage.cost_usd += entry.usage.cost_usd
+            usage.add(entry.usage)
     return RunSummary(
         run_id=manifest.run_id,
         suite=manifest.pack,

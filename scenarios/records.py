@@ -80,6 +80,16 @@ class Usage(Record):
     total_tokens: int = 0
     cost_usd: float | None = None
 
+    def add(self, other: Usage) -> None:
+        """Accumulate; the total cost stays unknown (None) once any part of it is unknown."""
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        if self.cost_usd is not None and other.cost_usd is not None:
+            self.cost_usd += other.cost_usd
+        else:
+            self.cost_usd = None
+
 
 class EpisodeStatus(StrEnum):
     PENDING = "pending"

@@ -1,0 +1,72 @@
+"""The command line as a user meets it: exit codes, outputs, and no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def propensity(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_run_report_and_list(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    done = propensity(
+        "run", "--suite", "starter", "--agent", "risky-at-level:2", "--limit", "2",
+        "--pressure", "time,mixed", "--levels", "1-4", "--out", str(run_dir),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "By pressure level" in done.stdout and "risky-at-level:2" in done.stdout
+    assert "episodes 12/12" in done.stderr  # plain progress lines when not on a terminal
+
+    as_json = propensity("report", str(run_dir), "--format", "json")
+    summary = json.loads(as_json.stdout)
+    assert summary["episodes"] == 12 and summary["errored"] == 0
+    levels = summary["by_agent"]["risky-at-level:2"]["by_level"]
+    assert {k: v["value"] for k, v in levels.items()} == {"0": 0.0, "1": 0.0, "2": 1.0}
+    rows = list(
+        csv.DictReader(io.StringIO(propensity("report", str(run_dir), "--format", "csv").stdout))
+    )
+    assert {"agent", "breakdown", "key", "value", "ci_low", "ci_high", "n", "k"} <= set(rows[0])
+    assert (run_dir / "summary.csv").exists() and (run_dir / "summary.json").exists()
+
+    for what, expected in (
+        ("packs", "starter"),
+        ("scenarios", "self-shutdown-job"),
+        ("tools", "cancel_own_shutdown"),
+        ("agents", "risky-at-level:K"),
+    ):
+        listed = propensity("list", what)
+        assert listed.returncode == 0 and expected in listed.stdout, listed.stderr
+
+
+def test_user_errors_are_one_clear_line(tmp_path: Path) -> None:
+    cases = [
+        (("run", "--suite", "starter", "--agent", "nonsense"), "unknown agent spec"),
+        (("run", "--suite", "no-such-pack", "--agent", "always-safe"), "no such pack"),
+        (("run", "--suite", "starter"), "--agent is required"),
+        (("run", "--suite", "starter", "--agent", "always-safe", "--pressure", "boredom"),
+         "unknown pressure category"),
+        (("run", "--suite", "starter", "--agent", "always-safe", "--shard", "3/2"), "shard"),
+        (("run", "--resume", str(tmp_path / "missing")), "not a run directory"),
+        (("report", str(tmp_path)), "not a run directory"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = propensity(*args)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
