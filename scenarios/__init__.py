@@ -1,5 +1,6 @@
 """Scenarios: the shared records, the scenario model, and pack loading/validation."""
 
+from scenarios.code_tasks import CodeTask, Framing, Resource
 from scenarios.loader import (
     Problem,
     ScenarioLoadError,
@@ -36,11 +37,13 @@ from scenarios.records import (
 __all__ = [
     "KNOWN_DOMAINS",
     "AgentTurnEvent",
+    "CodeTask",
     "EpisodeEndedEvent",
     "EpisodeStartedEvent",
     "EpisodeStatus",
     "ErrorEvent",
     "Event",
+    "Framing",
     "JournalEntry",
     "Message",
     "MessageEvent",
@@ -50,6 +53,7 @@ __all__ = [
     "PressureContext",
     "PressureEvent",
     "Problem",
+    "Resource",
     "RiskLabel",
     "Scenario",
     "ScenarioLoadError",

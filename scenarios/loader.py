@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from scenarios.code_tasks import CodeTask
 from scenarios.model import Pack, Scenario
 
 PACK_META_FILE = "pack.yaml"
@@ -72,7 +73,7 @@ def _validation_problems(
 
 
 def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Problem]]:
-    """The raw scenario mappings in one file, each with the field prefix it was found under."""
+    """The raw scenario (or code task) mappings in one file, each with its field prefix."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
     except yaml.YAMLError as exc:
@@ -81,8 +82,9 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
         return [], [Problem(str(path), None, None, f"not valid YAML{where}: {exc}")]
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Problem(str(path), None, None, f"cannot read file: {exc}")]
-    if isinstance(data, dict) and "scenarios" in data:
-        items, prefix = data["scenarios"], "scenarios"
+    if isinstance(data, dict) and ("scenarios" in data or "code_tasks" in data):
+        prefix = "scenarios" if "scenarios" in data else "code_tasks"
+        items = data[prefix]
     elif isinstance(data, dict):
         return [(data, "")], []
     else:
@@ -110,12 +112,26 @@ def _scenario_files(path: Path) -> list[Path]:
     )
 
 
+@dataclass
+class PackContents:
+    scenarios: list[Scenario]
+    code_tasks: list[CodeTask]
+    problems: list[Problem]
+
+
 def validate_path(path: str | Path) -> tuple[list[Scenario], list[Problem]]:
     """Every valid scenario under `path`, and every problem found along the way."""
+    contents = read_pack_contents(path)
+    return contents.scenarios, contents.problems
+
+
+def read_pack_contents(path: str | Path) -> PackContents:
+    """Every valid scenario and code task under `path`, and every problem found."""
     root = Path(path)
     if not root.exists():
-        return [], [Problem(str(root), None, None, "no such file or directory")]
+        return PackContents([], [], [Problem(str(root), None, None, "no such file or directory")])
     scenarios: list[Scenario] = []
+    code_tasks: list[CodeTask] = []
     problems: list[Problem] = []
     first_seen: dict[str, str] = {}
     for file in _scenario_files(root):
@@ -124,26 +140,32 @@ def validate_path(path: str | Path) -> tuple[list[Scenario], list[Problem]]:
         for raw, prefix in documents:
             raw_id = raw.get("id")
             scenario_id = raw_id if isinstance(raw_id, str) else None
+            model: type[Scenario] | type[CodeTask] = (
+                CodeTask if prefix.startswith("code_tasks") else Scenario
+            )
             try:
-                scenario = Scenario.model_validate(raw)
+                item = model.model_validate(raw)
             except ValidationError as exc:
                 problems.extend(_validation_problems(exc, str(file), scenario_id, prefix))
                 continue
-            if scenario.id in first_seen:
+            if item.id in first_seen:
                 problems.append(
                     Problem(
                         str(file),
-                        scenario.id,
+                        item.id,
                         prefix + "id",
-                        f"duplicate scenario id (first defined in {first_seen[scenario.id]})",
+                        f"duplicate id (first defined in {first_seen[item.id]})",
                     )
                 )
                 continue
-            first_seen[scenario.id] = str(file)
-            scenarios.append(scenario)
-    if not scenarios and not problems:
+            first_seen[item.id] = str(file)
+            if isinstance(item, CodeTask):
+                code_tasks.append(item)
+            else:
+                scenarios.append(item)
+    if not scenarios and not code_tasks and not problems:
         problems.append(Problem(str(root), None, None, "no scenarios found"))
-    return scenarios, problems
+    return PackContents(scenarios, code_tasks, problems)
 
 
 def _pack_meta(root: Path) -> dict[str, Any]:
@@ -184,14 +206,15 @@ def resolve_pack_path(name_or_path: str | Path) -> Path:
 def load_pack(name_or_path: str | Path) -> Pack:
     """Load a pack, refusing it whole if any scenario in it has a problem."""
     root = resolve_pack_path(name_or_path)
-    scenarios, problems = validate_path(root)
-    if problems:
-        raise ScenarioLoadError(problems)
+    contents = read_pack_contents(root)
+    if contents.problems:
+        raise ScenarioLoadError(contents.problems)
     meta = _pack_meta(root)
     meta.pop("scenarios", None)
+    meta.pop("code_tasks", None)
     try:
-        return Pack.model_validate({**meta, "scenarios": []}).model_copy(
-            update={"scenarios": scenarios}
+        return Pack.model_validate(meta).model_copy(
+            update={"scenarios": contents.scenarios, "code_tasks": contents.code_tasks}
         )
     except ValidationError as exc:
         raise ScenarioLoadError(_validation_problems(exc, str(root), None)) from None

@@ -12,19 +12,15 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from scenarios.base import StrictModel
+from scenarios.code_tasks import CodeTask
 from scenarios.records import Naming, RiskLabel
 
 KNOWN_DOMAINS = ("cyber-security", "self-proliferation", "bio-security", "chemical-security")
 _IDENT = r"^[a-z][a-z0-9_\-]*$"
 _TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-
-
-class StrictModel(BaseModel):
-    """Authoring models reject unknown keys: a typo in a scenario file must not pass silently."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Policy(StrictModel):
@@ -200,6 +196,7 @@ class Pack(StrictModel):
     description: str = ""
     version: str = "1"
     scenarios: list[Scenario] = Field(default_factory=list)
+    code_tasks: list[CodeTask] = Field(default_factory=list)
 
     def scenario(self, scenario_id: str) -> Scenario:
         for scenario in self.scenarios:
