@@ -1,5 +1,5 @@
-"""Dockerfiles and the image builder for containerized tools.
+"""Dockerfiles and the registry-free image builder for containerized tools."""
 
-Nothing here yet: the code-interpreter image and its registry-free builder arrive with the
-containerized-tools work. The package exists so the top-level layout is fixed from the start.
-"""
+from containers.builder import BaseSpec, BuildError, ImageBuilder, ImageSpec, code_interpreter_spec
+
+__all__ = ["BaseSpec", "BuildError", "ImageBuilder", "ImageSpec", "code_interpreter_spec"]
