@@ -117,6 +117,19 @@ def _build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check scenario files and report every problem")
     validate.add_argument("path")
 
+    images = sub.add_parser("images", help="container images for containerized tools")
+    images_sub = images.add_subparsers(dest="images_command", required=True)
+    build = images_sub.add_parser(
+        "build", help="build the images (bootstraps a Debian base when no registry answers)"
+    )
+    build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    build.add_argument("--no-start-engine", action="store_true", help="never start dockerd")
+
+    gc = sub.add_parser("gc", help="remove sandbox containers left behind (e.g. after a crash)")
+    gc.add_argument(
+        "--all", action="store_true", help="also remove containers of runs still in progress"
+    )
+
     listing = sub.add_parser("list", help="show packs, scenarios, tools or agents")
     listing.add_argument(
         "what", nargs="?", choices=["packs", "scenarios", "tools", "agents"], default="packs"
@@ -277,11 +290,13 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(table)
         return EXIT_OK
     if args.what == "packs":
-        table = Table("pack", "scenarios", "domains", "description", title="Built-in packs")
+        table = Table("pack", "scenarios", "code tasks", "domains / resources", title="Packs")
         for name in builtin_packs():
             pack = load_pack(name)
-            domains = ", ".join(sorted({s.domain for s in pack.scenarios}))
-            table.add_row(name, str(len(pack.scenarios)), domains, pack.description)
+            kinds = {s.domain for s in pack.scenarios} | {t.resource.value for t in pack.code_tasks}
+            table.add_row(
+                name, str(len(pack.scenarios)), str(len(pack.code_tasks)), ", ".join(sorted(kinds))
+            )
         out.print(table)
         return EXIT_OK
     packs = [args.suite] if args.suite else builtin_packs()
@@ -312,12 +327,40 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_images(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from containers import BuildError, ImageBuilder, code_interpreter_spec
+    from sandbox.environments import EngineUnavailable, ensure_engine
+
+    try:
+        client = ensure_engine(start=not args.no_start_engine)
+        tag = ImageBuilder(client, log=lambda text: err.print(text, highlight=False)).ensure(
+            code_interpreter_spec(), force=args.force
+        )
+    except (EngineUnavailable, BuildError) as exc:
+        raise CliError(str(exc)) from exc
+    out.print(tag, highlight=False)
+    return EXIT_OK
+
+
+def _cmd_gc(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandbox.environments import EngineUnavailable, collect_garbage, ensure_engine
+
+    try:
+        removed = collect_garbage(ensure_engine(start=False), only_orphans=not args.all)
+    except EngineUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    out.print(f"removed {len(removed)} sandbox container(s)", highlight=False)
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "report": _cmd_report,
     "merge": _cmd_merge,
     "validate": _cmd_validate,
     "list": _cmd_list,
+    "images": _cmd_images,
+    "gc": _cmd_gc,
 }
 
 

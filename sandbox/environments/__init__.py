@@ -1,0 +1,29 @@
+"""Execution environments: Docker containers with hard limits, a warm pool, cgroup facts."""
+
+from sandbox.environments.cgroups import CgroupReader, CgroupSnapshot
+from sandbox.environments.docker_env import (
+    DockerSandbox,
+    ExecutionFacts,
+    SandboxError,
+    SandboxLimits,
+    WarmPool,
+    collect_garbage,
+    python_argv,
+    shell_argv,
+)
+from sandbox.environments.engine import EngineUnavailable, ensure_engine
+
+__all__ = [
+    "CgroupReader",
+    "CgroupSnapshot",
+    "DockerSandbox",
+    "EngineUnavailable",
+    "ExecutionFacts",
+    "SandboxError",
+    "SandboxLimits",
+    "WarmPool",
+    "collect_garbage",
+    "ensure_engine",
+    "python_argv",
+    "shell_argv",
+]
