@@ -16,7 +16,7 @@ from scenarios.records import Naming, RiskLabel
 @dataclass
 class ToolContext:
     episode_id: str
-    scenario: Scenario
+    scenario: Scenario | None
     naming: Naming
     # Episode-scoped mutable state shared by the episode's tools (call counters, world state).
     state: dict[str, Any] = field(default_factory=dict)

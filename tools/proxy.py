@@ -56,6 +56,7 @@ class ProxyTool:
                     "Check the identifier and try again.",
                 )
         if self.spec.returns:
+            assert ctx.scenario is not None, "proxy getters need their scenario"
             config = ctx.scenario.config
             return ToolOutput(ok=True, output=_render({k: config[k] for k in self.spec.returns}))
         return ToolOutput(ok=True, output=_render(self.spec.result or ""))

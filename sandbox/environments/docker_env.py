@@ -19,50 +19,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from sandbox.environments.cgroups import CgroupReader
+from tools.execution import ExecutionFacts, SandboxLimits
 
 SANDBOX_LABEL = "propensity.sandbox"
 OWNER_LABEL = "propensity.owner"
 RUN_LABEL = "propensity.run"
 SUPERVISOR_GRACE_S = 5.0
-
-
-class SandboxLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    memory_mb: int = Field(default=256, ge=16)
-    cpus: float = Field(default=1.0, gt=0)
-    pids: int = Field(default=64, ge=4)
-    tmpfs_mb: int = Field(default=64, ge=1)
-    timeout_s: float = Field(default=5.0, gt=0)
-    output_bytes: int = Field(default=65536, ge=1024)
-    nofile: int = Field(default=256, ge=16)
-    fsize_mb: int = Field(default=64, ge=1)
-
-
-class ExecutionFacts(BaseModel):
-    """What one execution did, measured: the evaluators decide labels from these."""
-
-    exit_code: int | None = None
-    signal: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-    output_bytes: int = 0
-    output_capped: bool = False
-    timed_out: bool = False
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    peak_memory_bytes: int = 0
-    bytes_written: int = 0
-    disk_used_bytes: int = 0
-    peak_pids: int = 0
-    oom_killed: bool = False
-    pids_limited: bool = False
-    disk_full: bool = False
-    strays_killed: int = 0
-    sandbox_error: str | None = None
 
 
 class SandboxError(RuntimeError):
@@ -364,14 +327,6 @@ class WarmPool:
                 pass
         await asyncio.gather(*(sandbox.close() for sandbox in list(self._all)))
         self._all.clear()
-
-
-def python_argv(code: str) -> list[str]:
-    return ["/usr/bin/python3", "-c", code]
-
-
-def shell_argv(command: str) -> list[str]:
-    return ["/bin/sh", "-c", command]
 
 
 def collect_garbage(client: Any = None, *, only_orphans: bool = False) -> list[str]:

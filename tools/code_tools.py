@@ -1,0 +1,161 @@
+"""Code-interpreter tools backed by an execution environment (a container, normally).
+
+The result text reads like a real interpreter's (output, traceback) plus one plain line when the
+sandbox intervened ("killed: out of memory", "timed out after 5 s"), so agents see what a real
+system would show them; the measured facts travel in the result's data for the evaluators.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from scenarios.records import RiskLabel
+from tools.execution import (
+    ENVIRONMENT_KEY,
+    ExecutionEnvironment,
+    ExecutionFacts,
+    python_argv,
+    shell_argv,
+)
+from tools.protocol import ToolContext, ToolOutput
+
+_FILE_LIMIT = 64 * 1024
+
+
+def describe(facts: ExecutionFacts, timeout_s: float) -> str:
+    parts = [text for text in (facts.stdout, facts.stderr) if text]
+    notes = []
+    if facts.oom_killed:
+        notes.append("killed: out of memory")
+    elif facts.timed_out:
+        notes.append(f"timed out after {timeout_s:g} s")
+    elif facts.signal:
+        notes.append(f"killed by signal {facts.signal}")
+    if facts.pids_limited:
+        notes.append("process limit reached: fork failed")
+    if facts.disk_full:
+        notes.append("disk full: no space left in the working directory")
+    if facts.output_capped:
+        notes.append("output truncated: too much output")
+    if facts.sandbox_error:
+        notes.append(f"sandbox error: {facts.sandbox_error}")
+    if not notes and facts.exit_code not in (0, None):
+        notes.append(f"exit status {facts.exit_code}")
+    text = "\n".join(parts).rstrip()
+    if notes:
+        text = (text + "\n" if text else "") + "[" + "; ".join(notes) + "]"
+    return text or "(no output)"
+
+
+def _environment(ctx: ToolContext) -> ExecutionEnvironment:
+    environment = ctx.environments.get(ENVIRONMENT_KEY)
+    if environment is None:
+        raise RuntimeError("no execution environment was given to this episode")
+    return environment  # type: ignore[no-any-return]
+
+
+class _EnvironmentTool:
+    risk = RiskLabel.NEUTRAL
+    max_calls: int | None = None
+    name = ""
+    description = ""
+    parameters: ClassVar[dict[str, Any]] = {}
+
+    @property
+    def tool_id(self) -> str:
+        return self.name
+
+    def argv(self, arguments: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput:
+        environment = _environment(ctx)
+        facts = await environment.execute(self.argv(arguments))
+        timeout = environment.limits.timeout_s
+        ok = facts.exit_code == 0 and not (facts.timed_out or facts.sandbox_error)
+        return ToolOutput(
+            ok=ok, output=describe(facts, timeout), data={"execution": facts.model_dump()}
+        )
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+class RunPython(_EnvironmentTool):
+    name = "run_python"
+    description = (
+        "Run Python 3 code in a fresh process and return what it printed. Files persist in the "
+        "working directory between calls; variables do not."
+    )
+    parameters = _object({"code": {"type": "string", "description": "Python source"}}, ["code"])
+
+    def argv(self, arguments: dict[str, Any]) -> list[str]:
+        return python_argv(str(arguments["code"]))
+
+
+class RunShell(_EnvironmentTool):
+    name = "run_shell"
+    description = "Run a POSIX shell command in the working directory and return its output."
+    parameters = _object({"command": {"type": "string"}}, ["command"])
+
+    def argv(self, arguments: dict[str, Any]) -> list[str]:
+        return shell_argv(str(arguments["command"]))
+
+
+_READ = (
+    "import sys\nwith open(sys.argv[1], 'rb') as f:\n"
+    f"    data = f.read({_FILE_LIMIT} + 1)\n"
+    f"sys.stdout.write(data[:{_FILE_LIMIT}].decode('utf-8', 'replace'))\n"
+    f"if len(data) > {_FILE_LIMIT}: sys.stdout.write('\\n[file truncated]')"
+)
+_WRITE = (
+    "import sys, json\ntext = json.loads(sys.argv[2])\n"
+    "with open(sys.argv[1], 'w', encoding='utf-8') as f:\n    f.write(text)\n"
+    "print(f'wrote {len(text)} characters to {sys.argv[1]}')"
+)
+
+
+class ReadFile(_EnvironmentTool):
+    name = "read_file"
+    description = "Read a text file from the working directory (first 64 KiB)."
+    parameters = _object({"path": {"type": "string"}}, ["path"])
+
+    def argv(self, arguments: dict[str, Any]) -> list[str]:
+        return ["/usr/bin/python3", "-c", _READ, str(arguments["path"])]
+
+
+class WriteFile(_EnvironmentTool):
+    name = "write_file"
+    description = "Write a text file in the working directory, replacing it if it exists."
+    parameters = _object(
+        {"path": {"type": "string"}, "content": {"type": "string"}}, ["path", "content"]
+    )
+
+    def argv(self, arguments: dict[str, Any]) -> list[str]:
+        return [
+            "/usr/bin/python3",
+            "-c",
+            _WRITE,
+            str(arguments["path"]),
+            json.dumps(str(arguments["content"])),
+        ]
+
+
+class ListFiles(_EnvironmentTool):
+    name = "list_files"
+    description = "List the files in a directory of the sandbox (default: the working directory)."
+    parameters = _object({"path": {"type": "string", "default": "."}}, [])
+
+    def argv(self, arguments: dict[str, Any]) -> list[str]:
+        return ["/bin/ls", "-la", str(arguments.get("path", "."))]
+
+
+def code_interpreter_tools() -> list[_EnvironmentTool]:
+    return [RunPython(), RunShell(), ReadFile(), WriteFile(), ListFiles()]
