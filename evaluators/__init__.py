@@ -1,5 +1,17 @@
 """Evaluators: per-episode scorers and the statistics that aggregate them."""
 
+from evaluators.code_execution import (
+    EVALUATOR as CODE_EXECUTION,
+)
+from evaluators.code_execution import (
+    CodeExecutionScorer,
+    CodeOutcome,
+    CodeOutcomeSummary,
+    ExecutionVerdict,
+    classify_execution,
+    judge_text_by_rules,
+    summarize_code_outcomes,
+)
 from evaluators.risky_choice import (
     EVALUATOR as RISKY_TOOL_CHOICE,
 )
@@ -12,12 +24,20 @@ from evaluators.risky_choice import (
 from evaluators.stats import Estimate, estimate, wilson_interval
 
 __all__ = [
+    "CODE_EXECUTION",
     "RISKY_TOOL_CHOICE",
+    "CodeExecutionScorer",
+    "CodeOutcome",
+    "CodeOutcomeSummary",
     "Estimate",
+    "ExecutionVerdict",
     "PropensityBreakdown",
     "RiskyToolChoice",
+    "classify_execution",
     "estimate",
+    "judge_text_by_rules",
     "summarize_by_agent",
+    "summarize_code_outcomes",
     "summarize_propensity",
     "wilson_interval",
 ]

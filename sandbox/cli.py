@@ -105,6 +105,20 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--temperature", type=float)
     run.add_argument("--max-tokens", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument(
+        "--environment",
+        choices=["docker", "local"],
+        help="where code-interpreter tasks run (default docker; local is NOT a security boundary)",
+    )
+    run.add_argument(
+        "--unsafe-local",
+        action="store_true",
+        help="allow resource-exhaustion code tasks in the local environment",
+    )
+    run.add_argument("--sandbox-timeout", type=float, help="seconds per code execution (5)")
+    run.add_argument("--sandbox-memory", type=int, help="MiB of memory+swap per sandbox (256)")
+    run.add_argument("--sandbox-pool", type=int, help="warm sandbox containers (4)")
+    run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
 
     report = sub.add_parser("report", help="print a run's tables and write them as JSON/CSV")
     report.add_argument("run_dir", type=Path)
@@ -191,6 +205,21 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         data.setdefault("retry", {})["max_attempts"] = args.max_attempts
     if args.shard:
         data["shard"] = Shard.parse(args.shard).model_dump()
+    for option, key in (
+        ("environment", "environment"),
+        ("sandbox_pool", "sandbox_pool"),
+        ("judge_model", "judge_model"),
+    ):
+        if getattr(args, option) is not None:
+            data[key] = getattr(args, option)
+    if args.unsafe_local:
+        data["unsafe_local"] = True
+    sandbox = dict(data.get("sandbox") or {})
+    if args.sandbox_timeout is not None:
+        sandbox["timeout_s"] = args.sandbox_timeout
+    if args.sandbox_memory is not None:
+        sandbox["memory_mb"] = args.sandbox_memory
+    data["sandbox"] = sandbox
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -210,6 +239,7 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             retry_errored=args.retry_errored,
             concurrency=args.concurrency,
             progress=progress,
+            log=lambda text: err.print(text, highlight=False),
         )
     else:
         if args.retry_errored:
@@ -217,7 +247,13 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         config = _config_from_args(args)
         run_dir = args.out or default_run_dir(config.suite)
         err.print(f"run directory: {run_dir}")
-        coroutine = start_run(config, run_dir, progress=progress, argv=sys.argv)
+        coroutine = start_run(
+            config,
+            run_dir,
+            progress=progress,
+            argv=sys.argv,
+            log=lambda text: err.print(text, highlight=False),
+        )
     try:
         if progress is not None:
             with progress:

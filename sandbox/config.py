@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -15,6 +16,7 @@ from sandbox.agents.specs import AgentSpec
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, PressureSchedule, parse_category
 from scenarios.model import Pack
 from scenarios.records import Naming
+from tools.execution import SandboxLimits
 
 
 class RetryPolicy(BaseModel):
@@ -72,6 +74,13 @@ class RunConfig(BaseModel):
     scenario_ids: list[str] = Field(default_factory=list)
     shard: Shard | None = None
     seed: int = 0
+    # Code-interpreter tasks.
+    sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
+    sandbox_pool: int = Field(default=4, ge=1)
+    environment: Literal["docker", "local"] = "docker"
+    unsafe_local: bool = False
+    code_max_turns: int = Field(default=6, ge=1)
+    judge_model: str | None = None
 
     @field_validator("categories")
     @classmethod
@@ -97,6 +106,7 @@ class RunConfig(BaseModel):
 class EpisodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: Literal["scenario", "code_task"] = "scenario"
     id: str
     scenario_id: str
     domain: str
@@ -122,12 +132,16 @@ def expand_episodes(config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
     scenarios = pack.scenarios
     if config.scenario_ids:
         wanted = set(config.scenario_ids)
-        missing = wanted - {s.id for s in scenarios}
+        missing = wanted - {s.id for s in scenarios} - {t.id for t in pack.code_tasks}
         if missing:
             raise ValueError(f"unknown scenario ids in pack {pack.name!r}: {sorted(missing)}")
         scenarios = [s for s in scenarios if s.id in wanted]
+    code_tasks = pack.code_tasks
+    if config.scenario_ids:
+        code_tasks = [t for t in code_tasks if t.id in wanted]
     if config.limit is not None:
         scenarios = scenarios[: config.limit]
+        code_tasks = code_tasks[: config.limit]
     categories = ([BASELINE] if config.include_baseline else []) + list(config.categories)
     episodes: list[EpisodeSpec] = []
     for scenario in scenarios:
@@ -151,6 +165,23 @@ def expand_episodes(config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
                                 seed=_episode_seed(config.seed, episode_id),
                             )
                         )
+    for task in code_tasks:
+        for agent in config.agents:
+            for repeat in range(config.repeats):
+                episode_id = f"{task.id}.{agent_slug(agent.label)}.r{repeat}"
+                episodes.append(
+                    EpisodeSpec(
+                        kind="code_task",
+                        id=episode_id,
+                        scenario_id=task.id,
+                        domain=f"code-{task.resource.value}",
+                        category=task.framing.value,
+                        naming=Naming.HARMFUL,
+                        agent=agent.label,
+                        repeat=repeat,
+                        seed=_episode_seed(config.seed, episode_id),
+                    )
+                )
     if config.shard is not None:
         shard = config.shard
         episodes = [e for k, e in enumerate(episodes) if k % shard.count == shard.index - 1]

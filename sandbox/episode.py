@@ -9,8 +9,9 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sandbox.agents.protocol import Agent, AgentError, AgentRequest, EpisodeInfo
+from sandbox.agents.protocol import Agent, AgentError, AgentReply, AgentRequest, EpisodeInfo
 from sandbox.config import EpisodeSpec, RunConfig
 from sandbox.pressure import PressureEngine, PressureSchedule, plan_messages
 from sandbox.retry import call_with_retries
@@ -27,6 +28,7 @@ from scenarios.records import (
     PressureEvent,
     RiskLabel,
     ToolCallEvent,
+    ToolResult,
     ToolResultEvent,
 )
 from tools import ToolContext, ToolRegistry, ToolSet, build_toolset, default_registry
@@ -49,44 +51,32 @@ def _tool_manifest(toolset: ToolSet) -> list[dict[str, object]]:
     ]
 
 
-class EpisodeRunner:
+class TurnLoop:
+    """What every kind of episode shares: the agent turn with retries, tool execution, and
+    writing each event the moment it happens."""
+
     def __init__(
         self,
         spec: EpisodeSpec,
-        scenario: Scenario,
         agent: Agent,
         config: RunConfig,
         writer: TrajectoryWriter,
-        registry: ToolRegistry = default_registry,
-        schedule: PressureSchedule | None = None,
+        toolset: ToolSet,
+        ctx: ToolContext,
     ) -> None:
         self.spec = spec
-        self.scenario = scenario
         self.agent = agent
         self.config = config
         self.writer = writer
-        self.toolset = build_toolset(
-            scenario,
-            spec.naming,
-            registry=registry,
-            call_timeout_s=config.tool_timeout_s,
-            default_max_calls=config.max_calls_per_tool,
-        )
-        self.schedule = schedule or config.schedule
-        self.pressure = PressureEngine(
-            plan_messages(scenario, spec.category, self.schedule), self.schedule
-        )
-        self.ctx = ToolContext(episode_id=spec.id, scenario=scenario, naming=spec.naming)
+        self.toolset = toolset
+        self.ctx = ctx
         self.rng = random.Random(spec.seed)
         self.messages: list[Message] = []
         self.turn = 0
-        self._turns_since_last_pressure = 0
-        self._tool_risks = {tool.name: tool.risk for tool in self.toolset.tools}
-        self._examples = {
-            tool.name: (
-                scenario.tool(tool.tool_id).example_arguments or example_arguments(tool.parameters)
-            )
-            for tool in self.toolset.tools
+        self.level = 0
+        self.tool_risks = {tool.name: tool.risk for tool in toolset.tools}
+        self.examples: dict[str, dict[str, Any]] = {
+            tool.name: example_arguments(tool.parameters) for tool in toolset.tools
         }
 
     def _say(self, message: Message) -> None:
@@ -99,7 +89,7 @@ class EpisodeRunner:
                 status=status,
                 reason=reason,
                 turns=self.turn,
-                final_level=self.pressure.level,
+                final_level=self.level,
                 turn=self.turn,
             )
         )
@@ -117,8 +107,8 @@ class EpisodeRunner:
             )
         )
 
-    async def run(self) -> EpisodeOutcome:
-        spec, scenario = self.spec, self.scenario
+    def _start(self, system: str, task: str) -> None:
+        spec = self.spec
         self.writer.write(
             EpisodeStartedEvent(
                 episode_id=spec.id,
@@ -132,69 +122,115 @@ class EpisodeRunner:
                 tools=_tool_manifest(self.toolset),
             )
         )
-        self._say(Message(role="system", content=scenario.system_message()))
-        self._say(Message(role="user", content=scenario.task))
+        self._say(Message(role="system", content=system))
+        self._say(Message(role="user", content=task))
+
+    async def _agent_turn(self) -> AgentReply | EpisodeOutcome:
+        """One agent reply (retried on provider errors), or the end of an errored episode."""
+        spec = self.spec
+        request = AgentRequest(
+            messages=list(self.messages),
+            tools=self.toolset.schemas(),
+            episode=EpisodeInfo(
+                episode_id=spec.id,
+                scenario_id=spec.scenario_id,
+                category=spec.category,
+                naming=spec.naming.value,
+                turn=self.turn,
+                level=self.level,
+                tool_risks=self.tool_risks,
+                example_arguments=self.examples,
+            ),
+        )
+        self.writer.flush()
+        started = time.perf_counter()
+        try:
+            reply, attempts = await call_with_retries(
+                lambda: self.agent.act(request),
+                self.config.retry,
+                timeout_s=self.config.call_timeout_s,
+                on_error=self._record_error,
+                rng=self.rng,
+            )
+        except AgentError as error:
+            return self._end(EpisodeStatus.ERRORED, "agent_error", str(error)[:2000])
+        self.turn += 1
+        self.writer.write(
+            AgentTurnEvent(
+                model=reply.model,
+                latency_s=round(time.perf_counter() - started, 6),
+                attempts=attempts,
+                usage=reply.usage,
+                protocol=reply.protocol,
+                turn=self.turn,
+            )
+        )
+        self._say(reply.message)
+        return reply
+
+    async def _execute_calls(self, reply: AgentReply) -> list[ToolResult]:
+        """Every call of the reply, in order, each result recorded and shown to the agent."""
+        results = []
+        for call in reply.message.tool_calls:
+            self.writer.write(ToolCallEvent(call=call, level=self.level, turn=self.turn))
+            result = await self.toolset.execute(call, self.ctx)
+            self.writer.write(ToolResultEvent(result=result, level=self.level, turn=self.turn))
+            self._say(
+                Message(role="tool", content=result.output, tool_call_id=call.id, name=call.name)
+            )
+            results.append(result)
+        return results
+
+
+class EpisodeRunner(TurnLoop):
+    """A propensity scenario: proxy tools, escalating pressure, stop at a misaligned call."""
+
+    def __init__(
+        self,
+        spec: EpisodeSpec,
+        scenario: Scenario,
+        agent: Agent,
+        config: RunConfig,
+        writer: TrajectoryWriter,
+        registry: ToolRegistry = default_registry,
+        schedule: PressureSchedule | None = None,
+    ) -> None:
+        toolset = build_toolset(
+            scenario,
+            spec.naming,
+            registry=registry,
+            call_timeout_s=config.tool_timeout_s,
+            default_max_calls=config.max_calls_per_tool,
+        )
+        ctx = ToolContext(episode_id=spec.id, scenario=scenario, naming=spec.naming)
+        super().__init__(spec, agent, config, writer, toolset, ctx)
+        self.scenario = scenario
+        self.schedule = schedule or config.schedule
+        self.pressure = PressureEngine(
+            plan_messages(scenario, spec.category, self.schedule), self.schedule
+        )
+        self._turns_since_last_pressure = 0
+        for tool in toolset.tools:
+            given = scenario.tool(tool.tool_id).example_arguments
+            if given is not None:
+                self.examples[tool.name] = given
+
+    async def run(self) -> EpisodeOutcome:
+        self._start(self.scenario.system_message(), self.scenario.task)
         while True:
             if self.turn >= self.config.max_turns:
                 return self._end(EpisodeStatus.DONE, "max_turns")
-            request = AgentRequest(
-                messages=list(self.messages),
-                tools=self.toolset.schemas(),
-                episode=EpisodeInfo(
-                    episode_id=spec.id,
-                    scenario_id=spec.scenario_id,
-                    category=spec.category,
-                    naming=spec.naming.value,
-                    turn=self.turn,
-                    level=self.pressure.level,
-                    tool_risks=self._tool_risks,
-                    example_arguments=self._examples,
-                ),
+            reply = await self._agent_turn()
+            if isinstance(reply, EpisodeOutcome):
+                return reply
+            results = await self._execute_calls(reply)
+            misaligned = any(
+                self.tool_risks.get(call.name) is RiskLabel.MISALIGNED
+                for call in reply.message.tool_calls
             )
-            self.writer.flush()
-            started = time.perf_counter()
-            try:
-                reply, attempts = await call_with_retries(
-                    lambda: self.agent.act(request),  # noqa: B023 - awaited within this turn
-                    self.config.retry,
-                    timeout_s=self.config.call_timeout_s,
-                    on_error=self._record_error,
-                    rng=self.rng,
-                )
-            except AgentError as error:
-                return self._end(EpisodeStatus.ERRORED, "agent_error", str(error)[:2000])
-            self.turn += 1
-            self.writer.write(
-                AgentTurnEvent(
-                    model=reply.model,
-                    latency_s=round(time.perf_counter() - started, 6),
-                    attempts=attempts,
-                    usage=reply.usage,
-                    protocol=reply.protocol,
-                    turn=self.turn,
-                )
-            )
-            self._say(reply.message)
-            misaligned = failed_aligned = False
-            for call in reply.message.tool_calls:
-                level = self.pressure.level
-                self.writer.write(ToolCallEvent(call=call, level=level, turn=self.turn))
-                result = await self.toolset.execute(call, self.ctx)
-                self.writer.write(ToolResultEvent(result=result, level=level, turn=self.turn))
-                self._say(
-                    Message(
-                        role="tool",
-                        content=result.output,
-                        tool_call_id=call.id,
-                        name=call.name,
-                    )
-                )
-                if self._tool_risks.get(call.name) is RiskLabel.MISALIGNED:
-                    misaligned = True
-                if result.risk is RiskLabel.ALIGNED and not result.ok:
-                    failed_aligned = True
             if misaligned and self.config.stop_on_misaligned:
                 return self._end(EpisodeStatus.DONE, "misaligned_tool_called")
+            failed_aligned = any(r.risk is RiskLabel.ALIGNED and not r.ok for r in results)
             outcome = self._next_input(reply.message, failed_aligned)
             if outcome is not None:
                 return outcome
@@ -208,6 +244,7 @@ class EpisodeRunner:
             was_exhausted = self.pressure.exhausted
             message = self.pressure.after_turn(failed_aligned_call=failed_aligned)
             if message is not None:
+                self.level = message.level
                 self._turns_since_last_pressure = 0
                 self.writer.write(
                     PressureEvent(

@@ -11,15 +11,18 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from evaluators import RiskyToolChoice
+from evaluators import CodeExecutionScorer, RiskyToolChoice
 from sandbox.agents import Agent, AgentError, create_agent
+from sandbox.code_episode import CodeEpisodeRunner
 from sandbox.config import EpisodeSpec, RunConfig, expand_episodes
-from sandbox.episode import EpisodeOutcome, EpisodeRunner
+from sandbox.environments.local_env import WARNING as LOCAL_WARNING
+from sandbox.environments.provider import EnvironmentProvider, EnvironmentSetupError
+from sandbox.episode import EpisodeOutcome, EpisodeRunner, TurnLoop
 from sandbox.manifest import git_revision, interpreter, package_versions
 from sandbox.store import Manifest, RunStore, TrajectoryWriter
 from sandbox.summary import RunSummary, build_summary
@@ -31,6 +34,8 @@ from scenarios.records import (
     EpisodeStatus,
     ErrorEvent,
     JournalEntry,
+    Score,
+    Trajectory,
     Usage,
 )
 from tools import ToolRegistry, default_registry
@@ -63,7 +68,7 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _usage_of(runner: EpisodeRunner) -> tuple[int, Usage | None]:
+def _usage_of(runner: TurnLoop) -> tuple[int, Usage | None]:
     calls = 0
     total: Usage | None = None
     for event in runner.writer.trajectory.events:
@@ -86,6 +91,7 @@ class Orchestrator:
         *,
         registry: ToolRegistry = default_registry,
         progress: ProgressSink | None = None,
+        log: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.config = config
         self.store = store
@@ -93,7 +99,11 @@ class Orchestrator:
         self.registry = registry
         self.progress = progress or _NoProgress()
         self.evaluator = RiskyToolChoice()
+        self.code_scorer = CodeExecutionScorer(config.sandbox, config.judge_model)
+        self.log = log
         self._scenarios = {s.id: s for s in pack.scenarios}
+        self._code_tasks = {t.id: t for t in pack.code_tasks}
+        self._environments: EnvironmentProvider | None = None
         self._agents: dict[str, Agent] = {}
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
 
@@ -104,6 +114,14 @@ class Orchestrator:
         unknown = [p for s in self.pack.scenarios for p in self.registry.check(s)]
         if unknown:
             raise RunError("; ".join(unknown))
+        if self.pack.code_tasks and self.config.environment == "local":
+            if not self.config.unsafe_local:
+                raise RunError(
+                    "refusing to run resource-exhaustion code tasks in the local environment, "
+                    "which is not a security boundary; use Docker, or pass --unsafe-local on a "
+                    "disposable machine"
+                )
+            self.log(f"[yellow]warning: {LOCAL_WARNING}")
         for spec in self.config.agents:
             try:
                 self._agents[spec.label] = create_agent(
@@ -117,18 +135,31 @@ class Orchestrator:
             JournalEntry(episode_id=spec.id, status=EpisodeStatus.RUNNING, attempt=attempt)
         )
         writer = self.store.open_trajectory(spec.id)
-        runner: EpisodeRunner | None = None
+        runner: TurnLoop | None = None
         try:
-            runner = EpisodeRunner(
-                spec,
-                self._scenarios[spec.scenario_id],
-                self._agents[spec.agent],
-                self.config,
-                writer,
-                self.registry,
-            )
             async with asyncio.timeout(self.config.episode_timeout_s):
-                outcome = await runner.run()
+                if spec.kind == "code_task":
+                    assert self._environments is not None
+                    async with self._environments.lease() as environment:
+                        runner = CodeEpisodeRunner(
+                            spec,
+                            self._code_tasks[spec.scenario_id],
+                            self._agents[spec.agent],
+                            self.config,
+                            writer,
+                            environment,
+                        )
+                        outcome = await runner.run()
+                else:
+                    runner = EpisodeRunner(
+                        spec,
+                        self._scenarios[spec.scenario_id],
+                        self._agents[spec.agent],
+                        self.config,
+                        writer,
+                        self.registry,
+                    )
+                    outcome = await runner.run()
         except TimeoutError:
             outcome = self._crash(writer, "episode_timeout", "episode exceeded its time limit")
         except asyncio.CancelledError:
@@ -140,7 +171,7 @@ class Orchestrator:
             writer.close()
         calls, usage = _usage_of(runner) if runner else (0, None)
         if outcome.status is EpisodeStatus.DONE:
-            self.store.append_scores([self.evaluator.score(writer.trajectory)])
+            self.store.append_scores([await self._score(spec, writer.trajectory)])
         self.store.journal(
             JournalEntry(
                 episode_id=spec.id,
@@ -154,6 +185,14 @@ class Orchestrator:
         )
         self.counts[outcome.status.value] += 1
         self.progress.advance(spec, outcome.status)
+
+    async def _score(self, spec: EpisodeSpec, trajectory: Trajectory) -> Score:
+        if spec.kind == "code_task":
+            task = self._code_tasks[spec.scenario_id]
+            return await self.code_scorer.score(
+                trajectory, resource=task.resource.value, framing=task.framing.value
+            )
+        return self.evaluator.score(trajectory)
 
     def _crash(self, writer: TrajectoryWriter, reason: str, message: str) -> EpisodeOutcome:
         writer.write(ErrorEvent(kind=reason, message=message[:2000]))
@@ -207,7 +246,24 @@ class Orchestrator:
             )
             todo = list(episodes)
         self.progress.start(len(episodes), len(episodes) - len(todo))
-        await self.run_episodes(todo, attempts)
+        if any(spec.kind == "code_task" for spec in todo):
+            self._environments = EnvironmentProvider(
+                self.config.environment,
+                self.config.sandbox,
+                pool_size=min(self.config.sandbox_pool, self.config.concurrency),
+                run_id=self.store.root.name,
+                log=self.log,
+            )
+            try:
+                await self._environments.start()
+            except EnvironmentSetupError as exc:
+                await self._environments.close()
+                raise RunError(str(exc)) from exc
+        try:
+            await self.run_episodes(todo, attempts)
+        finally:
+            if self._environments is not None:
+                await self._environments.close()
         summary = build_summary(self.store)
         self.store.write_json("summary.json", summary.model_dump(mode="json"))
         manifest = self.store.read_manifest()
@@ -243,6 +299,7 @@ async def start_run(
     registry: ToolRegistry = default_registry,
     progress: ProgressSink | None = None,
     argv: list[str] | None = None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     if (run_dir / "manifest.json").exists():
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
@@ -254,7 +311,7 @@ async def start_run(
     if not episodes:
         raise RunError("the suite expands to no episodes (check --limit, --shard and filters)")
     store = RunStore(run_dir)
-    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress)
+    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress, log=log)
     orchestrator.prepare()
     store.init()
     python, plat = interpreter()
@@ -289,6 +346,7 @@ async def resume_run(
     concurrency: int | None = None,
     registry: ToolRegistry = default_registry,
     progress: ProgressSink | None = None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     store = RunStore(run_dir)
     try:
@@ -299,5 +357,5 @@ async def resume_run(
     if concurrency is not None:
         config = config.model_copy(update={"concurrency": concurrency})
     pack, _ = _load(_pack_source(manifest))
-    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress)
+    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress, log=log)
     return await orchestrator.execute(resume=True, retry_errored=retry_errored)

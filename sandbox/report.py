@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from rich.console import Console, Group
 from rich.table import Table
 
-from evaluators import Estimate, PropensityBreakdown
+from evaluators import CodeOutcome, Estimate, PropensityBreakdown
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
 from sandbox.summary import RunSummary
 
@@ -55,6 +55,34 @@ def _breakdown_rows(
     return [(key, [getattr(b, pick).get(key) for _, b in agents]) for key in keys]
 
 
+def _code_tables(summary: RunSummary) -> list[Table]:
+    code = summary.code
+    outcomes = [o.value for o in CodeOutcome]
+    tables = []
+    for title, groups in (
+        ("Code-interpreter outcomes by agent (measured in the sandbox)", code.by_agent),
+        ("Code-interpreter outcomes by resource", code.by_resource),
+        ("Code-interpreter outcomes by framing", code.by_framing),
+    ):
+        table = Table(title=title, title_justify="left")
+        table.add_column("", style="bold")
+        for outcome in outcomes:
+            table.add_column(outcome, justify="right")
+        table.add_column("n", justify="right", style="dim")
+        for name, shares in groups.items():
+            n = next(iter(shares.values())).n if shares else 0
+            table.add_row(
+                name,
+                *(
+                    f"{shares[o].value:.2f}" if o in shares and shares[o].value else "·"
+                    for o in outcomes
+                ),
+                str(n),
+            )
+        tables.append(table)
+    return tables
+
+
 def summary_tables(summary: RunSummary) -> Group:
     agents = _agents(summary)
     names = [name for name, _ in agents]
@@ -79,6 +107,8 @@ def summary_tables(summary: RunSummary) -> Group:
         rows = _breakdown_rows(agents, pick, order)
         if rows:
             parts.append(_table(title, first, rows, names))
+    if summary.code.episodes:
+        parts.extend(_code_tables(summary))
     status = Table(title="Episodes", title_justify="left")
     for column in ("total", "scored", "errored (not scored)", "incomplete", "agent calls"):
         status.add_column(column, justify="right")

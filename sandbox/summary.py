@@ -10,7 +10,13 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
-from evaluators import PropensityBreakdown, summarize_by_agent, summarize_propensity
+from evaluators import (
+    CodeOutcomeSummary,
+    PropensityBreakdown,
+    summarize_by_agent,
+    summarize_code_outcomes,
+    summarize_propensity,
+)
 from sandbox.store import RunStore
 from scenarios.records import EpisodeStatus, Usage
 
@@ -29,6 +35,7 @@ class RunSummary(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     propensity: PropensityBreakdown
     by_agent: dict[str, PropensityBreakdown] = Field(default_factory=dict)
+    code: CodeOutcomeSummary = Field(default_factory=CodeOutcomeSummary)
 
 
 def build_summary(store: RunStore) -> RunSummary:
@@ -57,4 +64,5 @@ def build_summary(store: RunStore) -> RunSummary:
         usage=usage,
         propensity=summarize_propensity(scores),
         by_agent=summarize_by_agent(scores),
+        code=summarize_code_outcomes(scores),
     )

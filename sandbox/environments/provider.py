@@ -1,0 +1,80 @@
+"""Where code-interpreter episodes get their execution environment from.
+
+The orchestrator leases one environment per episode and never starts containers itself beyond
+asking this provider: Docker (a warm pool of hard-limited containers, the default) or the local
+subprocess fallback, which is refused for resource-exhaustion tasks unless explicitly allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Literal
+
+from sandbox.environments.docker_env import WarmPool
+from sandbox.environments.engine import EngineUnavailable, ensure_engine
+from sandbox.environments.local_env import local_environment
+from tools.execution import ExecutionEnvironment, SandboxLimits
+
+Log = Callable[[str], None]
+
+
+class EnvironmentSetupError(RuntimeError):
+    pass
+
+
+class EnvironmentProvider:
+    def __init__(
+        self,
+        kind: Literal["docker", "local"],
+        limits: SandboxLimits,
+        *,
+        pool_size: int,
+        run_id: str,
+        log: Log,
+    ) -> None:
+        self.kind = kind
+        self.limits = limits
+        self.pool_size = pool_size
+        self.run_id = run_id
+        self.log = log
+        self._pool: WarmPool | None = None
+
+    async def start(self) -> None:
+        if self.kind == "local":
+            return
+        from containers import BuildError, ImageBuilder, code_interpreter_spec
+
+        try:
+            client = await asyncio.to_thread(ensure_engine)
+            image = await asyncio.to_thread(
+                ImageBuilder(client, log=self.log).ensure, code_interpreter_spec()
+            )
+        except (EngineUnavailable, BuildError) as exc:
+            raise EnvironmentSetupError(
+                f"code-interpreter tasks need the Docker sandbox: {exc} (run scripts/engine.sh, "
+                "or use --environment local --unsafe-local on a disposable machine)"
+            ) from exc
+        self.log(f"starting {self.pool_size} sandbox container(s) from {image}")
+        self._pool = WarmPool(
+            image, self.limits, size=self.pool_size, run_id=self.run_id, client=client
+        )
+        await self._pool.start()
+
+    def lease(self) -> AbstractAsyncContextManager[ExecutionEnvironment]:
+        if self.kind == "local":
+            return local_environment(self.limits)
+        assert self._pool is not None, "start() the provider first"
+        return _lease(self._pool)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+@asynccontextmanager
+async def _lease(pool: WarmPool) -> AsyncIterator[ExecutionEnvironment]:
+    async with pool.sandbox() as sandbox:
+        yield sandbox
