@@ -6,7 +6,7 @@ messages and tools. Prints episodes/s, LLM calls/s and CPU time per LLM call of 
 to bare litellm's, and their ratio. Ratios, not absolute figures, are what to compare: the
 machine is noisy.
 
-    python benchmarks/orchestrator.py [--episodes 2000] [--concurrency 256]
+    .venv/bin/python -m benchmarks.orchestrator [--episodes 2000] [--concurrency 256]
 """
 
 from __future__ import annotations

@@ -29,7 +29,15 @@ class BaseSpec:
 
     suite: str = "bookworm"
     variant: str = "minbase"
-    packages: tuple[str, ...] = ("python3", "python3-numpy", "ca-certificates", "procps")
+    packages: tuple[str, ...] = (
+        "python3",
+        "python3-numpy",
+        "python3-pandas",
+        "python3-psutil",
+        "python3-sympy",
+        "ca-certificates",
+        "procps",
+    )
     registry_image: str = "python:3.11-slim-bookworm"
 
     def digest(self) -> str:
@@ -43,7 +51,11 @@ class ImageSpec:
     base: BaseSpec = field(default_factory=BaseSpec)
 
     def digest(self) -> str:
-        files = sorted(p for p in self.context.rglob("*") if p.is_file())
+        files = sorted(
+            p
+            for p in self.context.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
         parts = [self.base.digest().encode()]
         for path in files:
             parts += [str(path.relative_to(self.context)).encode(), path.read_bytes()]
@@ -134,7 +146,7 @@ class ImageBuilder:
             return False
         dockerfile = (
             f"FROM {spec.base.registry_image}\n"
-            "RUN pip install --no-cache-dir numpy && apt-get update && "
+            "RUN pip install --no-cache-dir numpy pandas psutil sympy && apt-get update && "
             "apt-get install -y --no-install-recommends procps && rm -rf /var/lib/apt/lists/*\n"
             "RUN ln -sf /usr/local/bin/python3 /usr/bin/python3\n"
         )

@@ -46,6 +46,8 @@ class ExecutionFacts(BaseModel):
     oom_killed: bool = False
     pids_limited: bool = False
     disk_full: bool = False
+    # The per-file size limit (RLIMIT_FSIZE) stopped a write: SIGXFSZ, or EFBIG reported.
+    file_size_limited: bool = False
     strays_killed: int = 0
     sandbox_error: str | None = None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import struct
 import uuid
 from collections.abc import AsyncIterator
@@ -216,6 +217,7 @@ class DockerSandbox:
             oom_killed=oom,
             pids_limited=after.pids_limit_hits > before.pids_limit_hits,
             disk_full=disk_after >= disk_cap * 0.98 or "No space left on device" in stderr,
+            file_size_limited=reply.get("signal") == signal.SIGXFSZ or "File too large" in stderr,
             strays_killed=int(reply.get("strays_killed", 0)),
             sandbox_error=error,
         )
