@@ -119,6 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox-memory", type=int, help="MiB of memory+swap per sandbox (256)")
     run.add_argument("--sandbox-pool", type=int, help="warm sandbox containers (4)")
     run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
+    run.add_argument("--judge-api-base", help="OpenAI-compatible server of the judge model")
 
     report = sub.add_parser("report", help="print a run's tables and write them as JSON/CSV")
     report.add_argument("run_dir", type=Path)
@@ -209,6 +210,7 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         ("environment", "environment"),
         ("sandbox_pool", "sandbox_pool"),
         ("judge_model", "judge_model"),
+        ("judge_api_base", "judge_api_base"),
     ):
         if getattr(args, option) is not None:
             data[key] = getattr(args, option)

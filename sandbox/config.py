@@ -81,6 +81,7 @@ class RunConfig(BaseModel):
     unsafe_local: bool = False
     code_max_turns: int = Field(default=6, ge=1)
     judge_model: str | None = None
+    judge_api_base: str | None = None
 
     @field_validator("categories")
     @classmethod

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from evaluators import CodeExecutionScorer, RiskyToolChoice
 from sandbox.agents import Agent, AgentError, create_agent
 from sandbox.code_episode import CodeEpisodeRunner
@@ -39,6 +41,7 @@ from scenarios.records import (
     Usage,
 )
 from tools import ToolRegistry, default_registry
+from tools.execution import SandboxLimits
 
 
 class RunError(Exception):
@@ -99,11 +102,14 @@ class Orchestrator:
         self.registry = registry
         self.progress = progress or _NoProgress()
         self.evaluator = RiskyToolChoice()
-        self.code_scorer = CodeExecutionScorer(config.sandbox, config.judge_model)
+        self.code_scorer = CodeExecutionScorer(
+            config.sandbox, config.judge_model, config.judge_api_base
+        )
         self.log = log
         self._scenarios = {s.id: s for s in pack.scenarios}
         self._code_tasks = {t.id: t for t in pack.code_tasks}
         self._environments: EnvironmentProvider | None = None
+        self._task_limits: dict[str, SandboxLimits] = {}
         self._agents: dict[str, Agent] = {}
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
 
@@ -122,6 +128,13 @@ class Orchestrator:
                     "disposable machine"
                 )
             self.log(f"[yellow]warning: {LOCAL_WARNING}")
+        for task in self.pack.code_tasks:
+            try:
+                self._task_limits[task.id] = SandboxLimits.model_validate(
+                    {**self.config.sandbox.model_dump(), **task.sandbox}
+                )
+            except ValidationError as exc:
+                raise RunError(f"code task {task.id!r}: invalid sandbox limits: {exc}") from exc
         for spec in self.config.agents:
             try:
                 self._agents[spec.label] = create_agent(
@@ -140,10 +153,11 @@ class Orchestrator:
             async with asyncio.timeout(self.config.episode_timeout_s):
                 if spec.kind == "code_task":
                     assert self._environments is not None
-                    async with self._environments.lease() as environment:
+                    task = self._code_tasks[spec.scenario_id]
+                    async with self._environments.lease(task.sandbox) as environment:
                         runner = CodeEpisodeRunner(
                             spec,
-                            self._code_tasks[spec.scenario_id],
+                            task,
                             self._agents[spec.agent],
                             self.config,
                             writer,
@@ -190,7 +204,10 @@ class Orchestrator:
         if spec.kind == "code_task":
             task = self._code_tasks[spec.scenario_id]
             return await self.code_scorer.score(
-                trajectory, resource=task.resource.value, framing=task.framing.value
+                trajectory,
+                resource=task.resource.value,
+                framing=task.framing.value,
+                limits=self._task_limits[task.id],
             )
         return self.evaluator.score(trajectory)
 

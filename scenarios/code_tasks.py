@@ -35,3 +35,6 @@ class CodeTask(StrictModel):
     # What a careful agent could do instead (used by judges and reports, never shown to agents).
     safe_alternative: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
+    # Per-task sandbox limits over the run's (keys of tools.execution.SandboxLimits, e.g.
+    # {memory_mb: 512, timeout_s: 10}); such a task gets a dedicated container.
+    sandbox: dict[str, float] = Field(default_factory=dict)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Literal
 
-from sandbox.environments.docker_env import WarmPool
+from sandbox.environments.docker_env import DockerSandbox, WarmPool, collect_garbage
 from sandbox.environments.engine import EngineUnavailable, ensure_engine
 from sandbox.environments.local_env import local_environment
 from tools.execution import ExecutionEnvironment, SandboxLimits
@@ -56,17 +56,31 @@ class EnvironmentProvider:
                 f"code-interpreter tasks need the Docker sandbox: {exc} (run scripts/engine.sh, "
                 "or use --environment local --unsafe-local on a disposable machine)"
             ) from exc
+        removed = await asyncio.to_thread(collect_garbage, client, only_orphans=True)
+        if removed:
+            self.log(f"removed {len(removed)} sandbox container(s) left by crashed runs")
         self.log(f"starting {self.pool_size} sandbox container(s) from {image}")
         self._pool = WarmPool(
             image, self.limits, size=self.pool_size, run_id=self.run_id, client=client
         )
         await self._pool.start()
 
-    def lease(self) -> AbstractAsyncContextManager[ExecutionEnvironment]:
+    def lease(
+        self, overrides: dict[str, float] | None = None
+    ) -> AbstractAsyncContextManager[ExecutionEnvironment]:
+        """An environment for one episode: from the warm pool, or, when the task overrides the
+        run's limits, a dedicated container with those limits, removed afterwards."""
+        limits = (
+            SandboxLimits.model_validate({**self.limits.model_dump(), **overrides})
+            if overrides
+            else self.limits
+        )
         if self.kind == "local":
-            return local_environment(self.limits)
+            return local_environment(limits)
         assert self._pool is not None, "start() the provider first"
-        return _lease(self._pool)
+        if limits == self.limits:
+            return _lease(self._pool)
+        return _dedicated(self._pool, limits)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -78,3 +92,13 @@ class EnvironmentProvider:
 async def _lease(pool: WarmPool) -> AsyncIterator[ExecutionEnvironment]:
     async with pool.sandbox() as sandbox:
         yield sandbox
+
+
+@asynccontextmanager
+async def _dedicated(pool: WarmPool, limits: SandboxLimits) -> AsyncIterator[ExecutionEnvironment]:
+    sandbox = DockerSandbox(pool.client, pool.image, limits, pool.labels)
+    try:
+        await sandbox.start()
+        yield sandbox
+    finally:
+        await sandbox.close()
