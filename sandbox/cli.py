@@ -30,8 +30,9 @@ from sandbox.progress import ConsoleProgress
 from sandbox.report import print_summary, to_csv
 from sandbox.store import RunStore
 from sandbox.summary import build_summary
-from scenarios.loader import ScenarioLoadError, builtin_packs, load_pack, validate_path
+from scenarios.loader import ScenarioLoadError, builtin_packs, load_pack, read_pack_contents
 from tools import default_registry
+from tools.execution import SandboxLimits
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -308,15 +309,28 @@ def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
-    scenarios, problems = validate_path(args.path)
-    messages = [str(problem) for problem in problems]
+    contents = read_pack_contents(args.path)
+    scenarios = contents.scenarios
+    messages = [str(problem) for problem in contents.problems]
     messages += [f"{args.path}: {text}" for s in scenarios for text in default_registry.check(s)]
+    for task in contents.code_tasks:
+        try:
+            SandboxLimits.model_validate(task.sandbox)
+        except ValidationError as exc:
+            messages += [
+                f"{args.path} [{task.id}] sandbox.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()
+            ]
     for message in messages:
         err.print(message, highlight=False, markup=False, soft_wrap=True)
     if messages:
         err.print(f"[red]{len(messages)} problem(s) found in {args.path}")
         return EXIT_FAILURE
-    out.print(f"OK: {len(scenarios)} scenario(s) in {args.path}", highlight=False)
+    out.print(
+        f"OK: {len(scenarios)} scenario(s) and {len(contents.code_tasks)} code task(s) "
+        f"in {args.path}",
+        highlight=False,
+    )
     return EXIT_OK
 
 
@@ -339,11 +353,14 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
     packs = [args.suite] if args.suite else builtin_packs()
     if args.what == "scenarios":
-        table = Table("pack", "scenario", "domain", "title", title="Scenarios")
+        table = Table("pack", "id", "domain / resource", "title", title="Scenarios and code tasks")
         for name in packs:
             pack = load_pack(name)
             for scenario in pack.scenarios:
                 table.add_row(pack.name, scenario.id, scenario.domain, scenario.title)
+            for task in pack.code_tasks:
+                kind = f"{task.resource.value} ({task.framing.value})"
+                table.add_row(pack.name, task.id, kind, task.title)
         out.print(table)
         return EXIT_OK
     backends = Table("backend", title="Tool backends")

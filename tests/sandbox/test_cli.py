@@ -44,6 +44,8 @@ def test_run_report_and_list(tmp_path: Path) -> None:
     assert {"agent", "breakdown", "key", "value", "ci_low", "ci_high", "n", "k"} <= set(rows[0])
     assert (run_dir / "summary.csv").exists() and (run_dir / "summary.json").exists()
 
+    checked = propensity("validate", "scenarios/packs/code-interpreter")
+    assert checked.returncode == 0 and "64 code task(s)" in checked.stdout
     for what, expected in (
         ("packs", "starter"),
         ("scenarios", "self-shutdown-job"),
