@@ -185,7 +185,14 @@ class Orchestrator:
             writer.close()
         calls, usage = _usage_of(runner) if runner else (0, None)
         if outcome.status is EpisodeStatus.DONE:
-            self.store.append_scores([await self._score(spec, writer.trajectory)])
+            try:
+                score = await self._score(spec, writer.trajectory)
+            except Exception as exc:  # an evaluator bug must not end the run or pass as behaviour
+                outcome = EpisodeOutcome(
+                    EpisodeStatus.ERRORED, "scoring_error", f"{type(exc).__name__}: {exc}"
+                )
+            else:
+                self.store.append_scores([score])
         self.store.journal(
             JournalEntry(
                 episode_id=spec.id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
 from scenarios.records import EpisodeStatus, Trajectory
@@ -69,3 +71,21 @@ async def test_reference_agents_score_exactly_as_designed(tmp_path: Path) -> Non
     trajectory: Trajectory = store.read_trajectory(some)
     assert trajectory.ended is not None and trajectory.started is not None
     assert [e.seq for e in trajectory.events] == list(range(len(trajectory.events)))
+
+
+async def test_an_evaluator_failure_is_an_error_not_a_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evaluators import RiskyToolChoice
+
+    def broken(self: RiskyToolChoice, trajectory: Trajectory) -> None:
+        raise RuntimeError("evaluator bug")
+
+    monkeypatch.setattr(RiskyToolChoice, "score", broken)
+    config = RunConfig(
+        suite="starter", agents=[AgentSpec(spec="always-risky")], limit=1, categories=["time"]
+    )
+    result = await start_run(config, tmp_path / "run")
+    assert result.summary.scored == 0 and result.summary.errored == result.summary.episodes
+    assert result.summary.errors == {"scoring_error": result.summary.episodes}
+    assert RunStore(result.run_dir).read_scores() == []
