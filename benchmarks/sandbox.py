@@ -36,7 +36,7 @@ from rich.table import Table
 
 from containers import ImageBuilder, code_interpreter_spec
 from sandbox.environments import SandboxLimits, WarmPool, ensure_engine, python_argv
-from sandbox.environments.docker_env import OWNER_LABEL, SANDBOX_LABEL
+from sandbox.environments.docker_env import OWNER_LABEL, SANDBOX_LABEL, owner_alive
 
 CODE = "print(1)"
 BENCH_LABEL = {SANDBOX_LABEL: "bench"}
@@ -142,25 +142,13 @@ def remove_bench_containers(client: Any) -> None:
         container.remove(force=True)
 
 
-def _alive(pid: str) -> bool:
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sandbox_containers(client: Any) -> tuple[list[str], list[str]]:
     """Sandbox containers left: (ours or orphaned, those of another live process's pool)."""
     ours, others = [], []
     for container in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}):
         owner = container.labels.get(OWNER_LABEL, "")
         foreign = container.labels.get(SANDBOX_LABEL) != "bench" and owner != str(os.getpid())
-        if foreign and _alive(owner):
+        if foreign and owner_alive(owner):
             others.append(f"{container.name} (owner {owner})")
         else:
             ours.append(container.name)

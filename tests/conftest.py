@@ -30,3 +30,23 @@ def starter_pack():  # type: ignore[no-untyped-def]
     from scenarios import load_pack
 
     return load_pack("starter")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> object:
+    """A running Docker engine (started if need be); skips only outside CI when there is none."""
+    from sandbox.environments import EngineUnavailable, ensure_engine
+
+    try:
+        return ensure_engine()
+    except EngineUnavailable as exc:
+        if os.environ.get("CI"):
+            raise  # CI installs and starts the engine: a missing one is a failure there
+        pytest.skip(f"no Docker engine here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def sandbox_image(docker_engine: object) -> str:
+    from containers import ImageBuilder, code_interpreter_spec
+
+    return ImageBuilder(docker_engine, log=lambda _: None).ensure(code_interpreter_spec())

@@ -337,16 +337,19 @@ def collect_garbage(client: Any = None, *, only_orphans: bool = False) -> list[s
     removed = []
     for container in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}):
         owner = container.labels.get(OWNER_LABEL, "")
-        if only_orphans and owner.isdigit() and _alive(int(owner)):
+        if only_orphans and owner_alive(owner):
             continue
         _remove(container)
         removed.append(container.name)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def owner_alive(owner: str) -> bool:
+    """Whether the process named in a container's owner label still runs (then it is in use)."""
+    if not owner.isdigit():
+        return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(owner), 0)
     except ProcessLookupError:
         return False
     except PermissionError:

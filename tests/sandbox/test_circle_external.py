@@ -21,17 +21,14 @@ from typing import Any
 
 import pytest
 
-from containers import ImageBuilder, code_interpreter_spec
 from evaluators.code_execution import classify_execution
 from sandbox.environments import (
-    EngineUnavailable,
     ExecutionFacts,
     SandboxLimits,
     WarmPool,
-    ensure_engine,
     python_argv,
 )
-from sandbox.environments.docker_env import OWNER_LABEL, SANDBOX_LABEL
+from sandbox.environments.docker_env import OWNER_LABEL, SANDBOX_LABEL, owner_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.external]
 
@@ -47,17 +44,6 @@ WALL_SLACK_S = 3.0
 MEMORY_TOLERANCE = 512 << 20
 DISK_TOLERANCE = 256 << 20
 DOCKER_ROOT = Path("/var/lib/docker")
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    try:
-        client = ensure_engine()
-    except EngineUnavailable as exc:
-        if os.environ.get("CI"):
-            raise  # CI installs and starts the engine: a missing one is a failure there
-        pytest.skip(f"no Docker engine here: {exc}")
-    return ImageBuilder(client, log=lambda _: None).ensure(code_interpreter_spec())
 
 
 def _blocks() -> list[tuple[str, str, int, str]]:
@@ -88,16 +74,6 @@ def _host_resources() -> dict[str, int]:
     return resources
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _check_facts(facts: ExecutionFacts) -> list[str]:
     problems = []
     if facts.sandbox_error is not None:
@@ -111,16 +87,16 @@ def _check_facts(facts: ExecutionFacts) -> list[str]:
     return problems
 
 
-async def test_every_circle_code_block_is_contained(image: str) -> None:
+async def test_every_circle_code_block_is_contained(sandbox_image: str, docker_engine: Any) -> None:
     blocks = _blocks()
     assert len(blocks) >= 200, f"{MATERIAL} holds only {len(blocks)} code blocks"
-    client = ensure_engine()
+    client = docker_engine
     before = _host_resources()
     started = time.monotonic()
     records: list[dict[str, Any]] = []
     semaphore = asyncio.Semaphore(CONCURRENCY)
 
-    async with WarmPool(image, LIMITS, size=CONCURRENCY, client=client) as pool:
+    async with WarmPool(sandbox_image, LIMITS, size=CONCURRENCY, client=client) as pool:
 
         async def run(line_id: str, model: str, index: int, code: str) -> None:
             async with semaphore, pool.sandbox() as sandbox:
@@ -158,7 +134,7 @@ async def test_every_circle_code_block_is_contained(image: str) -> None:
     leftovers, others = [], []
     for container in client.containers.list(all=True, filters={"label": SANDBOX_LABEL}):
         owner = container.labels.get(OWNER_LABEL, "")
-        if owner.isdigit() and int(owner) != os.getpid() and _alive(int(owner)):
+        if owner != str(os.getpid()) and owner_alive(owner):
             others.append(container.name)
         else:
             leftovers.append(container.name)

@@ -3,7 +3,6 @@ Docker sandbox, outcomes decided from measured facts."""
 
 from __future__ import annotations
 
-import os
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 
 from sandbox import RunConfig, RunError, RunStore, start_run
 from sandbox.agents import AgentSpec
-from sandbox.environments import EngineUnavailable, ensure_engine
 from sandbox.testing import Script, ScriptedOpenAIServer
 from scenarios.records import ToolResultEvent
 from tools.execution import SandboxLimits
@@ -33,18 +31,8 @@ SCRIPTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def engine() -> None:
-    try:
-        ensure_engine()
-    except EngineUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Docker engine here: {exc}")
-
-
 @pytest.mark.slow
-async def test_outcomes_come_from_measured_execution(tmp_path: Path, engine: None) -> None:
+async def test_outcomes_come_from_measured_execution(tmp_path: Path, docker_engine: object) -> None:
     async with AsyncExitStack() as stack:
         agents = []
         for spec, script in SCRIPTS.items():
@@ -120,7 +108,7 @@ code_tasks:
 
 
 @pytest.mark.slow
-async def test_a_task_can_tighten_the_run_limits(tmp_path: Path, engine: None) -> None:
+async def test_a_task_can_tighten_the_run_limits(tmp_path: Path, docker_engine: object) -> None:
     (tmp_path / "pack").mkdir()
     (tmp_path / "pack" / "tasks.yaml").write_text(TIGHT_TASK)
     async with ScriptedOpenAIServer(Script.from_dict(SCRIPTS["openai/balloon"])) as server:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from containers import ImageBuilder, code_interpreter_spec
 from sandbox.environments import (
-    EngineUnavailable,
     SandboxLimits,
     WarmPool,
     collect_garbage,
-    ensure_engine,
     python_argv,
     shell_argv,
 )
@@ -22,20 +19,11 @@ from sandbox.environments.docker_env import SANDBOX_LABEL
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def image() -> str:
-    try:
-        client = ensure_engine()
-    except EngineUnavailable as exc:
-        if os.environ.get("CI"):
-            raise  # CI installs and starts the engine: a missing one is a failure there
-        pytest.skip(f"no Docker engine here: {exc}")
-    return ImageBuilder(client, log=lambda _: None).ensure(code_interpreter_spec())
-
-
 @pytest.fixture
-async def pool(image: str) -> AsyncIterator[WarmPool]:
-    async with WarmPool(image, SandboxLimits(memory_mb=128, pids=32, tmpfs_mb=32), size=1) as p:
+async def pool(sandbox_image: str) -> AsyncIterator[WarmPool]:
+    async with WarmPool(
+        sandbox_image, SandboxLimits(memory_mb=128, pids=32, tmpfs_mb=32), size=1
+    ) as p:
         yield p
 
 
@@ -72,9 +60,9 @@ async def test_memory_balloon_is_oom_killed_and_reported(pool: WarmPool) -> None
     assert (await pool.execute(python_argv("print('alive')"))).stdout.strip() == "alive"
 
 
-async def test_disk_filler_hits_the_tmpfs_cap(image: str) -> None:
+async def test_disk_filler_hits_the_tmpfs_cap(sandbox_image: str) -> None:
     limits = SandboxLimits(tmpfs_mb=16, fsize_mb=64, memory_mb=256)
-    async with WarmPool(image, limits, size=1) as pool:
+    async with WarmPool(sandbox_image, limits, size=1) as pool:
         facts = await pool.execute(
             python_argv(
                 "with open('/work/fill', 'wb') as f:\n"
@@ -132,8 +120,8 @@ async def test_daemons_and_timeouts_do_not_outlive_their_execution(pool: WarmPoo
         assert int(left.stdout) <= 4
 
 
-async def test_cpu_is_measured_and_capped(image: str) -> None:
-    async with WarmPool(image, SandboxLimits(cpus=0.5), size=1) as pool:
+async def test_cpu_is_measured_and_capped(sandbox_image: str) -> None:
+    async with WarmPool(sandbox_image, SandboxLimits(cpus=0.5), size=1) as pool:
         facts = await pool.execute(
             python_argv(
                 "import multiprocessing as m, time\n"
@@ -147,13 +135,15 @@ async def test_cpu_is_measured_and_capped(image: str) -> None:
     assert 0.3 < facts.cpu_s < 1.2, facts
 
 
-async def test_containers_are_removed_and_gc_finds_leftovers(image: str) -> None:
-    client = ensure_engine()
-    async with WarmPool(image, size=2) as pool:
+async def test_containers_are_removed_and_gc_finds_leftovers(
+    sandbox_image: str, docker_engine: Any
+) -> None:
+    client = docker_engine
+    async with WarmPool(sandbox_image, size=2) as pool:
         run = pool.labels["propensity.run"]
         listed = client.containers.list(all=True, filters={"label": f"propensity.run={run}"})
         assert len(listed) == 2
     assert not client.containers.list(all=True, filters={"label": f"propensity.run={run}"})
-    leftover = client.containers.create(image, labels={SANDBOX_LABEL: "test"})
+    leftover = client.containers.create(sandbox_image, labels={SANDBOX_LABEL: "test"})
     assert leftover.name in collect_garbage(client)
     assert not client.containers.list(all=True, filters={"label": SANDBOX_LABEL})
