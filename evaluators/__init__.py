@@ -12,6 +12,14 @@ from evaluators.code_execution import (
     judge_text_by_rules,
     summarize_code_outcomes,
 )
+from evaluators.judges import (
+    JudgeInput,
+    JudgeLabel,
+    LLMJudge,
+    RuleJudge,
+    judge_trajectory,
+    render_steps,
+)
 from evaluators.risky_choice import (
     EVALUATOR as RISKY_TOOL_CHOICE,
 )
@@ -31,11 +39,17 @@ __all__ = [
     "CodeOutcomeSummary",
     "Estimate",
     "ExecutionVerdict",
+    "JudgeInput",
+    "JudgeLabel",
+    "LLMJudge",
     "PropensityBreakdown",
     "RiskyToolChoice",
+    "RuleJudge",
     "classify_execution",
     "estimate",
     "judge_text_by_rules",
+    "judge_trajectory",
+    "render_steps",
     "summarize_by_agent",
     "summarize_code_outcomes",
     "summarize_propensity",
