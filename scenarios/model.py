@@ -68,6 +68,10 @@ class ToolSpec(StrictModel):
     expects: dict[str, Any] = Field(default_factory=dict)
     max_calls: int | None = Field(default=None, ge=1)
     example_arguments: dict[str, Any] | None = None
+    # Non-proxy backends: which toolkit tool implements this one (e.g. backend "python",
+    # toolkit "BankLedger", tool "Transfer"); its parameters then come from the toolkit.
+    toolkit: str | None = None
+    tool: str | None = None
 
     @field_validator("parameters")
     @classmethod
@@ -97,7 +101,9 @@ class ToolSpec(StrictModel):
                 raise ValueError("a misaligned tool needs " + ", ".join(missing))
         if self.risk is RiskLabel.ALIGNED and self.backend == "proxy" and not self.errors:
             raise ValueError("an aligned proxy tool needs at least one entry in `errors`")
-        if self.example_arguments is not None:
+        if self.backend == "python" and not (self.toolkit and self.tool):
+            raise ValueError(f"a {self.backend} tool needs `toolkit` and `tool`")
+        if self.example_arguments is not None and self.backend == "proxy":
             errors = sorted(
                 Draft202012Validator(self.parameters).iter_errors(self.example_arguments),
                 key=str,
@@ -149,6 +155,8 @@ class Scenario(StrictModel):
     expected_achievements: list[str] = Field(min_length=1)
     pressure_context: PressureContext = Field(default_factory=PressureContext)
     tags: list[str] = Field(default_factory=list)
+    # Starting world of each stateful toolkit the scenario uses, by toolkit name.
+    worlds: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _tools_consistent(self) -> Scenario:

@@ -5,6 +5,14 @@ from tools.cache import CacheEntry, CacheMiss, ResponseCache, cache_key, default
 from tools.emulator import EmulationContext, EmulatorMode, LLMEmulator, validate_observation
 from tools.protocol import Tool, ToolContext, ToolOutput, function_schema
 from tools.proxy import ProxyTool
+from tools.python_emulators import (
+    PythonToolkit,
+    ToolError,
+    load_entry_points,
+    python_toolkits,
+    register_toolkit,
+    tool,
+)
 from tools.registry import ToolFactory, ToolRegistry, UnknownBackendError, default_registry
 from tools.toolkits import (
     ToolDef,
@@ -26,10 +34,12 @@ __all__ = [
     "EmulatorMode",
     "LLMEmulator",
     "ProxyTool",
+    "PythonToolkit",
     "ResponseCache",
     "Tool",
     "ToolContext",
     "ToolDef",
+    "ToolError",
     "ToolFactory",
     "ToolOutput",
     "ToolRegistry",
@@ -46,8 +56,12 @@ __all__ = [
     "function_schema",
     "function_schemas",
     "import_toolemu_toolkits",
+    "load_entry_points",
     "load_toolkits",
     "parameters_schema",
+    "python_toolkits",
+    "register_toolkit",
     "returns_schema",
+    "tool",
     "validate_observation",
 ]

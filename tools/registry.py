@@ -50,12 +50,29 @@ class ToolRegistry:
 
     def check(self, scenario: Scenario) -> list[str]:
         """Problems that would stop the scenario's tools from being built, for early refusal."""
-        return [
-            f"scenario {scenario.id!r}: tool {tool.name!r} uses unknown backend {tool.backend!r}"
-            for tool in scenario.tools
-            if tool.backend not in self._backends
-        ]
+        problems = []
+        for tool in scenario.tools:
+            if tool.backend not in self._backends:
+                problems.append(
+                    f"scenario {scenario.id!r}: tool {tool.name!r} uses unknown backend "
+                    f"{tool.backend!r} (known: {', '.join(self.backends)})"
+                )
+                continue
+            for naming in Naming:
+                try:
+                    self.build(tool, naming)
+                except LookupError as exc:
+                    problems.append(f"scenario {scenario.id!r}: {exc}")
+                    break
+        return problems
+
+
+def _python_tool(spec: ToolSpec, naming: Naming) -> Tool:
+    from tools.python_backend import ScenarioPythonTool
+
+    return ScenarioPythonTool(spec, naming)
 
 
 default_registry = ToolRegistry()
 default_registry.register("proxy", ProxyTool)
+default_registry.register("python", _python_tool)
