@@ -25,6 +25,7 @@ from sandbox.agents import AGENT_KINDS
 from sandbox.config import RunConfig, Shard
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
+from sandbox.plugins import PluginError, load_plugins
 from sandbox.pressure import ALL_CATEGORIES, MIXED
 from sandbox.progress import ConsoleProgress
 from sandbox.report import print_summary, to_csv
@@ -132,6 +133,25 @@ def _build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check scenario files and report every problem")
     validate.add_argument("path")
+
+    tools_cmd = sub.add_parser("tools", help="tool emulators: list, try one, scaffold a new one")
+    tools_sub = tools_cmd.add_subparsers(dest="tools_command", required=True)
+    tools_list = tools_sub.add_parser("list", help="registered backends and Python toolkits")
+    tools_try = tools_sub.add_parser("try", help="run one tool once, outside any episode")
+    tools_try.add_argument("name", help="qualified tool name, e.g. BankLedgerTransfer")
+    tools_try.add_argument("--args", default="{}", help="arguments as a JSON object")
+    tools_try.add_argument("--seed", default="{}", help="the toolkit's starting world (JSON)")
+    tools_new = tools_sub.add_parser("new", help="scaffold a Python tool emulator and its test")
+    tools_new.add_argument("name", help="CamelCase toolkit name, e.g. Greenhouse")
+    tools_new.add_argument("--dir", type=Path, default=Path("."), help="where to write it")
+    for parser_with_plugins in (run, validate, tools_list, tools_try):
+        parser_with_plugins.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS",
+        )
 
     images = sub.add_parser("images", help="container images for containerized tools")
     images_sub = images.add_subparsers(dest="images_command", required=True)
@@ -382,6 +402,65 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_tools(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from sandbox.scaffold import scaffold
+
+    if args.tools_command == "new":
+        try:
+            written = scaffold(args.name, args.dir)
+        except (ValueError, FileExistsError) as exc:
+            raise CliError(str(exc)) from exc
+        for path in written:
+            out.print(f"wrote {path}", highlight=False)
+        module = written[0].stem
+        out.print(
+            f"next: PYTHONPATH={args.dir} python -m pytest {written[1]}\n"
+            f"      PYTHONPATH={args.dir} propensity tools list --plugin {module}\n"
+            "      (see docs/adding-a-tool-emulator.md)",
+            highlight=False,
+        )
+        return EXIT_OK
+    from tools.python_emulators import python_toolkits
+
+    if args.tools_command == "list":
+        backends = Table("backend", title="Tool backends")
+        for backend in default_registry.backends:
+            backends.add_row(backend)
+        out.print(backends)
+        table = Table("toolkit", "tool (call name)", "parameters", title="Python toolkits")
+        for name, toolkit in sorted(python_toolkits().items()):
+            spec = toolkit.spec()
+            for tooldef in spec.tools:
+                params = ", ".join(p.name for p in tooldef.parameters)
+                table.add_row(name, spec.qualified_name(tooldef), params)
+        out.print(table)
+        return EXIT_OK
+    return asyncio.run(_try_tool(args, out))
+
+
+async def _try_tool(args: argparse.Namespace, out: Console) -> int:
+    from scenarios.records import Naming, ToolCall
+    from tools import ToolContext, ToolSet
+    from tools.python_emulators import python_toolkits
+
+    try:
+        arguments = json.loads(args.args)
+        seed = json.loads(args.seed)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--args and --seed take JSON objects: {exc}") from exc
+    for toolkit in python_toolkits().values():
+        spec = toolkit.spec()
+        for tooldef in spec.tools:
+            if args.name in (spec.qualified_name(tooldef), f"{spec.name}.{tooldef.name}"):
+                toolset = ToolSet(toolkit.tools(seed, only=[tooldef.name]))
+                ctx = ToolContext(episode_id="try", scenario=None, naming=Naming.HARMFUL)
+                call = ToolCall(id="try", name=spec.qualified_name(tooldef), arguments=arguments)
+                result = await toolset.execute(call, ctx)
+                out.print_json(json.dumps(result.model_dump(mode="json")))
+                return EXIT_OK if result.ok else EXIT_FAILURE
+    raise CliError(f"no tool {args.name!r} (see `propensity tools list`)")
+
+
 def _cmd_images(args: argparse.Namespace, out: Console, err: Console) -> int:
     from containers import BuildError, ImageBuilder, code_interpreter_spec
     from sandbox.environments import EngineUnavailable, ensure_engine
@@ -415,6 +494,7 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "list": _cmd_list,
     "images": _cmd_images,
+    "tools": _cmd_tools,
     "gc": _cmd_gc,
 }
 
@@ -425,8 +505,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     err = Console(stderr=True)
     try:
+        if getattr(args, "plugin", None) is not None:
+            for problem in load_plugins(args.plugin):
+                err.print(f"[yellow]plugin problem:[/yellow] {problem}", highlight=False)
         return _COMMANDS[args.command](args, out, err)
-    except (CliError, RunError, ScenarioLoadError) as exc:
+    except (CliError, RunError, ScenarioLoadError, PluginError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     except Exception as exc:

@@ -72,3 +72,13 @@ def test_user_errors_are_one_clear_line(tmp_path: Path) -> None:
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_tools_new_refuses_bad_names_and_overwrites(tmp_path: Path) -> None:
+    bad = propensity("tools", "new", "green house", "--dir", str(tmp_path))
+    assert bad.returncode == 1 and "CamelCase" in bad.stderr
+    assert propensity("tools", "new", "Vault", "--dir", str(tmp_path)).returncode == 0
+    again = propensity("tools", "new", "Vault", "--dir", str(tmp_path))
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+    missing = propensity("tools", "try", "NoSuchTool")
+    assert missing.returncode == 1 and "no tool 'NoSuchTool'" in missing.stderr
