@@ -638,3 +638,31 @@ async def judge_trajectory(trajectory: Trajectory, inp: JudgeInput, judge: Judge
             (HELPFULNESS_EVALUATOR, helpfulness),
         )
     ]
+
+
+class JudgeAggregate(BaseModel):
+    """Mean score and the distribution, and how many labels came from the rule fallback."""
+
+    n: int = 0
+    mean: float | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    by_method: dict[str, int] = Field(default_factory=dict)
+
+
+def summarize_judges(scores: Iterable[Score]) -> dict[str, JudgeAggregate]:
+    groups: dict[str, list[Score]] = {}
+    for score in scores:
+        if score.evaluator in ("safety_judge", "helpfulness_judge") and score.value is not None:
+            groups.setdefault(score.evaluator.removesuffix("_judge"), []).append(score)
+    result = {}
+    for name, items in sorted(groups.items()):
+        values = [float(s.value or 0.0) for s in items]
+        result[name] = JudgeAggregate(
+            n=len(items),
+            mean=round(sum(values) / len(values), 4),
+            counts={str(v): sum(1 for s in items if int(s.value or 0) == v) for v in range(4)},
+            by_method={
+                m: sum(1 for s in items if s.details.get("method") == m) for m in ("llm", "rules")
+            },
+        )
+    return result

@@ -122,6 +122,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox-pool", type=int, help="warm sandbox containers (4)")
     run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
     run.add_argument("--judge-api-base", help="OpenAI-compatible server of the judge model")
+    run.add_argument(
+        "--toolkits",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="toolkit specs for emulated tools (our YAML/JSON, or ToolEmu's all_toolkits.json)",
+    )
+    run.add_argument("--emulator-model", help="litellm model that emulates toolkit tools")
+    run.add_argument("--emulator-api-base", help="OpenAI-compatible server of the emulator")
+    run.add_argument("--emulator-mode", choices=["standard", "adversarial"])
+    run.add_argument("--cache-dir", help="emulator/judge response cache (PROPENSITY_CACHE_DIR)")
 
     report = sub.add_parser("report", help="print a run's tables and write them as JSON/CSV")
     report.add_argument("run_dir", type=Path)
@@ -232,9 +243,15 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         ("sandbox_pool", "sandbox_pool"),
         ("judge_model", "judge_model"),
         ("judge_api_base", "judge_api_base"),
+        ("emulator_model", "emulator_model"),
+        ("emulator_api_base", "emulator_api_base"),
+        ("emulator_mode", "emulator_mode"),
+        ("cache_dir", "cache_dir"),
     ):
         if getattr(args, option) is not None:
             data[key] = getattr(args, option)
+    if args.toolkits:
+        data["toolkit_paths"] = [str(Path(p).resolve()) for p in args.toolkits]
     if args.unsafe_local:
         data["unsafe_local"] = True
     sandbox = dict(data.get("sandbox") or {})

@@ -82,6 +82,12 @@ class RunConfig(BaseModel):
     code_max_turns: int = Field(default=6, ge=1)
     judge_model: str | None = None
     judge_api_base: str | None = None
+    # Open (ToolEmu-style) scenarios: toolkit specs, the emulator model and its cache.
+    toolkit_paths: list[str] = Field(default_factory=list)
+    emulator_model: str | None = None
+    emulator_api_base: str | None = None
+    emulator_mode: Literal["standard", "adversarial"] = "standard"
+    cache_dir: str | None = None
 
     @field_validator("categories")
     @classmethod
@@ -107,7 +113,7 @@ class RunConfig(BaseModel):
 class EpisodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["scenario", "code_task"] = "scenario"
+    kind: Literal["scenario", "code_task", "open"] = "scenario"
     id: str
     scenario_id: str
     domain: str
@@ -146,8 +152,10 @@ def expand_episodes(config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
     categories = ([BASELINE] if config.include_baseline else []) + list(config.categories)
     episodes: list[EpisodeSpec] = []
     for scenario in scenarios:
-        for category in categories:
-            for naming in config.namings:
+        # Open scenarios have no pressure or naming variants: one episode per agent and repeat.
+        is_open = scenario.kind == "open"
+        for category in [BASELINE] if is_open else categories:
+            for naming in [Naming.HARMFUL] if is_open else config.namings:
                 for agent in config.agents:
                     for repeat in range(config.repeats):
                         episode_id = (
@@ -156,6 +164,7 @@ def expand_episodes(config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
                         )
                         episodes.append(
                             EpisodeSpec(
+                                kind="open" if is_open else "scenario",
                                 id=episode_id,
                                 scenario_id=scenario.id,
                                 domain=scenario.domain,

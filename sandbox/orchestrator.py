@@ -18,7 +18,14 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from evaluators import CodeExecutionScorer, RiskyToolChoice
+from evaluators import (
+    CodeExecutionScorer,
+    JudgeInput,
+    LLMJudge,
+    RiskyToolChoice,
+    RuleJudge,
+    judge_trajectory,
+)
 from sandbox.agents import Agent, AgentError, create_agent
 from sandbox.code_episode import CodeEpisodeRunner
 from sandbox.config import EpisodeSpec, RunConfig, expand_episodes
@@ -26,6 +33,7 @@ from sandbox.environments.local_env import WARNING as LOCAL_WARNING
 from sandbox.environments.provider import EnvironmentProvider, EnvironmentSetupError
 from sandbox.episode import EpisodeOutcome, EpisodeRunner, TurnLoop
 from sandbox.manifest import git_revision, interpreter, package_versions
+from sandbox.open_episode import OpenEpisodeRunner
 from sandbox.store import Manifest, RunStore, TrajectoryWriter
 from sandbox.summary import RunSummary, build_summary
 from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
@@ -41,7 +49,11 @@ from scenarios.records import (
     Usage,
 )
 from tools import ToolRegistry, default_registry
+from tools.cache import ResponseCache, default_cache_dir
+from tools.emulated_backend import load_toolkit_library
+from tools.emulator import EmulatorMode, LLMEmulator
 from tools.execution import SandboxLimits
+from tools.toolkits import Toolkit, ToolkitLoadError
 
 
 class RunError(Exception):
@@ -110,6 +122,9 @@ class Orchestrator:
         self._code_tasks = {t.id: t for t in pack.code_tasks}
         self._environments: EnvironmentProvider | None = None
         self._task_limits: dict[str, SandboxLimits] = {}
+        self._toolkits: dict[str, Toolkit] = {}
+        self._emulator: LLMEmulator | None = None
+        self._judge: LLMJudge | RuleJudge = RuleJudge()
         self._agents: dict[str, Agent] = {}
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
 
@@ -128,6 +143,7 @@ class Orchestrator:
                     "disposable machine"
                 )
             self.log(f"[yellow]warning: {LOCAL_WARNING}")
+        self._prepare_open_scenarios()
         for task in self.pack.code_tasks:
             try:
                 self._task_limits[task.id] = SandboxLimits.model_validate(
@@ -142,6 +158,34 @@ class Orchestrator:
                 )
             except AgentError as exc:
                 raise RunError(f"agent {spec.label!r}: {exc}") from exc
+
+    def _prepare_open_scenarios(self) -> None:
+        """Open scenarios need their toolkits and an emulator model, checked before any run."""
+        open_scenarios = [s for s in self.pack.scenarios if s.kind == "open"]
+        config = self.config
+        cache = ResponseCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+        if config.judge_model:
+            self._judge = LLMJudge(config.judge_model, api_base=config.judge_api_base, cache=cache)
+        if not open_scenarios:
+            return
+        try:
+            self._toolkits = load_toolkit_library(config.toolkit_paths)
+        except (OSError, ValueError, ToolkitLoadError) as exc:
+            raise RunError(f"cannot load toolkits: {exc}") from exc
+        missing = sorted({n for s in open_scenarios for n in s.toolkits} - set(self._toolkits))
+        if missing:
+            raise RunError(
+                f"toolkits not found: {', '.join(missing)} (give their specs with --toolkits "
+                "PATH: our YAML/JSON toolkits or ToolEmu's all_toolkits.json)"
+            )
+        if any(s.toolkits for s in open_scenarios) and not config.emulator_model:
+            raise RunError("emulated toolkits need --emulator-model (any litellm model)")
+        self._emulator = LLMEmulator(
+            config.emulator_model or "none",
+            mode=EmulatorMode(config.emulator_mode),
+            cache=cache,
+            api_base=config.emulator_api_base,
+        )
 
     async def _run_one(self, spec: EpisodeSpec, attempt: int) -> None:
         self.store.journal(
@@ -164,6 +208,19 @@ class Orchestrator:
                             environment,
                         )
                         outcome = await runner.run()
+                elif spec.kind == "open":
+                    assert self._emulator is not None
+                    runner = OpenEpisodeRunner(
+                        spec,
+                        self._scenarios[spec.scenario_id],
+                        self._agents[spec.agent],
+                        self.config,
+                        writer,
+                        self.registry,
+                        self._toolkits,
+                        self._emulator,
+                    )
+                    outcome = await runner.run()
                 else:
                     runner = EpisodeRunner(
                         spec,
@@ -186,13 +243,13 @@ class Orchestrator:
         calls, usage = _usage_of(runner) if runner else (0, None)
         if outcome.status is EpisodeStatus.DONE:
             try:
-                score = await self._score(spec, writer.trajectory)
+                scores = await self._score(spec, writer.trajectory)
             except Exception as exc:  # an evaluator bug must not end the run or pass as behaviour
                 outcome = EpisodeOutcome(
                     EpisodeStatus.ERRORED, "scoring_error", f"{type(exc).__name__}: {exc}"
                 )
             else:
-                self.store.append_scores([score])
+                self.store.append_scores(scores)
         self.store.journal(
             JournalEntry(
                 episode_id=spec.id,
@@ -207,16 +264,28 @@ class Orchestrator:
         self.counts[outcome.status.value] += 1
         self.progress.advance(spec, outcome.status)
 
-    async def _score(self, spec: EpisodeSpec, trajectory: Trajectory) -> Score:
+    async def _score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
+        if spec.kind == "open":
+            scenario = self._scenarios[spec.scenario_id]
+            judged = JudgeInput(
+                task=scenario.task,
+                underspecifications=scenario.underspecifications,
+                expected_achievements=scenario.expected_achievements,
+                potential_risky_outcomes=scenario.risky_outcomes,
+                potential_risky_actions=scenario.risky_actions,
+            )
+            return await judge_trajectory(trajectory, judged, self._judge)
         if spec.kind == "code_task":
             task = self._code_tasks[spec.scenario_id]
-            return await self.code_scorer.score(
-                trajectory,
-                resource=task.resource.value,
-                framing=task.framing.value,
-                limits=self._task_limits[task.id],
-            )
-        return self.evaluator.score(trajectory)
+            return [
+                await self.code_scorer.score(
+                    trajectory,
+                    resource=task.resource.value,
+                    framing=task.framing.value,
+                    limits=self._task_limits[task.id],
+                )
+            ]
+        return [self.evaluator.score(trajectory)]
 
     def _crash(self, writer: TrajectoryWriter, reason: str, message: str) -> EpisodeOutcome:
         writer.write(ErrorEvent(kind=reason, message=message[:2000]))

@@ -17,6 +17,7 @@ from evaluators import (
     summarize_code_outcomes,
     summarize_propensity,
 )
+from evaluators.judges import JudgeAggregate, summarize_judges
 from sandbox.store import RunStore
 from scenarios.records import EpisodeStatus, Usage
 
@@ -36,6 +37,7 @@ class RunSummary(BaseModel):
     propensity: PropensityBreakdown
     by_agent: dict[str, PropensityBreakdown] = Field(default_factory=dict)
     code: CodeOutcomeSummary = Field(default_factory=CodeOutcomeSummary)
+    judges: dict[str, JudgeAggregate] = Field(default_factory=dict)
 
 
 def build_summary(store: RunStore) -> RunSummary:
@@ -65,4 +67,5 @@ def build_summary(store: RunStore) -> RunSummary:
         propensity=summarize_propensity(scores),
         by_agent=summarize_by_agent(scores),
         code=summarize_code_outcomes(scores),
+        judges=summarize_judges(scores),
     )

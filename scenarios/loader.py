@@ -7,6 +7,7 @@ files in batches, so validation collects all problems instead of stopping at the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from scenarios.code_tasks import CodeTask
+from scenarios.importers import looks_like_toolemu_cases, toolemu_case_to_raw
 from scenarios.model import Pack, Scenario
 
 PACK_META_FILE = "pack.yaml"
@@ -75,13 +77,20 @@ def _validation_problems(
 def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Problem]]:
     """The raw scenario (or code task) mappings in one file, each with its field prefix."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+        text = path.read_text(encoding="utf-8")
+        # JSON is parsed as JSON: YAML rejects some of its escapes (surrogate pairs).
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_SafeLoader)
+    except json.JSONDecodeError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})"
+        return [], [Problem(str(path), None, None, f"not valid JSON{where}: {exc.msg}")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         return [], [Problem(str(path), None, None, f"not valid YAML{where}: {exc}")]
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Problem(str(path), None, None, f"cannot read file: {exc}")]
+    if looks_like_toolemu_cases(data):
+        return [(toolemu_case_to_raw(case, i), f"[{i}].") for i, case in enumerate(data)], []
     if isinstance(data, dict) and ("scenarios" in data or "code_tasks" in data):
         prefix = "scenarios" if "scenarios" in data else "code_tasks"
         items = data[prefix]

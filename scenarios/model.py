@@ -8,7 +8,7 @@ configuration value, an invalid argument schema) is rejected here with the field
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -25,7 +25,7 @@ _TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 class Policy(StrictModel):
     duties: list[str] = Field(default_factory=list)
-    prohibitions: list[str] = Field(min_length=1)
+    prohibitions: list[str] = Field(default_factory=list)
     consequences: list[str] = Field(default_factory=list)
 
     def render(self) -> str:
@@ -142,14 +142,23 @@ class PressureContext(StrictModel):
 
 
 class Scenario(StrictModel):
+    """`propensity` scenarios (the default) offer an aligned and a misaligned tool and measure the
+    choice; `open` scenarios (ToolEmu-style) offer ordinary tools, often LLM-emulated from
+    toolkits, and are scored by safety and helpfulness judges."""
+
+    kind: Literal["propensity", "open"] = "propensity"
     id: str = Field(pattern=_IDENT)
     domain: str = Field(pattern=_IDENT)
     title: str = Field(min_length=1)
     role: str = Field(min_length=1)
     system_prompt: str = Field(min_length=1)
     task: str = Field(min_length=1)
-    policy: Policy
-    tools: list[ToolSpec] = Field(min_length=2)
+    policy: Policy = Field(default_factory=Policy)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    # Toolkits (by name) whose every tool is offered and emulated by an LLM from its spec.
+    toolkits: list[str] = Field(default_factory=list)
+    underspecifications: list[str] = Field(default_factory=list)
+    risky_actions: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     risky_outcomes: list[str] = Field(min_length=1)
     expected_achievements: list[str] = Field(min_length=1)
@@ -161,10 +170,15 @@ class Scenario(StrictModel):
     @model_validator(mode="after")
     def _tools_consistent(self) -> Scenario:
         risks = [tool.risk for tool in self.tools]
-        if RiskLabel.MISALIGNED not in risks:
-            raise ValueError("a scenario needs at least one misaligned tool")
-        if RiskLabel.ALIGNED not in risks:
-            raise ValueError("a scenario needs at least one aligned tool")
+        if self.kind == "propensity":
+            if RiskLabel.MISALIGNED not in risks:
+                raise ValueError("a propensity scenario needs at least one misaligned tool")
+            if RiskLabel.ALIGNED not in risks:
+                raise ValueError("a propensity scenario needs at least one aligned tool")
+            if not self.policy.prohibitions:
+                raise ValueError("a propensity scenario's policy needs at least one prohibition")
+        elif not (self.tools or self.toolkits):
+            raise ValueError("an open scenario needs `tools` or `toolkits`")
         for naming in Naming:
             seen: dict[str, str] = {}
             for tool in self.tools:
