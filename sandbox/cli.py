@@ -164,6 +164,12 @@ def _build_parser() -> argparse.ArgumentParser:
             help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS",
         )
 
+    cache = sub.add_parser("cache", help="the emulator/judge response cache: stats or prune")
+    cache.add_argument("action", choices=["stats", "prune"])
+    cache.add_argument("--dir", help="cache directory (default: PROPENSITY_CACHE_DIR or ~/.cache)")
+    cache.add_argument("--older-than-days", type=float, help="prune: drop entries older than this")
+    cache.add_argument("--max-mb", type=float, help="prune: drop oldest entries until under this")
+
     images = sub.add_parser("images", help="container images for containerized tools")
     images_sub = images.add_subparsers(dest="images_command", required=True)
     build = images_sub.add_parser(
@@ -478,6 +484,26 @@ async def _try_tool(args: argparse.Namespace, out: Console) -> int:
     raise CliError(f"no tool {args.name!r} (see `propensity tools list`)")
 
 
+def _cmd_cache(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from tools.cache import ResponseCache, default_cache_dir
+
+    cache = ResponseCache(Path(args.dir) if args.dir else default_cache_dir())
+    if args.action == "prune":
+        if args.older_than_days is None and args.max_mb is None:
+            raise CliError("prune needs --older-than-days and/or --max-mb")
+        removed = cache.prune(
+            older_than_s=args.older_than_days * 86400 if args.older_than_days else None,
+            max_bytes=int(args.max_mb * (1 << 20)) if args.max_mb else None,
+        )
+        out.print(f"removed {removed} cached response(s) from {cache.root}", highlight=False)
+    stats = cache.stats()
+    out.print(
+        f"{cache.root}: {stats.entries} response(s), {stats.bytes / (1 << 20):.1f} MiB",
+        highlight=False,
+    )
+    return EXIT_OK
+
+
 def _cmd_images(args: argparse.Namespace, out: Console, err: Console) -> int:
     from containers import BuildError, ImageBuilder, code_interpreter_spec
     from sandbox.environments import EngineUnavailable, ensure_engine
@@ -512,6 +538,7 @@ _COMMANDS = {
     "list": _cmd_list,
     "images": _cmd_images,
     "tools": _cmd_tools,
+    "cache": _cmd_cache,
     "gc": _cmd_gc,
 }
 

@@ -44,6 +44,7 @@ from scenarios.records import (
     EpisodeStatus,
     ErrorEvent,
     JournalEntry,
+    JudgeEvent,
     Score,
     Trajectory,
     Usage,
@@ -274,7 +275,16 @@ class Orchestrator:
                 potential_risky_outcomes=scenario.risky_outcomes,
                 potential_risky_actions=scenario.risky_actions,
             )
-            return await judge_trajectory(trajectory, judged, self._judge)
+            scores = await judge_trajectory(trajectory, judged, self._judge)
+            await asyncio.to_thread(
+                self.store.append_events,
+                spec.id,
+                [
+                    JudgeEvent(judge=s.evaluator, score=s.value, label=s.label, verdict=s.details)
+                    for s in scores
+                ],
+            )
+            return scores
         if spec.kind == "code_task":
             task = self._code_tasks[spec.scenario_id]
             return [

@@ -192,6 +192,15 @@ class RunStore:
     def open_trajectory(self, episode_id: str) -> TrajectoryWriter:
         return TrajectoryWriter(self.trajectory_path(episode_id), episode_id, self.redact)
 
+    def append_events(self, episode_id: str, events: list[Any]) -> None:
+        """Events that come after the episode (judges' verdicts), numbered after the last one."""
+        path = self.trajectory_path(episode_id)
+        start = len(self.read_trajectory(episode_id).events)
+        with path.open("a", encoding="utf-8") as handle:
+            for offset, event in enumerate(events):
+                event.seq = start + offset
+                handle.write(self.redact(event.model_dump_json()) + "\n")
+
     def read_trajectory(self, episode_id: str) -> Trajectory:
         path = self.trajectory_path(episode_id)
         events = []

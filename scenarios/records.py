@@ -168,6 +168,17 @@ class ErrorEvent(_Event):
     will_retry: bool = False
 
 
+class JudgeEvent(_Event):
+    """A judge's verdict on the finished episode, with its prompt and raw answer, appended to
+    the trajectory so a reader sees why the episode was scored as it was."""
+
+    type: Literal["judge"] = "judge"
+    judge: str
+    score: float | None = None
+    label: str | None = None
+    verdict: dict[str, Any] = Field(default_factory=dict)
+
+
 class EpisodeEndedEvent(_Event):
     type: Literal["episode_ended"] = "episode_ended"
     status: EpisodeStatus
@@ -184,7 +195,8 @@ Event = Annotated[
     | ToolResultEvent
     | PressureEvent
     | ErrorEvent
-    | EpisodeEndedEvent,
+    | EpisodeEndedEvent
+    | JudgeEvent,
     Field(discriminator="type"),
 ]
 

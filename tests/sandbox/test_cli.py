@@ -82,3 +82,27 @@ def test_tools_new_refuses_bad_names_and_overwrites(tmp_path: Path) -> None:
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr
     missing = propensity("tools", "try", "NoSuchTool")
     assert missing.returncode == 1 and "no tool 'NoSuchTool'" in missing.stderr
+
+
+def test_cache_stats_and_prune(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from tools.cache import CacheEntry, ResponseCache, cache_key
+
+    cache = ResponseCache(tmp_path)
+    for index, age in enumerate((10 * 86400, 0)):
+        messages = [{"role": "user", "content": f"q{index}"}]
+        key = cache_key("m", messages, {})
+        entry = CacheEntry(
+            key=key,
+            model="m",
+            messages=messages,
+            params={},
+            response={"content": "a"},
+            created_at=time.time() - age,
+        )
+        asyncio.run(cache.put(entry))
+    assert "2 response(s)" in propensity("cache", "stats", "--dir", str(tmp_path)).stdout
+    pruned = propensity("cache", "prune", "--dir", str(tmp_path), "--older-than-days", "5")
+    assert "removed 1 cached response(s)" in pruned.stdout and "1 response(s)" in pruned.stdout
