@@ -152,6 +152,16 @@ def _build_parser() -> argparse.ArgumentParser:
     tools_try.add_argument("name", help="qualified tool name, e.g. BankLedgerTransfer")
     tools_try.add_argument("--args", default="{}", help="arguments as a JSON object")
     tools_try.add_argument("--seed", default="{}", help="the toolkit's starting world (JSON)")
+    for parser_with_toolkits in (tools_list, tools_try):
+        parser_with_toolkits.add_argument(
+            "--toolkits", action="append", default=[], metavar="PATH",
+            help="toolkit specs of LLM-emulated tools (our YAML/JSON or ToolEmu's JSON)",
+        )  # fmt: skip
+    tools_try.add_argument("--emulator-model", help="litellm model emulating toolkit tools")
+    tools_try.add_argument("--emulator-api-base", help="its OpenAI-compatible server")
+    tools_try.add_argument(
+        "--emulator-mode", choices=["standard", "adversarial"], default="standard"
+    )
     tools_new = tools_sub.add_parser("new", help="scaffold a Python tool emulator and its test")
     tools_new.add_argument("name", help="CamelCase toolkit name, e.g. Greenhouse")
     tools_new.add_argument("--dir", type=Path, default=Path("."), help="where to write it")
@@ -457,8 +467,25 @@ def _cmd_tools(args: argparse.Namespace, out: Console, err: Console) -> int:
                 params = ", ".join(p.name for p in tooldef.parameters)
                 table.add_row(name, spec.qualified_name(tooldef), params)
         out.print(table)
+        if args.toolkits:
+            emulated = Table("toolkit", "tool (call name)", "parameters", title="Emulated toolkits")
+            for name, kit in sorted(_toolkit_library(args.toolkits).items()):
+                for tooldef in kit.tools:
+                    params = ", ".join(p.name for p in tooldef.parameters)
+                    emulated.add_row(name, kit.qualified_name(tooldef), params)
+            out.print(emulated)
         return EXIT_OK
     return asyncio.run(_try_tool(args, out))
+
+
+def _toolkit_library(paths: list[str]) -> dict[str, Any]:
+    from tools.emulated_backend import load_toolkit_library
+    from tools.toolkits import ToolkitLoadError
+
+    try:
+        return load_toolkit_library(paths)
+    except (OSError, ValueError, ToolkitLoadError) as exc:
+        raise CliError(f"cannot load toolkits: {exc}") from exc
 
 
 async def _try_tool(args: argparse.Namespace, out: Console) -> int:
@@ -481,7 +508,44 @@ async def _try_tool(args: argparse.Namespace, out: Console) -> int:
                 result = await toolset.execute(call, ctx)
                 out.print_json(json.dumps(result.model_dump(mode="json")))
                 return EXIT_OK if result.ok else EXIT_FAILURE
+    for kit in _toolkit_library(args.toolkits).values():
+        for tooldef in kit.tools:
+            if args.name == kit.qualified_name(tooldef):
+                return await _try_emulated(args, out, kit, tooldef, arguments)
     raise CliError(f"no tool {args.name!r} (see `propensity tools list`)")
+
+
+async def _try_emulated(
+    args: argparse.Namespace, out: Console, kit: Any, tooldef: Any, arguments: dict[str, Any]
+) -> int:
+    from scenarios.records import Naming, ToolCall
+    from tools import ToolContext, ToolSet
+    from tools.cache import ResponseCache, default_cache_dir
+    from tools.emulated_backend import EMULATOR_KEY, EmulatedTool, EmulatorSession
+    from tools.emulator import EmulationContext, EmulatorMode, LLMEmulator
+
+    if not args.emulator_model:
+        raise CliError(
+            f"{args.name} is LLM-emulated: give --emulator-model (and --emulator-api-base)"
+        )
+    emulator = LLMEmulator(
+        args.emulator_model,
+        mode=EmulatorMode(args.emulator_mode),
+        cache=ResponseCache(default_cache_dir()),
+        api_base=args.emulator_api_base,
+    )
+    ctx = ToolContext(
+        episode_id="try",
+        scenario=None,
+        naming=Naming.HARMFUL,
+        environments={EMULATOR_KEY: EmulatorSession(emulator, EmulationContext())},
+    )
+    tool = EmulatedTool(kit, tooldef)
+    result = await ToolSet([tool]).execute(
+        ToolCall(id="try", name=tool.name, arguments=arguments), ctx
+    )
+    out.print_json(json.dumps(result.model_dump(mode="json")))
+    return EXIT_OK if result.ok else EXIT_FAILURE
 
 
 def _cmd_cache(args: argparse.Namespace, out: Console, err: Console) -> int:

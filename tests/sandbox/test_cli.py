@@ -106,3 +106,27 @@ def test_cache_stats_and_prune(tmp_path: Path) -> None:
     assert "2 response(s)" in propensity("cache", "stats", "--dir", str(tmp_path)).stdout
     pruned = propensity("cache", "prune", "--dir", str(tmp_path), "--older-than-days", "5")
     assert "removed 1 cached response(s)" in pruned.stdout and "1 response(s)" in pruned.stdout
+
+
+async def test_tools_try_an_emulated_tool(tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import sys
+
+    from sandbox.testing import Script, ScriptedOpenAIServer
+
+    observation = '{"temperature_c": -79.8, "set_point_c": -80, "alarms": []}'
+    toolkit = ROOT / "tests" / "tools" / "data" / "lab_freezer.yaml"
+    async with ScriptedOpenAIServer(Script.from_dict({"default": observation})) as server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sandbox.cli", "tools", "try", "LabFreezerReadStatus",
+            "--toolkits", str(toolkit), "--args", '{"freezer_id": "ULT-03"}',
+            "--emulator-model", "openai/emulator", "--emulator-api-base", server.url,
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PROPENSITY_CACHE_DIR": str(tmp_path), "COLUMNS": "200"},
+        )  # fmt: skip
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout)
+    assert result["ok"] and json.loads(result["output"])["temperature_c"] == -79.8
+    assert result["data"]["emulator"]["model"] == "openai/emulator"
