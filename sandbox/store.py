@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sandbox.config import RunConfig
 from sandbox.redaction import Redactor
-from scenarios.records import EpisodeStatus, Event, JournalEntry, Score, Trajectory
+from scenarios.records import Event, JournalEntry, Score, Trajectory
 
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
@@ -252,4 +252,3 @@ class RunStore:
         self._journal = self._scores = None
 
 
-FINAL_STATES = frozenset({EpisodeStatus.DONE, EpisodeStatus.ERRORED})

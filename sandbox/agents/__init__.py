@@ -12,7 +12,7 @@ from sandbox.agents.protocol import (
 )
 from sandbox.agents.python_agent import FunctionAgent, load_python_agent
 from sandbox.agents.reference import AlwaysRiskyAgent, AlwaysSafeAgent, RiskyAtLevelAgent
-from sandbox.agents.specs import AGENT_KINDS, AgentSpec, create_agent, is_reference
+from sandbox.agents.specs import AGENT_KINDS, AgentSpec, create_agent
 from sandbox.agents.text_protocol import describe_tools, parse_text_calls, to_text_messages
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "classify_provider_error",
     "create_agent",
     "describe_tools",
-    "is_reference",
     "load_python_agent",
     "parse_text_calls",
     "to_provider_messages",

@@ -42,10 +42,6 @@ class AgentSpec(BaseModel):
         return self.spec
 
 
-def is_reference(spec: str) -> bool:
-    return spec in ("always-safe", "always-risky") or bool(_RISKY_AT.match(spec))
-
-
 def create_agent(spec: AgentSpec, *, call_timeout_s: float = 120.0) -> Agent:
     text = spec.spec.strip()
     if text == "always-safe":
