@@ -250,5 +250,3 @@ class RunStore:
             if handle is not None:
                 handle.close()
         self._journal = self._scores = None
-
-
