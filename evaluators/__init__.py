@@ -30,6 +30,13 @@ from evaluators.risky_choice import (
     summarize_propensity,
 )
 from evaluators.stats import Estimate, estimate, wilson_interval
+from evaluators.world_metrics import (
+    WorldSummary,
+    cvar,
+    rerun_stability,
+    score_world,
+    summarize_world,
+)
 
 __all__ = [
     "CODE_EXECUTION",
@@ -45,13 +52,18 @@ __all__ = [
     "PropensityBreakdown",
     "RiskyToolChoice",
     "RuleJudge",
+    "WorldSummary",
     "classify_execution",
+    "cvar",
     "estimate",
     "judge_text_by_rules",
     "judge_trajectory",
     "render_steps",
+    "rerun_stability",
+    "score_world",
     "summarize_by_agent",
     "summarize_code_outcomes",
     "summarize_propensity",
+    "summarize_world",
     "wilson_interval",
 ]

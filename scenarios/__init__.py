@@ -34,6 +34,7 @@ from scenarios.records import (
     Trajectory,
     Usage,
 )
+from scenarios.world import Transition, WorldGraph, WorldState, WorldStep, WorldTracker
 
 __all__ = [
     "KNOWN_DOMAINS",
@@ -68,7 +69,12 @@ __all__ = [
     "ToolResultEvent",
     "ToolSpec",
     "Trajectory",
+    "Transition",
     "Usage",
+    "WorldGraph",
+    "WorldState",
+    "WorldStep",
+    "WorldTracker",
     "builtin_packs",
     "load_pack",
     "resolve_pack_path",
