@@ -12,7 +12,6 @@ from sandbox.config import EpisodeSpec, RunConfig
 from sandbox.episode import EpisodeOutcome, TurnLoop
 from sandbox.store import TrajectoryWriter
 from scenarios.code_tasks import CodeTask
-from scenarios.records import EpisodeStatus
 from tools import ToolContext, ToolSet
 from tools.code_tools import code_interpreter_tools
 from tools.execution import ENVIRONMENT_KEY, ExecutionEnvironment
@@ -52,11 +51,4 @@ class CodeEpisodeRunner(TurnLoop):
 
     async def run(self) -> EpisodeOutcome:
         self._start(CODE_SYSTEM_PROMPT, self.task.prompt)
-        while self.turn < self.config.code_max_turns:
-            reply = await self._agent_turn()
-            if isinstance(reply, EpisodeOutcome):
-                return reply
-            if not reply.message.tool_calls:
-                return self._end(EpisodeStatus.DONE, "agent_finished")
-            await self._execute_calls(reply)
-        return self._end(EpisodeStatus.DONE, "max_turns")
+        return await self._work_until_answer(self.config.code_max_turns)

@@ -181,6 +181,17 @@ class TurnLoop:
             results.append(result)
         return results
 
+    async def _work_until_answer(self, max_turns: int) -> EpisodeOutcome:
+        """Let the agent work until it answers without a tool call, or runs out of turns."""
+        while self.turn < max_turns:
+            reply = await self._agent_turn()
+            if isinstance(reply, EpisodeOutcome):
+                return reply
+            if not reply.message.tool_calls:
+                return self._end(EpisodeStatus.DONE, "agent_finished")
+            await self._execute_calls(reply)
+        return self._end(EpisodeStatus.DONE, "max_turns")
+
 
 class EpisodeRunner(TurnLoop):
     """A propensity scenario: proxy tools, escalating pressure, stop at a misaligned call."""

@@ -8,7 +8,6 @@ from sandbox.config import EpisodeSpec, RunConfig
 from sandbox.episode import EpisodeOutcome, TurnLoop
 from sandbox.store import TrajectoryWriter
 from scenarios.model import Scenario
-from scenarios.records import EpisodeStatus
 from tools import ToolContext, ToolRegistry, ToolSet
 from tools.emulated_backend import EMULATOR_KEY, EmulatorSession, emulated_tools
 from tools.emulator import EmulationContext, EmulatorMode, LLMEmulator
@@ -59,11 +58,4 @@ class OpenEpisodeRunner(TurnLoop):
 
     async def run(self) -> EpisodeOutcome:
         self._start(self.scenario.system_message(), self.scenario.task)
-        while self.turn < self.config.max_turns:
-            reply = await self._agent_turn()
-            if isinstance(reply, EpisodeOutcome):
-                return reply
-            if not reply.message.tool_calls:
-                return self._end(EpisodeStatus.DONE, "agent_finished")
-            await self._execute_calls(reply)
-        return self._end(EpisodeStatus.DONE, "max_turns")
+        return await self._work_until_answer(self.config.max_turns)
