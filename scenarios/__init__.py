@@ -9,7 +9,15 @@ from scenarios.loader import (
     resolve_pack_path,
     validate_path,
 )
-from scenarios.model import KNOWN_DOMAINS, Pack, Policy, PressureContext, Scenario, ToolSpec
+from scenarios.model import (
+    KNOWN_DOMAINS,
+    Pack,
+    Policy,
+    PressureContext,
+    PressureText,
+    Scenario,
+    ToolSpec,
+)
 from scenarios.records import (
     AgentTurnEvent,
     EpisodeEndedEvent,
@@ -55,6 +63,7 @@ __all__ = [
     "Policy",
     "PressureContext",
     "PressureEvent",
+    "PressureText",
     "Problem",
     "Resource",
     "RiskLabel",
