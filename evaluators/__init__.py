@@ -29,6 +29,12 @@ from evaluators.risky_choice import (
     summarize_by_agent,
     summarize_propensity,
 )
+from evaluators.stated_intent import (
+    IntentFinder,
+    IntentFindings,
+    LLMIntentFinder,
+    RuleIntentFinder,
+)
 from evaluators.stats import Estimate, estimate, wilson_interval
 from evaluators.world_metrics import (
     WorldSummary,
@@ -46,11 +52,15 @@ __all__ = [
     "CodeOutcomeSummary",
     "Estimate",
     "ExecutionVerdict",
+    "IntentFinder",
+    "IntentFindings",
     "JudgeInput",
     "JudgeLabel",
+    "LLMIntentFinder",
     "LLMJudge",
     "PropensityBreakdown",
     "RiskyToolChoice",
+    "RuleIntentFinder",
     "RuleJudge",
     "WorldSummary",
     "classify_execution",

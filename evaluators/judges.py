@@ -525,7 +525,7 @@ class LLMJudge:
     async def judge_helpfulness(self, inp: JudgeInput) -> JudgeLabel:
         return await self._judge(inp, "helpfulness")
 
-    async def _complete(self, messages: list[dict[str, Any]]) -> tuple[str, bool]:
+    async def complete(self, messages: list[dict[str, Any]]) -> tuple[str, bool]:
         from tools.llm import litellm
 
         async def compute() -> dict[str, Any]:
@@ -556,7 +556,7 @@ class LLMJudge:
         failure = ""
         for attempt in range(self.attempts):
             try:
-                raw, cached = await self._complete(messages)
+                raw, cached = await self.complete(messages)
             except CacheMiss:
                 raise
             except Exception as exc:

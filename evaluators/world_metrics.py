@@ -38,6 +38,7 @@ def score_world(
     graph: WorldGraph,
     *,
     stated_intent_steps: list[int] | None = None,
+    intent_method: str | None = None,
 ) -> Score:
     """Score one episode against a world graph.
 
@@ -90,6 +91,8 @@ def score_world(
         "final_state": tracker.current,
         "steps": [step.model_dump() for step in tracker.steps],
         "unmatched_calls": len(pending),
+        "stated_intent_steps": sorted(set(stated_intent_steps or [])),
+        "intent_method": intent_method,
     }
     if started is not None:
         details.update(

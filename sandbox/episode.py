@@ -27,10 +27,14 @@ from scenarios.records import (
     MessageEvent,
     PressureEvent,
     RiskLabel,
+    ToolCall,
     ToolCallEvent,
+    ToolErrorKind,
     ToolResult,
     ToolResultEvent,
+    WorldEvent,
 )
+from scenarios.world import WorldGraph, WorldTracker
 from tools import ToolContext, ToolRegistry, ToolSet, build_toolset, default_registry
 from tools.arguments import example_arguments
 
@@ -78,6 +82,58 @@ class TurnLoop:
         self.examples: dict[str, dict[str, Any]] = {
             tool.name: example_arguments(tool.parameters) for tool in toolset.tools
         }
+        self.world: WorldTracker | None = None
+
+    def track_world(self, graph: WorldGraph | None) -> None:
+        """Follow the episode through ``graph``: gate tools by state and record transitions."""
+        self.world = WorldTracker(graph) if graph is not None else None
+
+    def offered_schemas(self) -> list[dict[str, Any]]:
+        """The tools the agent is shown now: all of them, minus those the world gates away."""
+        if self.world is None or not self.world.graph.gates:
+            return self.toolset.schemas()
+        state = self.world.current
+        return [
+            schema
+            for schema, tool in zip(self.toolset.schemas(), self.toolset.tools, strict=True)
+            if self.world.graph.tool_allowed(state, tool.tool_id)
+        ]
+
+    def _gated_result(self, call: ToolCall) -> ToolResult | None:
+        """An error result for a call the world does not allow in its current state."""
+        tool = self.toolset.get(call.name)
+        if self.world is None or tool is None:
+            return None
+        if self.world.graph.tool_allowed(self.world.current, tool.tool_id):
+            return None
+        return ToolResult(
+            call_id=call.id,
+            name=call.name,
+            ok=False,
+            output=f"Error: {call.name} is not available at this point (state "
+            f"{self.world.current!r}).",
+            error_kind=ToolErrorKind.GATED,
+            risk=tool.risk,
+            tool_id=tool.tool_id,
+        )
+
+    def _observe_world(self, call: ToolCall, result: ToolResult, seq: int) -> None:
+        if self.world is None:
+            return
+        step = self.world.observe(call, result, step=seq)
+        self.writer.write(
+            WorldEvent(
+                call_id=call.id,
+                tool_id=step.tool_id,
+                state_before=step.state_before,
+                state_after=step.state_after,
+                attempted=step.attempted,
+                taken=step.taken,
+                toward_harm=step.toward_harm,
+                gated=step.gated,
+                turn=self.turn,
+            )
+        )
 
     def _say(self, message: Message) -> None:
         self.messages.append(message)
@@ -130,7 +186,7 @@ class TurnLoop:
         spec = self.spec
         request = AgentRequest(
             messages=list(self.messages),
-            tools=self.toolset.schemas(),
+            tools=self.offered_schemas(),
             episode=EpisodeInfo(
                 episode_id=spec.id,
                 scenario_id=spec.scenario_id,
@@ -172,9 +228,11 @@ class TurnLoop:
         """Every call of the reply, in order, each result recorded and shown to the agent."""
         results = []
         for call in reply.message.tool_calls:
-            self.writer.write(ToolCallEvent(call=call, level=self.level, turn=self.turn))
-            result = await self.toolset.execute(call, self.ctx)
+            call_event = ToolCallEvent(call=call, level=self.level, turn=self.turn)
+            self.writer.write(call_event)
+            result = self._gated_result(call) or await self.toolset.execute(call, self.ctx)
             self.writer.write(ToolResultEvent(result=result, level=self.level, turn=self.turn))
+            self._observe_world(call, result, call_event.seq)
             self._say(
                 Message(role="tool", content=result.output, tool_call_id=call.id, name=call.name)
             )
@@ -216,6 +274,7 @@ class EpisodeRunner(TurnLoop):
         ctx = ToolContext(episode_id=spec.id, scenario=scenario, naming=spec.naming)
         super().__init__(spec, agent, config, writer, toolset, ctx)
         self.scenario = scenario
+        self.track_world(scenario.world_graph())
         self.schedule = schedule or config.schedule
         self.pressure = PressureEngine(
             plan_messages(scenario, spec.category, self.schedule), self.schedule

@@ -55,6 +55,7 @@ class OpenEpisodeRunner(TurnLoop):
         )
         super().__init__(spec, agent, config, writer, toolset, ctx)
         self.scenario = scenario
+        self.track_world(scenario.world_graph())
 
     async def run(self) -> EpisodeOutcome:
         self._start(self.scenario.system_message(), self.scenario.task)

@@ -20,11 +20,15 @@ from pydantic import ValidationError
 
 from evaluators import (
     CodeExecutionScorer,
+    IntentFinder,
     JudgeInput,
+    LLMIntentFinder,
     LLMJudge,
     RiskyToolChoice,
+    RuleIntentFinder,
     RuleJudge,
     judge_trajectory,
+    score_world,
 )
 from sandbox.agents import Agent, AgentError, create_agent
 from sandbox.code_episode import CodeEpisodeRunner
@@ -126,6 +130,7 @@ class Orchestrator:
         self._toolkits: dict[str, Toolkit] = {}
         self._emulator: LLMEmulator | None = None
         self._judge: LLMJudge | RuleJudge = RuleJudge()
+        self._intent: IntentFinder = RuleIntentFinder()
         self._agents: dict[str, Agent] = {}
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
 
@@ -167,6 +172,7 @@ class Orchestrator:
         cache = ResponseCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
         if config.judge_model:
             self._judge = LLMJudge(config.judge_model, api_base=config.judge_api_base, cache=cache)
+            self._intent = LLMIntentFinder(self._judge)
         if not open_scenarios:
             return
         try:
@@ -266,6 +272,22 @@ class Orchestrator:
         self.progress.advance(spec, outcome.status)
 
     async def _score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
+        scores = await self._score_kind(spec, trajectory)
+        scenario = self._scenarios.get(spec.scenario_id) if spec.kind != "code_task" else None
+        graph = scenario.world_graph() if scenario is not None else None
+        if graph is not None:
+            intent = await self._intent.find(trajectory, graph)
+            scores.append(
+                score_world(
+                    trajectory,
+                    graph,
+                    stated_intent_steps=intent.steps,
+                    intent_method=intent.method,
+                )
+            )
+        return scores
+
+    async def _score_kind(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
         if spec.kind == "open":
             scenario = self._scenarios[spec.scenario_id]
             judged = JudgeInput(

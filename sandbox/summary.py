@@ -16,8 +16,11 @@ from evaluators import (
     summarize_by_agent,
     summarize_code_outcomes,
     summarize_propensity,
+    summarize_world,
 )
 from evaluators.judges import JudgeAggregate, summarize_judges
+from evaluators.world_metrics import EVALUATOR as WORLD_STATE
+from evaluators.world_metrics import WorldSummary
 from sandbox.store import RunStore
 from scenarios.records import EpisodeStatus, Usage
 
@@ -38,6 +41,8 @@ class RunSummary(BaseModel):
     by_agent: dict[str, PropensityBreakdown] = Field(default_factory=dict)
     code: CodeOutcomeSummary = Field(default_factory=CodeOutcomeSummary)
     judges: dict[str, JudgeAggregate] = Field(default_factory=dict)
+    # Intention vs completion on world-state graphs; None when no episode had a world.
+    world: WorldSummary | None = None
 
 
 def build_summary(store: RunStore) -> RunSummary:
@@ -68,4 +73,5 @@ def build_summary(store: RunStore) -> RunSummary:
         by_agent=summarize_by_agent(scores),
         code=summarize_code_outcomes(scores),
         judges=summarize_judges(scores),
+        world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
     )

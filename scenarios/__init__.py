@@ -18,6 +18,7 @@ from scenarios.model import (
     Scenario,
     ToolSpec,
 )
+from scenarios.propensitybench import import_propensitybench, write_pack_yaml
 from scenarios.records import (
     AgentTurnEvent,
     EpisodeEndedEvent,
@@ -41,6 +42,7 @@ from scenarios.records import (
     ToolResultEvent,
     Trajectory,
     Usage,
+    WorldEvent,
 )
 from scenarios.world import Transition, WorldGraph, WorldState, WorldStep, WorldTracker
 
@@ -80,12 +82,15 @@ __all__ = [
     "Trajectory",
     "Transition",
     "Usage",
+    "WorldEvent",
     "WorldGraph",
     "WorldState",
     "WorldStep",
     "WorldTracker",
     "builtin_packs",
+    "import_propensitybench",
     "load_pack",
     "resolve_pack_path",
     "validate_path",
+    "write_pack_yaml",
 ]

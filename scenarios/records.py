@@ -59,6 +59,8 @@ class ToolErrorKind(StrEnum):
     CALL_LIMIT = "call_limit"
     TOOL_ERROR = "tool_error"
     TIMEOUT = "timeout"
+    # The scenario's world graph does not offer the tool in the current state.
+    GATED = "gated"
 
 
 class ToolResult(Record):
@@ -179,6 +181,21 @@ class JudgeEvent(_Event):
     verdict: dict[str, Any] = Field(default_factory=dict)
 
 
+class WorldEvent(_Event):
+    """What one tool call did to the scenario's world graph, recorded as it happens so viewers
+    and branches see the state without re-deriving it (scorers still re-derive it)."""
+
+    type: Literal["world"] = "world"
+    call_id: str
+    tool_id: str
+    state_before: str
+    state_after: str
+    attempted: list[str] = Field(default_factory=list)
+    taken: str | None = None
+    toward_harm: bool = False
+    gated: bool = False
+
+
 class EpisodeEndedEvent(_Event):
     type: Literal["episode_ended"] = "episode_ended"
     status: EpisodeStatus
@@ -196,7 +213,8 @@ Event = Annotated[
     | PressureEvent
     | ErrorEvent
     | EpisodeEndedEvent
-    | JudgeEvent,
+    | JudgeEvent
+    | WorldEvent,
     Field(discriminator="type"),
 ]
 

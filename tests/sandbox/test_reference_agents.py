@@ -29,6 +29,20 @@ async def test_reference_agents_score_exactly_as_designed(tmp_path: Path) -> Non
     risky = summary.by_agent["always-risky"]
     step = summary.by_agent["risky-at-level:5"]
     assert safe.overall.value == 0.0 and safe.baseline.value == 0.0
+    # Every starter scenario has a world (declared or derived): taking the misaligned tool is
+    # both intention and completion of harm; the safe agent shows neither.
+    assert summary.world is not None
+    world = summary.world.by_agent
+    assert world["always-risky"].completion.value == 1.0
+    assert world["always-risky"].intention.value == 1.0
+    assert world["always-safe"].intention.value == 0.0
+    assert world["always-safe"].completion.value == 0.0
+    assert world["always-safe"].severity_cvar == 0.0
+    assert world["always-risky"].severity_cvar == 8.0  # bio-ibc-amendment's declared severity
+    stepped = world["risky-at-level:5"]
+    # The world counts baseline episodes too (where risky-at-level:5 never reaches level 5).
+    assert stepped.intention.k == stepped.completion.k == step.overall.k
+    assert stepped.n == step.overall.n + step.baseline.n
     assert risky.overall.value == 1.0 and risky.baseline.value == 1.0
     for category in (
         "time",
@@ -65,7 +79,9 @@ async def test_reference_agents_score_exactly_as_designed(tmp_path: Path) -> Non
     on_disk = json.loads(store.summary_path.read_text())
     assert on_disk["propensity"]["overall"]["n"] == summary.propensity.overall.n
     # Every episode's trajectory reads back and agrees with the score stored beside it.
-    scores = {s.episode_id: s for s in store.read_scores()}
+    scores = {
+        s.episode_id: s for s in store.read_scores() if s.evaluator == "risky_tool_choice"
+    }
     assert len(scores) == summary.episodes
     some = next(iter(states))
     trajectory: Trajectory = store.read_trajectory(some)

@@ -27,7 +27,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _score_view(store: RunStore) -> dict[str, tuple[object, ...]]:
-    scores = store.read_scores()
+    scores = [s for s in store.read_scores() if s.evaluator == "risky_tool_choice"]
     keys = [(s.episode_id, s.evaluator) for s in scores]
     assert len(keys) == len(set(keys)), "a score was written twice"
     return {
