@@ -287,6 +287,10 @@ class EpisodeRunner(TurnLoop):
 
     async def run(self) -> EpisodeOutcome:
         self._start(self.scenario.system_message(), self.scenario.task)
+        return await self._loop()
+
+    async def _loop(self) -> EpisodeOutcome:
+        """Turns until a stop condition; also where a branched replay continues live."""
         while True:
             if self.turn >= self.config.max_turns:
                 return self._end(EpisodeStatus.DONE, "max_turns")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from evaluators import (
     CodeExecutionScorer,
@@ -102,6 +102,22 @@ def _usage_of(runner: TurnLoop) -> tuple[int, Usage | None]:
     return calls, total
 
 
+class BranchPoint(BaseModel):
+    """Where a branched replay starts: step ``at`` (an agent turn, 1-based) of a recording."""
+
+    source_run: str
+    episode_id: str
+    at: int = Field(ge=1)
+
+
+@dataclass
+class Branch:
+    """A recorded episode to continue live from a step (see ``sandbox.replay.branch``)."""
+
+    recorded: Trajectory
+    point: BranchPoint
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -112,8 +128,10 @@ class Orchestrator:
         registry: ToolRegistry = default_registry,
         progress: ProgressSink | None = None,
         log: Callable[[str], None] = lambda _: None,
+        branch: Branch | None = None,
     ) -> None:
         self.config = config
+        self.branch = branch
         self.store = store
         self.pack = pack
         self.registry = registry
@@ -226,6 +244,20 @@ class Orchestrator:
                         self.registry,
                         self._toolkits,
                         self._emulator,
+                    )
+                    outcome = await runner.run()
+                elif self.branch is not None:
+                    from sandbox.replay.branch import BranchRunner
+
+                    runner = BranchRunner(
+                        spec,
+                        self._scenarios[spec.scenario_id],
+                        self._agents[spec.agent],
+                        self.config,
+                        writer,
+                        self.branch.recorded,
+                        self.branch.point,
+                        self.registry,
                     )
                     outcome = await runner.run()
                 else:
@@ -425,6 +457,7 @@ async def start_run(
     progress: ProgressSink | None = None,
     argv: list[str] | None = None,
     log: Callable[[str], None] = lambda _: None,
+    branch: Branch | None = None,
 ) -> RunResult:
     if (run_dir / "manifest.json").exists():
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
@@ -436,7 +469,11 @@ async def start_run(
     if not episodes:
         raise RunError("the suite expands to no episodes (check --limit, --shard and filters)")
     store = RunStore(run_dir)
-    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress, log=log)
+    if branch is not None and (len(episodes) != 1 or episodes[0].kind != "scenario"):
+        raise RunError("a branch continues exactly one propensity-scenario episode")
+    orchestrator = Orchestrator(
+        config, store, pack, registry=registry, progress=progress, log=log, branch=branch
+    )
     orchestrator.prepare()
     store.init()
     python, plat = interpreter()
@@ -454,12 +491,13 @@ async def start_run(
             python=python,
             platform=plat,
             argv=list(argv if argv is not None else sys.argv),
+            branch=branch.point.model_dump() if branch is not None else None,
         )
     )
     return await orchestrator.execute(resume=False)
 
 
-def _pack_source(manifest: Manifest) -> str:
+def pack_source(manifest: Manifest) -> str:
     """The pack as it was found at the start; its name if that path has since gone."""
     return manifest.pack_path if Path(manifest.pack_path).exists() else manifest.config.suite
 
@@ -481,6 +519,13 @@ async def resume_run(
     config = manifest.config
     if concurrency is not None:
         config = config.model_copy(update={"concurrency": concurrency})
-    pack, _ = _load(_pack_source(manifest))
-    orchestrator = Orchestrator(config, store, pack, registry=registry, progress=progress, log=log)
+    pack, _ = _load(pack_source(manifest))
+    branch = None
+    if manifest.branch is not None:
+        point = BranchPoint.model_validate(manifest.branch)
+        source = RunStore(Path(point.source_run))
+        branch = Branch(source.read_trajectory(point.episode_id), point)
+    orchestrator = Orchestrator(
+        config, store, pack, registry=registry, progress=progress, log=log, branch=branch
+    )
     return await orchestrator.execute(resume=True, retry_errored=retry_errored)

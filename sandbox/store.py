@@ -55,6 +55,8 @@ class Manifest(BaseModel):
     finished_at: float | None = None
     resumed_at: list[float] = Field(default_factory=list)
     merged_from: list[str] = Field(default_factory=list)
+    # A branched replay's origin (source run, episode, step); see sandbox/replay/branch.py.
+    branch: dict[str, Any] | None = None
 
 
 def read_jsonl(path: Path, model: type[M]) -> list[M]:

@@ -121,6 +121,8 @@ class EpisodeStartedEvent(_Event):
     repeat: int = 0
     seed: int = 0
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    # Set on a branched replay: which recorded episode it continues, from which step.
+    branched_from: dict[str, Any] | None = None
 
 
 class MessageEvent(_Event):
