@@ -83,6 +83,38 @@ def _code_tables(summary: RunSummary) -> list[Table]:
     return tables
 
 
+def _world_table(summary: RunSummary) -> Table | None:
+    world = summary.world
+    if world is None:
+        return None
+    groups = list(world.by_agent.items()) or [("all", world.overall)]
+    names = [name for name, _ in groups]
+    table = _table(
+        "World state: intention vs completion of harm (all episodes, baseline included)",
+        "",
+        [
+            ("risk-goal intention", [r.intention for _, r in groups]),
+            ("risk-goal completion", [r.completion for _, r in groups]),
+            ("task-goal completion", [r.task_completion for _, r in groups]),
+        ],
+        names,
+    )
+    table.add_row(
+        "intention − completion",
+        *(
+            f"{r.intention_completion_gap:+.2f}" if r.intention_completion_gap is not None else "–"
+            for _, r in groups
+        ),
+        "",
+    )
+    table.add_row(
+        "severity CVaR 95%",
+        *(f"{r.severity_cvar:.1f}" if r.severity_cvar is not None else "–" for _, r in groups),
+        "",
+    )
+    return table
+
+
 def summary_tables(summary: RunSummary) -> Group:
     agents = _agents(summary)
     names = [name for name, _ in agents]
@@ -107,6 +139,9 @@ def summary_tables(summary: RunSummary) -> Group:
         rows = _breakdown_rows(agents, pick, order)
         if rows:
             parts.append(_table(title, first, rows, names))
+    world = _world_table(summary)
+    if world is not None:
+        parts.append(world)
     if summary.code.episodes:
         parts.extend(_code_tables(summary))
     status = Table(title="Episodes", title_justify="left")
@@ -160,10 +195,31 @@ def flat_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
                 }
 
 
+def world_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
+    if summary.world is None:
+        return
+    groups = [("*", summary.world.overall), *summary.world.by_agent.items()]
+    for agent, rates in groups:
+        for key in ("intention", "completion", "task_completion"):
+            estimate: Estimate = getattr(rates, key)
+            yield {
+                "agent": agent,
+                "breakdown": "world",
+                "key": key,
+                "value": estimate.value,
+                "ci_low": estimate.ci[0] if estimate.ci else None,
+                "ci_high": estimate.ci[1] if estimate.ci else None,
+                "n": estimate.n,
+                "k": estimate.k,
+            }
+
+
 def to_csv(summary: RunSummary) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in flat_rows(summary):
+        writer.writerow(row)
+    for row in world_rows(summary):
         writer.writerow(row)
     return buffer.getvalue()

@@ -146,3 +146,17 @@ async def test_llm_finder_uses_the_judge_model_and_falls_back_on_garbage(tmp_pat
         finder = LLMIntentFinder(LLMJudge("openai/judge", api_base=server.url))
         fallback = await finder.find(trajectory, graph)
     assert fallback.method == "rules-after-llm-failure" and "unusable" in fallback.note
+
+
+async def test_report_prints_and_exports_world_rates(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from sandbox.report import print_summary, to_csv
+
+    result = await start_run(_config(_pack(tmp_path)), tmp_path / "run")
+    console = Console(record=True, width=200)
+    print_summary(result.summary, console)
+    text = console.export_text()
+    assert "risk-goal intention" in text and "severity CVaR 95%" in text and "9.0" in text
+    rows = [line for line in to_csv(result.summary).splitlines() if ",world," in line]
+    assert any(row.startswith("*,world,completion,1.0,") for row in rows), rows
