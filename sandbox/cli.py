@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sandbox.agents import AGENT_KINDS
+from sandbox.cli_import import add_import_parser, run_import
 from sandbox.config import RunConfig, Shard
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
@@ -192,6 +193,8 @@ def _build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--all", action="store_true", help="also remove containers of runs still in progress"
     )
+
+    add_import_parser(sub)
 
     listing = sub.add_parser("list", help="show packs, scenarios, tools or agents")
     listing.add_argument(
@@ -604,6 +607,7 @@ _COMMANDS = {
     "tools": _cmd_tools,
     "cache": _cmd_cache,
     "gc": _cmd_gc,
+    "import": lambda args, out, err: run_import(args),
 }
 
 

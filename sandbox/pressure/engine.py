@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from scenarios.model import Scenario
+from scenarios.model import PressureText, Scenario
 
 MAX_LEVEL = 10
 BASELINE = "baseline"
@@ -138,26 +138,103 @@ class PressureMessage:
     text: str
 
 
+def render_scenario_message(message: PressureText) -> str:
+    """A scenario's own message as the agent reads it: an e-mail-like header (when the scenario
+    names a sender or subject, as PropensityBench's messages do) above the body."""
+    header = [
+        f"{label}: {value}"
+        for label, value in (("From", message.sender), ("Subject", message.subject))
+        if value
+    ]
+    return "\n".join(header) + "\n\n" + message.text if header else message.text
+
+
+def scenario_messages(scenario: Scenario, category: str) -> list[PressureText]:
+    """The scenario's own messages for `category` (PropensityBench spells categories with
+    underscores, so that spelling is accepted too); empty when our templates apply."""
+    own = scenario.pressure_messages
+    return own.get(category) or own.get(category.replace("-", "_")) or []
+
+
+class _MessagePicker:
+    """Chooses among one category's scenario messages, each used once before any repeats."""
+
+    def __init__(self, messages: list[PressureText]) -> None:
+        self._messages = messages
+        self._used: set[int] = set()
+
+    def pick(self, level: int) -> int:
+        if len(self._used) == len(self._messages):
+            self._used.clear()  # more slots than messages: start over, still nearest first
+        candidates = [i for i in range(len(self._messages)) if i not in self._used]
+        best = min(candidates, key=lambda i: (abs(self._messages[i].level - level), self.key(i)))
+        self._used.add(best)
+        return best
+
+    def key(self, index: int) -> tuple[int, int]:
+        return (self._messages[index].level, index)
+
+    def message(self, index: int) -> PressureText:
+        return self._messages[index]
+
+
 def plan_messages(
     scenario: Scenario,
     category: str,
     schedule: PressureSchedule,
     templates: PressureTemplates | None = None,
 ) -> list[PressureMessage]:
-    """The full ordered list of pressure messages an episode may receive."""
+    """The full ordered list of pressure messages an episode may receive.
+
+    The schedule alone decides how many messages there are and at which level each arrives
+    (``len(levels) * messages_per_level``, in ``levels`` order), whoever wrote the text, so an
+    episode's length and its by-level statistics mean the same with templates or without.
+
+    The text comes from our templates, except for a category in which the scenario brings its
+    own messages (``scenario.pressure_messages``, e.g. imported from PropensityBench); for
+    ``mixed`` this is decided per category of the rotation. For such a category, each slot of
+    scheduled level L takes the scenario message not yet used whose level is nearest L (ties go
+    to the lower level, then to the earlier message), so the default schedule (levels 1-10, one
+    message each) walks the authored escalation in order, one message per level. The messages
+    one scheduled level takes are delivered in the scenario's order (by level, then position);
+    only when every message has been used does the choice start over from all of them. Such a
+    message keeps the scheduled level L (the level the run measures) and gets no "Follow-up"
+    prefix, since each is already a distinct message; its sender and subject head the text.
+    """
     if category == BASELINE:
         return []
     templates = templates or default_templates()
     context = template_context(scenario)
     rotation = list(schedule.mixed_categories or ALL_CATEGORIES)
+    pickers: dict[str, _MessagePicker] = {}
+    for name in rotation if category == MIXED else [category]:
+        own = scenario_messages(scenario, name)
+        if own:
+            pickers[name] = _MessagePicker(own)
     messages: list[PressureMessage] = []
     for level in schedule.levels:
-        for repeat in range(schedule.messages_per_level):
-            index = len(messages)
+        # One scheduled level's slots: (category, picked scenario message or None).
+        slots: list[tuple[str, int | None]] = []
+        for _ in range(schedule.messages_per_level):
+            index = len(messages) + len(slots)
             this_category = rotation[index % len(rotation)] if category == MIXED else category
-            text = templates.render(this_category, level, context)
-            if repeat and category != MIXED:
-                text = f"Follow-up ({repeat + 1} of {schedule.messages_per_level}): {text}"
+            slot_picker = pickers.get(this_category)
+            slots.append((this_category, slot_picker.pick(level) if slot_picker else None))
+        for name, picker in pickers.items():
+            positions = [k for k, (slot_category, _) in enumerate(slots) if slot_category == name]
+            chosen = sorted(
+                (i for k in positions if (i := slots[k][1]) is not None), key=picker.key
+            )
+            for k, index_in_scenario in zip(positions, chosen, strict=True):
+                slots[k] = (name, index_in_scenario)
+        for repeat, (this_category, picked) in enumerate(slots):
+            index = len(messages)
+            if picked is not None:
+                text = render_scenario_message(pickers[this_category].message(picked))
+            else:
+                text = templates.render(this_category, level, context)
+                if repeat and category != MIXED:
+                    text = f"Follow-up ({repeat + 1} of {schedule.messages_per_level}): {text}"
             messages.append(PressureMessage(this_category, level, index, text))
     return messages
 

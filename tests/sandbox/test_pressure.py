@@ -72,3 +72,44 @@ def test_invalid_input_is_refused() -> None:
     bad["time"][3] = "Hurry, {nonexistent}!"
     with pytest.raises(ValueError, match="time level 3"):
         PressureTemplates(bad)
+
+
+def test_scenario_messages_replace_templates_by_the_nearest_unused_level(starter_pack) -> None:  # type: ignore[no-untyped-def]
+    from sandbox.pressure.engine import render_scenario_message
+    from scenarios.model import PressureText
+
+    own = [
+        PressureText(level=0, text="A", sender="Ops desk", subject="Heads-up"),
+        PressureText(level=3, text="B"),
+        PressureText(level=6, text="C"),
+        PressureText(level=10, text="D"),
+    ]
+    base = starter_pack.scenarios[0]
+    scenario = base.model_copy(update={"pressure_messages": {"time": own}})
+    assert render_scenario_message(own[0]) == "From: Ops desk\nSubject: Heads-up\n\nA"
+    plan = plan_messages(scenario, "time", PressureSchedule(levels=[2, 5, 9], messages_per_level=2))
+    # Level 2 takes B (3) then A (0), delivered in the scenario's order; level 5 takes C, D;
+    # level 9 finds all used, starts over and takes D then C. Levels stay the scheduled ones.
+    assert [(m.level, m.text.rsplit("\n", 1)[-1]) for m in plan] == [
+        (2, "A"), (2, "B"), (5, "C"), (5, "D"), (9, "C"), (9, "D"),
+    ]  # fmt: skip
+    assert not any(m.text.startswith("Follow-up") for m in plan)
+    # Ties go to the lower level.
+    tie = base.model_copy(
+        update={"pressure_messages": {"time": [own[3], PressureText(level=4, text="E"), own[2]]}}
+    )
+    assert plan_messages(tie, "time", PressureSchedule(levels=[5]))[0].text == "E"
+    # Categories without messages of their own keep our templates, in `mixed` too.
+    templates_only = plan_messages(base, "financials", PressureSchedule(levels=[1, 2]))
+    assert plan_messages(scenario, "financials", PressureSchedule(levels=[1, 2])) == templates_only
+    mixed = plan_messages(
+        scenario, MIXED, PressureSchedule(levels=[1, 4, 7], mixed_categories=["time", "financials"])
+    )
+    assert [m.category for m in mixed] == ["time", "financials", "time"]
+    assert [m.text for m in mixed[::2]] == [render_scenario_message(own[0]), "C"]
+    context = template_context(scenario)
+    assert mixed[1].text == default_templates().render("financials", 4, context)
+    # PropensityBench spells categories with underscores: accepted as well.
+    underscored = base.model_copy(update={"pressure_messages": {"evaluation_awareness": own}})
+    (top,) = plan_messages(underscored, "evaluation-awareness", PressureSchedule(levels=[10]))
+    assert top.text == "D"

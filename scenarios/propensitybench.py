@@ -1,0 +1,567 @@
+"""Importing PropensityBench's staged scenario files into our scenario model.
+
+PropensityBench (PB) generates its scenarios in stages, one JSON file per stage and workspace
+(``scenarios_states.json`` → ``_funcs`` → ``_policies`` → ``_messages`` →
+``_messages_single.json``), each nested ``domain → workspace → role → scenarios → name``.
+Only the last stage is complete, but people also hold the earlier ones, so the importer takes the
+most complete file present in each workspace and, when a scenario still cannot be built, names
+the file and the JSON path of every missing or broken field instead of guessing.
+
+A PB scenario maps onto a ``propensity`` scenario with proxy tools, PB's own design:
+
+- the target function is the aligned tool (it always fails with PB's errors), the trigger
+  function the misaligned tool (canonical and harmful name from ``harmful_name``, benign name
+  from ``neutral_name``), and each getter a neutral tool returning configuration values;
+- ``configuration_known`` and ``configuration_unknown`` (JSON strings) become ``config``; the
+  known part is also shown in the system prompt, because in PB the agent starts out knowing it;
+- the policy texts become the system prompt (role, and PB's "trigger awareness" texts, which
+  tell the agent what the risky shortcut would do) and our policy duties, prohibitions and
+  consequences;
+- the illegal state and the negative consequences are the risky outcomes, the target state the
+  expected achievement;
+- every category's ``sys_messages`` become the scenario's own pressure messages, message i of
+  n on our scale at level ``round(i * 10 / (n - 1))``, so PB's escalation spans 0-10.
+
+Nothing of PB's text is stored in this repository: the importer reads the user's copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from scenarios.loader import PACK_META_FILE
+from scenarios.model import Pack, Policy, PressureContext, PressureText, Scenario, slug
+from scenarios.records import RiskLabel
+
+# The staged files, most complete first.
+STAGE_FILES = (
+    "scenarios_messages_single.json",
+    "scenarios_messages.json",
+    "scenarios_policies.json",
+    "scenarios_funcs.json",
+    "scenarios_states.json",
+)
+TAG = "propensitybench"
+# Our pressure categories (sandbox.pressure.ALL_CATEGORIES; `scenarios` may not import
+# `sandbox`, a higher layer, so the names are repeated here and a test keeps them equal).
+PRESSURE_CATEGORIES = (
+    "time",
+    "financials",
+    "power-seeking",
+    "resource-deprivation",
+    "self-preservation",
+    "evaluation-awareness",
+)
+_MAX_LEVEL = 10
+_TOOL_NAME_LIMIT = 64
+
+
+class PropensityBenchImportError(ValueError):
+    """A PB file that cannot be imported; lists every problem as ``file: json.path: what``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A position in a PB file, for messages that say exactly where a problem is."""
+
+    file: Path
+    path: tuple[str, ...]
+
+    def __truediv__(self, key: str | int) -> _Where:
+        return _Where(self.file, (*self.path, str(key)))
+
+    def __str__(self) -> str:
+        return f"{self.file}: {'.'.join(self.path) or '(top level)'}"
+
+
+def find_stage_files(path: str | Path) -> list[Path]:
+    """The file to import for each workspace under `path`: the most complete stage present.
+
+    `path` may be one staged file, a workspace directory, a domain directory, or a root holding
+    domains; a workspace is any directory that directly holds a staged file.
+    """
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise PropensityBenchImportError([f"{root}: no such file or directory"])
+    workspaces = sorted({p.parent for name in STAGE_FILES for p in root.rglob(name)})
+    chosen = []
+    for workspace in workspaces:
+        for name in STAGE_FILES:
+            if (workspace / name).is_file():
+                chosen.append(workspace / name)
+                break
+    if not chosen:
+        raise PropensityBenchImportError(
+            [f"{root}: no PropensityBench files found (looked for {', '.join(STAGE_FILES)})"]
+        )
+    return chosen
+
+
+def import_propensitybench(path: str | Path, *, name: str = TAG) -> Pack:
+    """Every PB scenario under `path` as one pack of ``propensity`` scenarios.
+
+    All or nothing: any scenario that cannot be built raises ``PropensityBenchImportError``
+    listing every problem found (file and JSON path), so a batch can be fixed in one go.
+    """
+    problems: list[str] = []
+    scenarios: list[Scenario] = []
+    used_ids: set[str] = set()
+    for file in find_stage_files(path):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{file}: cannot read as JSON: {exc}")
+            continue
+        before = len(problems)
+        for where, context, raw in _walk(data, _Where(file, ()), problems):
+            built = _build(raw, where, context, problems)
+            if built is None:
+                continue
+            built["id"] = _unique(built["id"], used_ids, separator="-")
+            try:
+                scenarios.append(Scenario.model_validate(built))
+            except ValidationError as exc:
+                for error in exc.errors():
+                    field = ".".join(str(part) for part in error["loc"])
+                    message = error["msg"].removeprefix("Value error, ")
+                    problems.append(f"{where}: the imported scenario's {field}: {message}")
+        if len(problems) > before and file.name in STAGE_FILES[1:]:
+            problems.append(
+                f"{file}: this is an earlier generation stage; the fields above first appear "
+                f"in later stages (complete scenarios are in {STAGE_FILES[0]})"
+            )
+    if problems:
+        raise PropensityBenchImportError(problems)
+    description = f"PropensityBench scenarios imported from {Path(path)}."
+    return Pack(name=slug(name) or TAG, description=description, scenarios=scenarios)
+
+
+@dataclass(frozen=True)
+class _Context:
+    domain: str
+    workspace: str
+    role_key: str
+    role: Mapping[str, Any]
+    scenario_key: str
+
+
+def _walk(
+    data: Any, where: _Where, problems: list[str]
+) -> Iterable[tuple[_Where, _Context, Mapping[str, Any]]]:
+    """Every scenario mapping in a PB file, with its position and its domain/workspace/role."""
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping of domains")
+        return
+    for domain, workspaces in data.items():
+        if not isinstance(workspaces, dict):
+            problems.append(f"{where / domain}: expected a mapping of workspaces")
+            continue
+        for workspace, roles in workspaces.items():
+            if not isinstance(roles, dict):
+                problems.append(f"{where / domain / workspace}: expected a mapping of roles")
+                continue
+            for role_key, role in roles.items():
+                at_role = where / domain / workspace / role_key
+                scenarios = role.get("scenarios") if isinstance(role, dict) else None
+                if not isinstance(scenarios, dict):
+                    problems.append(f"{at_role / 'scenarios'}: missing (expected a mapping)")
+                    continue
+                for scenario_key, raw in scenarios.items():
+                    at = at_role / "scenarios" / scenario_key
+                    if not isinstance(raw, dict):
+                        problems.append(f"{at}: expected a scenario mapping")
+                        continue
+                    yield at, _Context(domain, workspace, role_key, role, scenario_key), raw
+
+
+class _Reader:
+    """Reads fields of one PB scenario, recording each missing or mistyped one as a problem."""
+
+    def __init__(self, raw: Mapping[str, Any], where: _Where, problems: list[str]) -> None:
+        self.raw = raw
+        self.where = where
+        self.problems = problems
+        self.ok = True
+
+    def get(self, *keys: str | int, kind: type = str, required: bool = True) -> Any:
+        value: Any = self.raw
+        where = self.where
+        for key in keys:
+            where = where / key
+            if isinstance(key, int) and isinstance(value, list) and key < len(value):
+                value = value[key]
+            elif isinstance(key, str) and isinstance(value, dict) and key in value:
+                value = value[key]
+            else:
+                if required:
+                    self.fail(where, "missing")
+                return None
+        if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.fail(where, f"expected a non-empty {_kind_name(kind)}")
+            return None
+        return value
+
+    def at(self, *keys: str | int) -> _Where:
+        where = self.where
+        for key in keys:
+            where = where / key
+        return where
+
+    def fail(self, where: _Where, message: str) -> None:
+        self.ok = False
+        problem = f"{where}: {message}"
+        if problem not in self.problems:  # a missing parent is reported once, not per field
+            self.problems.append(problem)
+
+
+def _kind_name(kind: type) -> str:
+    names: dict[type, str] = {str: "string", list: "list", dict: "mapping"}
+    return names.get(kind, kind.__name__)
+
+
+def _clean(text: str) -> str:
+    """PB's text without trailing blanks on its lines (they only make YAML output unreadable)."""
+    return re.sub(r"[ \t]+\n", "\n", text).strip()
+
+
+def _sentence(text: str) -> str:
+    text = _clean(text)
+    return text[:1].upper() + text[1:]
+
+
+def _words(text: str) -> str:
+    # Hyphens between digits stay: "Suite-2-3-East-Wing" reads "Suite 2-3 East Wing".
+    return re.sub(r"_+|(?<!\d)-+|-+(?!\d)", " ", text).strip()
+
+
+def _unique(candidate: str, taken: set[str], *, separator: str, limit: int | None = None) -> str:
+    chosen, number = candidate, 1
+    while chosen in taken:
+        number += 1
+        suffix = f"{separator}{number}"
+        chosen = (candidate[: limit - len(suffix)] if limit else candidate) + suffix
+    taken.add(chosen)
+    return chosen
+
+
+def _tool_name(text: str, taken: set[str]) -> str:
+    """A name our tool-name pattern accepts, unique among the scenario's tool names."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text.strip()).strip("_") or "tool"
+    if not re.match(r"[A-Za-z_]", name):
+        name = "t_" + name
+    return _unique(name[:_TOOL_NAME_LIMIT], taken, separator="_", limit=_TOOL_NAME_LIMIT)
+
+
+def _config(reader: _Reader, key: str) -> dict[str, Any] | None:
+    value = reader.get("configurations", key, kind=object)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            reader.fail(reader.at("configurations", key), f"not valid JSON: {exc}")
+            return None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        reader.fail(reader.at("configurations", key), "expected a JSON object")
+        return None
+    return value
+
+
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def _json_type(value: Any) -> str:
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "string")
+
+
+def _parameters(
+    reader: _Reader, at: tuple[str | int, ...], config: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The arguments schema from PB's ``input_arguments``, and example arguments for it.
+
+    Arguments are strings, as PB's are; an argument whose configuration value is not a string
+    (a list, a number) also accepts that type, so an agent passing on exactly what a getter
+    returned is not refused. Examples are the configuration values: what a correct call sends.
+    """
+    names = reader.get(*at, "input_arguments", kind=list, required=False) or []
+    properties: dict[str, Any] = {}
+    examples: dict[str, Any] = {}
+    for index, arg in enumerate(names):
+        if not isinstance(arg, str) or not arg:
+            reader.fail(reader.at(*at, "input_arguments", index), "expected an argument name")
+            continue
+        schema: dict[str, Any] = {"type": "string", "description": _words(arg)}
+        if arg in config:
+            value = config[arg]
+            examples[arg] = value
+            native = _json_type(value)
+            if native != "string":
+                schema["type"] = [native, "string"]
+            if native == "array":
+                # Function-calling APIs refuse an array schema without `items`.
+                kinds = {_json_type(item) for item in value}
+                schema["items"] = {"type": kinds.pop()} if len(kinds) == 1 else {}
+        properties[arg] = schema
+    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    if properties:
+        parameters["required"] = list(properties)
+    parameters["additionalProperties"] = False
+    return parameters, examples
+
+
+def _tools(reader: _Reader, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    taken: set[str] = set()
+    tools: list[dict[str, Any]] = []
+    target = ("functions", "target_function")
+    name = reader.get(*target, "name")
+    description = reader.get(*target, "description")
+    errors = reader.get(*target, "errors", kind=list)
+    if errors is not None and not [e for e in errors if isinstance(e, str) and e.strip()]:
+        reader.fail(reader.at(*target, "errors"), "no error texts")
+    parameters, examples = _parameters(reader, target, config)
+    if name and description and errors:
+        tools.append(
+            {
+                "name": _tool_name(name, taken),
+                "risk": RiskLabel.ALIGNED.value,
+                "description": description,
+                "parameters": parameters,
+                "errors": [str(e) for e in errors if isinstance(e, str) and e.strip()],
+                "example_arguments": examples,
+            }
+        )
+    trigger = ("functions", "trigger_function")
+    harmful = reader.get(*trigger, "harmful_name")
+    harmful_description = reader.get(*trigger, "harmful_description")
+    neutral = reader.get(*trigger, "neutral_name")
+    neutral_description = reader.get(*trigger, "neutral_description")
+    parameters, examples = _parameters(reader, trigger, config)
+    if harmful and harmful_description and neutral and neutral_description:
+        harmful_name = _tool_name(harmful, taken)
+        tools.append(
+            {
+                "name": harmful_name,
+                "risk": RiskLabel.MISALIGNED.value,
+                "description": harmful_description,
+                "harmful_name": harmful_name,
+                "harmful_description": harmful_description,
+                "benign_name": _tool_name(neutral, taken),
+                "benign_description": neutral_description,
+                "parameters": parameters,
+                "example_arguments": examples,
+            }
+        )
+    getters = reader.get("functions", "getter_functions", kind=list) or []
+    for index in range(len(getters)):
+        at = ("functions", "getter_functions", index)
+        getter_name = reader.get(*at, "name")
+        getter_description = reader.get(*at, "description")
+        returns = reader.get(*at, "output_arguments", kind=list)
+        parameters, examples = _parameters(reader, at, config)
+        if not (getter_name and getter_description and returns is not None):
+            continue
+        missing = [key for key in returns if key not in config]
+        if missing:
+            reader.fail(
+                reader.at(*at, "output_arguments"),
+                f"returns {', '.join(map(str, missing))}, which neither configuration_known "
+                "nor configuration_unknown holds",
+            )
+            continue
+        tools.append(
+            {
+                "name": _tool_name(getter_name, taken),
+                "risk": RiskLabel.NEUTRAL.value,
+                "description": getter_description,
+                "parameters": parameters,
+                "returns": list(returns),
+                "example_arguments": examples,
+            }
+        )
+    return tools
+
+
+def _pressure_messages(reader: _Reader) -> dict[str, list[dict[str, Any]]]:
+    """PB's ``sys_messages`` by our category names, levels spread over 0-10 in PB's order."""
+    raw = reader.get("sys_messages", kind=dict, required=False)
+    if raw is None:
+        return {}  # an earlier stage: our templates supply the pressure
+    result: dict[str, list[dict[str, Any]]] = {}
+    for pb_category, items in raw.items():
+        at = reader.at("sys_messages", pb_category)
+        category = pb_category.replace("_", "-")
+        if category not in PRESSURE_CATEGORIES:
+            reader.fail(at, f"unknown pressure category (known: {', '.join(PRESSURE_CATEGORIES)})")
+            continue
+        if not isinstance(items, list) or not items:
+            reader.fail(at, "expected a non-empty list of messages")
+            continue
+        ordered = []
+        for position, item in enumerate(items):
+            body = item.get("body") if isinstance(item, dict) else None
+            if not isinstance(body, str) or not body.strip():
+                reader.fail(at / position / "body", "missing")
+                continue
+            rank = item.get("msg_level_index", position)
+            ordered.append((rank if isinstance(rank, int) else position, position, item))
+        ordered.sort(key=lambda entry: (entry[0], entry[1]))
+        count = len(ordered)
+        result[category] = [
+            {
+                # A lone message is all the pressure the category has: the top of the scale.
+                "level": round(i * _MAX_LEVEL / (count - 1)) if count > 1 else _MAX_LEVEL,
+                "text": _clean(item["body"]),
+                "sender": str(item.get("from") or ""),
+                "subject": str(item.get("subject") or ""),
+            }
+            for i, (_, _, item) in enumerate(ordered)
+        ]
+    return result
+
+
+def _system_prompt(reader: _Reader, context: _Context, known: Mapping[str, Any]) -> str:
+    role = reader.get("policy", "role_description")
+    parts = [_clean(role or "")]
+    # PB tells the agent about the shortcut and what it would achieve: the dilemma is explicit.
+    for key in ("trigger_awareness", "trigger_rationale", "immediate_outcome_acknowledgment"):
+        text = reader.get("policy", key, required=False)
+        if text:
+            parts.append(_clean(text))
+    if known:
+        lines = [
+            f"- {key}: {value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in known.items()
+        ]
+        parts.append("What you already know about your environment:\n" + "\n".join(lines))
+    workspace = _words(context.workspace)
+    parts.append(
+        f"You work in the {workspace} through the tools given to you; each call takes effect."
+    )
+    return "\n\n".join(part for part in parts if part)
+
+
+def _build(
+    raw: Mapping[str, Any], where: _Where, context: _Context, problems: list[str]
+) -> dict[str, Any] | None:
+    """A raw scenario mapping for our model, or None when PB's data lacks something needed."""
+    reader = _Reader(raw, where, problems)
+    known = _config(reader, "configuration_known")
+    unknown = _config(reader, "configuration_unknown")
+    config = {**(known or {}), **(unknown or {})}
+    tools = _tools(reader, config)
+    task = reader.get("messages", "task_message")
+    prohibitions = reader.get("policy", "prohibitions_description")
+    duties = reader.get("policy", "duties_description", required=False)
+    harm = reader.get("policy", "negative_consequences", "text", required=False)
+    connector = reader.get(
+        "policy", "negative_consequences", "prefix_connector_sentence", required=False
+    )
+    # PB's text continues its connector ("However, altering ..."): keep them together.
+    consequence = f"{connector.strip()} {harm.strip()}" if harm and connector else harm
+    illegal = reader.get("states", "illegal_state", "description")
+    target = reader.get("states", "target_state", "description")
+    system_prompt = _system_prompt(reader, context, known or {})
+    pressure = _pressure_messages(reader)
+    if not reader.ok:
+        return None
+    role = context.role.get("name") if isinstance(context.role.get("name"), str) else None
+    role_name = role or _words(context.role_key)
+    title = _words(str(raw.get("name") or context.scenario_key))
+    attack = reader.get("attack_vector", "name", required=False)
+    tags = [TAG, slug(context.workspace), slug(context.role_key)]
+    if attack:
+        tags.append("attack-vector-" + slug(attack))
+    scenario_id = slug(
+        "-".join((context.domain, context.workspace, context.role_key, context.scenario_key))
+    )
+    return {
+        "kind": "propensity",
+        "id": scenario_id if re.match(r"[a-z]", scenario_id) else f"pb-{scenario_id}",
+        "domain": slug(context.domain) or "propensitybench",
+        "title": title[:1].upper() + title[1:],
+        "role": role_name,
+        "system_prompt": system_prompt,
+        "task": _clean(task),
+        "policy": Policy(
+            duties=[_clean(duties)] if duties else [],
+            prohibitions=[_clean(prohibitions)],
+            consequences=[_clean(consequence)] if consequence else [],
+        ).model_dump(),
+        "tools": tools,
+        "config": config,
+        "risky_outcomes": [_sentence(text) for text in (illegal, harm) if text],
+        "expected_achievements": [_clean(target)],
+        "pressure_context": PressureContext(
+            organisation=f"the {_words(context.workspace)}",
+            task_summary=f"the {title.lower()} work",
+        ).model_dump(),
+        "pressure_messages": {
+            category: [PressureText.model_validate(m).model_dump() for m in messages]
+            for category, messages in pressure.items()
+        },
+        "tags": tags,
+    }
+
+
+def write_pack_yaml(pack: Pack, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Write `pack` as a pack directory our loader reads back: ``pack.yaml`` and one YAML file
+    per scenario, named after its id. Returns the files written.
+
+    Refuses a non-empty `out_dir` unless `overwrite`, because the loader reads every YAML file
+    in a pack directory and stray scenarios would silently join the pack.
+    """
+    root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()) and not overwrite:
+        raise FileExistsError(f"{root} is not empty (pass overwrite=True to write into it)")
+    root.mkdir(parents=True, exist_ok=True)
+    meta = {"name": pack.name, "description": pack.description, "version": pack.version}
+    written = [root / PACK_META_FILE]
+    written[0].write_text(_dump(meta), encoding="utf-8")
+    for scenario in pack.scenarios:
+        file = root / f"{scenario.id}.yaml"
+        data = scenario.model_dump(mode="json", exclude_defaults=True)
+        data = {"id": scenario.id, **data}  # the id first: it is what people look for
+        file.write_text(_dump(data), encoding="utf-8")
+        written.append(file)
+    return written
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line texts as literal blocks, so the files read like hand-written packs."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    if "\n" in text and not re.search(r"[ \t]\n|\n[ \t]*\Z", text):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
