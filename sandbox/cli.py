@@ -597,6 +597,10 @@ def _cmd_gc(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_import(args: argparse.Namespace, out: Console, err: Console) -> int:
+    return run_import(args)
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "report": _cmd_report,
@@ -607,7 +611,7 @@ _COMMANDS = {
     "tools": _cmd_tools,
     "cache": _cmd_cache,
     "gc": _cmd_gc,
-    "import": lambda args, out, err: run_import(args),
+    "import": _cmd_import,
 }
 
 
