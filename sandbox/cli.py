@@ -23,12 +23,14 @@ from rich.table import Table
 
 from sandbox.agents import AGENT_KINDS
 from sandbox.cli_import import add_import_parser, run_import
+from sandbox.cli_replay import add_replay_parser, run_replay
 from sandbox.config import RunConfig, Shard
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
 from sandbox.plugins import PluginError, load_plugins
 from sandbox.pressure import ALL_CATEGORIES, MIXED
 from sandbox.progress import ConsoleProgress
+from sandbox.replay import BranchError, ReplaySourceError
 from sandbox.report import print_summary, to_csv
 from sandbox.store import RunStore
 from sandbox.summary import build_summary
@@ -195,6 +197,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     add_import_parser(sub)
+    add_replay_parser(sub)
 
     listing = sub.add_parser("list", help="show packs, scenarios, tools or agents")
     listing.add_argument(
@@ -612,7 +615,12 @@ _COMMANDS = {
     "cache": _cmd_cache,
     "gc": _cmd_gc,
     "import": _cmd_import,
+    "replay": run_replay,
 }
+
+
+# Failures a user can cause: one clear line, no traceback.
+USER_ERRORS = (CliError, RunError, ScenarioLoadError, PluginError, ReplaySourceError, BranchError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -625,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in load_plugins(args.plugin):
                 err.print(f"[yellow]plugin problem:[/yellow] {problem}", highlight=False)
         return _COMMANDS[args.command](args, out, err)
-    except (CliError, RunError, ScenarioLoadError, PluginError) as exc:
+    except USER_ERRORS as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     except Exception as exc:
