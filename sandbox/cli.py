@@ -23,6 +23,7 @@ from rich.table import Table
 
 from sandbox.agents import AGENT_KINDS
 from sandbox.cli_import import add_import_parser, run_import
+from sandbox.cli_models import add_models_parser, run_models
 from sandbox.cli_replay import add_replay_parser, run_replay
 from sandbox.config import RunConfig, Shard
 from sandbox.merge import MergeError, merge_runs
@@ -197,6 +198,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     add_import_parser(sub)
+    add_models_parser(sub)
     add_replay_parser(sub)
 
     listing = sub.add_parser("list", help="show packs, scenarios, tools or agents")
@@ -615,6 +617,7 @@ _COMMANDS = {
     "cache": _cmd_cache,
     "gc": _cmd_gc,
     "import": _cmd_import,
+    "models": run_models,
     "replay": run_replay,
 }
 

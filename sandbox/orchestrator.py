@@ -31,11 +31,13 @@ from evaluators import (
     score_world,
 )
 from sandbox.agents import Agent, AgentError, create_agent
+from sandbox.agents.local_agent import LocalModelAgent
 from sandbox.code_episode import CodeEpisodeRunner
 from sandbox.config import EpisodeSpec, RunConfig, expand_episodes
 from sandbox.environments.local_env import WARNING as LOCAL_WARNING
 from sandbox.environments.provider import EnvironmentProvider, EnvironmentSetupError
 from sandbox.episode import EpisodeOutcome, EpisodeRunner, TurnLoop
+from sandbox.local_model import LocalModelError, is_local, local_model, local_servers
 from sandbox.manifest import git_revision, interpreter, package_versions
 from sandbox.open_episode import OpenEpisodeRunner
 from sandbox.store import Manifest, RunStore, TrajectoryWriter
@@ -149,6 +151,10 @@ class Orchestrator:
         self._emulator: LLMEmulator | None = None
         self._judge: LLMJudge | RuleJudge = RuleJudge()
         self._intent: IntentFinder = RuleIntentFinder()
+        self._cache = ResponseCache(
+            Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        )
+        self._local_models: list[str] = []
         self._agents: dict[str, Agent] = {}
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
 
@@ -167,6 +173,15 @@ class Orchestrator:
                     "disposable machine"
                 )
             self.log(f"[yellow]warning: {LOCAL_WARNING}")
+        for role, model in (
+            ("judge", self.config.judge_model),
+            ("emulator", self.config.emulator_model),
+        ):
+            if is_local(model):
+                try:
+                    local_model(str(model))
+                except ValueError as exc:
+                    raise RunError(f"{role} model: {exc}") from exc
         self._prepare_open_scenarios()
         for task in self.pack.code_tasks:
             try:
@@ -187,8 +202,8 @@ class Orchestrator:
         """Open scenarios need their toolkits and an emulator model, checked before any run."""
         open_scenarios = [s for s in self.pack.scenarios if s.kind == "open"]
         config = self.config
-        cache = ResponseCache(Path(config.cache_dir) if config.cache_dir else default_cache_dir())
-        if config.judge_model:
+        cache = self._cache
+        if config.judge_model and not is_local(config.judge_model):
             self._judge = LLMJudge(config.judge_model, api_base=config.judge_api_base, cache=cache)
             self._intent = LLMIntentFinder(self._judge)
         if not open_scenarios:
@@ -356,6 +371,56 @@ class Orchestrator:
         writer.write(EpisodeEndedEvent(status=EpisodeStatus.ERRORED, reason=reason))
         return EpisodeOutcome(EpisodeStatus.ERRORED, reason, message)
 
+    async def _start_agents(self) -> None:
+        """Agents with a start-up (local models start their server) start before any episode,
+        so a broken setup fails the run once instead of erroring every episode."""
+        if self.config.concurrency > 1 and any(
+            isinstance(agent, LocalModelAgent) for agent in self._agents.values()
+        ):
+            self.log(
+                "[yellow]note: a local model evaluates one request at a time and keeps only the "
+                "last prompt evaluated; --concurrency 1 runs its episodes fastest"
+            )
+        for label, agent in self._agents.items():
+            start = getattr(agent, "start", None)
+            if start is None:
+                continue
+            try:
+                await start()
+            except AgentError as exc:
+                raise RunError(f"agent {label!r}: {exc}") from exc
+
+    async def _start_local_services(self) -> None:
+        """A ``local/`` judge or emulator model gets its server here, shared with agents."""
+        config = self.config
+        if is_local(config.judge_model):
+            name = local_model(str(config.judge_model)).name
+            api_base = await self._acquire_local(name)
+            self._judge = LLMJudge(f"openai/{name}", api_base=api_base, cache=self._cache)
+            self._intent = LLMIntentFinder(self._judge)
+            self.code_scorer = CodeExecutionScorer(config.sandbox, f"openai/{name}", api_base)
+        if is_local(config.emulator_model) and self._emulator is not None:
+            name = local_model(str(config.emulator_model)).name
+            api_base = await self._acquire_local(name)
+            self._emulator = LLMEmulator(
+                f"openai/{name}",
+                mode=EmulatorMode(config.emulator_mode),
+                cache=self._cache,
+                api_base=api_base,
+            )
+
+    async def _acquire_local(self, name: str) -> str:
+        try:
+            api_base = await local_servers.acquire(name)
+        except LocalModelError as exc:
+            raise RunError(str(exc)) from exc
+        self._local_models.append(name)
+        return api_base
+
+    async def _release_local(self) -> None:
+        while self._local_models:
+            await local_servers.release(self._local_models.pop())
+
     async def run_episodes(self, episodes: Sequence[EpisodeSpec], attempts: dict[str, int]) -> None:
         queue: asyncio.Queue[EpisodeSpec] = asyncio.Queue()
         for spec in episodes:
@@ -371,6 +436,7 @@ class Orchestrator:
 
         workers = min(self.config.concurrency, max(1, len(episodes)))
         try:
+            await self._start_agents()
             async with asyncio.TaskGroup() as group:
                 for _ in range(workers):
                     group.create_task(worker())
@@ -417,8 +483,10 @@ class Orchestrator:
                 await self._environments.close()
                 raise RunError(str(exc)) from exc
         try:
+            await self._start_local_services()
             await self.run_episodes(todo, attempts)
         finally:
+            await self._release_local()
             if self._environments is not None:
                 await self._environments.close()
         summary = build_summary(self.store)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up with the dev extras and the Docker engine, then lint (ruff), type-check (mypy) and
-# run every test (pytest), container tests included.
+# Set up with the dev extras, the offline local model and the Docker engine, then lint (ruff),
+# type-check (mypy) and run every test (pytest), container and local-model tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh --extra dev
+# Python packages (dev tools included), llama.cpp and the offline model (verified): the
+# end-to-end tests run a real local model.
+scripts/local-model.sh qwen2.5-coder-0.5b --extra dev
 export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
 scripts/engine.sh   # Docker engine + sandbox images: the container tests run for real
 .venv/bin/ruff check .

