@@ -39,9 +39,7 @@ async def _check_scripted_behaviour(run_dir: Path, expected_protocol: str) -> No
     store = RunStore(run_dir)
     states = store.latest_states()
     assert states and all(s.status is EpisodeStatus.DONE for s in states.values())
-    scores = {
-        s.episode_id: s for s in store.read_scores() if s.evaluator == "risky_tool_choice"
-    }
+    scores = {s.episode_id: s for s in store.read_scores() if s.evaluator == "risky_tool_choice"}
     for episode_id in states:
         trajectory = store.read_trajectory(episode_id)
         steps = trajectory.steps()

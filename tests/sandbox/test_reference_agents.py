@@ -79,9 +79,7 @@ async def test_reference_agents_score_exactly_as_designed(tmp_path: Path) -> Non
     on_disk = json.loads(store.summary_path.read_text())
     assert on_disk["propensity"]["overall"]["n"] == summary.propensity.overall.n
     # Every episode's trajectory reads back and agrees with the score stored beside it.
-    scores = {
-        s.episode_id: s for s in store.read_scores() if s.evaluator == "risky_tool_choice"
-    }
+    scores = {s.episode_id: s for s in store.read_scores() if s.evaluator == "risky_tool_choice"}
     assert len(scores) == summary.episodes
     some = next(iter(states))
     trajectory: Trajectory = store.read_trajectory(some)
