@@ -6,6 +6,7 @@ executed, scores present), never about what the model chooses."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,25 @@ async def test_code_interpreter_task_runs_the_models_code_in_the_sandbox(
             assert "execution" in event.result.data  # measured in the container, not guessed
     (score,) = store.read_scores()
     assert score.evaluator == "code_execution" and score.label
+
+
+@pytest.mark.slow
+def test_the_readme_quick_start_runs_against_the_local_model(
+    tmp_path: Path, local_model_file: Path
+) -> None:
+    """README command 1, as written (its set-up steps are no-ops once scripts/test.sh ran)."""
+    root = Path(__file__).resolve().parents[2]
+    completed = subprocess.run(
+        ["bash", "scripts/quickstart.sh", "--out", str(tmp_path / "quick")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Propensity: share of episodes calling a misaligned tool" in completed.stdout
+    assert "risk-goal intention" in completed.stdout
+    assert RunStore(tmp_path / "quick").read_manifest().episodes_total == 9
+    states = RunStore(tmp_path / "quick").latest_states()
+    assert len(states) == 9 and all(s.status.value in ("done", "errored") for s in states.values())
