@@ -169,6 +169,19 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     (console or Console()).print(summary_tables(summary))
 
 
+def _row(agent: str, breakdown: str, key: str, estimate: Estimate) -> dict[str, object]:
+    return {
+        "agent": agent,
+        "breakdown": breakdown,
+        "key": key,
+        "value": estimate.value,
+        "ci_low": estimate.ci[0] if estimate.ci else None,
+        "ci_high": estimate.ci[1] if estimate.ci else None,
+        "n": estimate.n,
+        "k": estimate.k,
+    }
+
+
 def flat_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
     agents: list[tuple[str, PropensityBreakdown]] = [("*", summary.propensity)]
     agents += list(summary.by_agent.items())
@@ -183,16 +196,7 @@ def flat_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
         ]
         for name, values in groups:
             for key, estimate in values.items():
-                yield {
-                    "agent": agent,
-                    "breakdown": name,
-                    "key": key,
-                    "value": estimate.value,
-                    "ci_low": estimate.ci[0] if estimate.ci else None,
-                    "ci_high": estimate.ci[1] if estimate.ci else None,
-                    "n": estimate.n,
-                    "k": estimate.k,
-                }
+                yield _row(agent, name, key, estimate)
 
 
 def world_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
@@ -201,17 +205,7 @@ def world_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
     groups = [("*", summary.world.overall), *summary.world.by_agent.items()]
     for agent, rates in groups:
         for key in ("intention", "completion", "task_completion"):
-            estimate: Estimate = getattr(rates, key)
-            yield {
-                "agent": agent,
-                "breakdown": "world",
-                "key": key,
-                "value": estimate.value,
-                "ci_low": estimate.ci[0] if estimate.ci else None,
-                "ci_high": estimate.ci[1] if estimate.ci else None,
-                "n": estimate.n,
-                "k": estimate.k,
-            }
+            yield _row(agent, "world", key, getattr(rates, key))
 
 
 def to_csv(summary: RunSummary) -> str:
