@@ -25,6 +25,7 @@ from sandbox.agents import AGENT_KINDS
 from sandbox.cli_import import add_import_parser, run_import
 from sandbox.cli_models import add_models_parser, run_models
 from sandbox.cli_replay import add_replay_parser, run_replay
+from sandbox.cli_results import add_compare_parser, add_export_parser, run_compare, run_export
 from sandbox.config import RunConfig, Shard
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
@@ -141,6 +142,15 @@ def _build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print a run's tables and write them as JSON/CSV")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    report.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="also write a self-contained HTML report with a trajectory viewer "
+        "(default file: RUN_DIR/report.html)",
+    )
 
     merge = sub.add_parser("merge", help="merge shard run directories into one")
     merge.add_argument("run_dirs", type=Path, nargs="+")
@@ -200,6 +210,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add_import_parser(sub)
     add_models_parser(sub)
     add_replay_parser(sub)
+    add_compare_parser(sub)
+    add_export_parser(sub)
 
     listing = sub.add_parser("list", help="show packs, scenarios, tools or agents")
     listing.add_argument(
@@ -354,6 +366,11 @@ def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
     else:
         print_summary(summary, out)
         err.print(f"wrote {json_path} and {csv_path}")
+    if args.html is not None:
+        from sandbox.html_report import write_html_report
+
+        html = write_html_report(args.run_dir, Path(args.html) if args.html else None)
+        err.print(f"wrote {html} (open it in a browser; it needs no network)")
     return EXIT_OK
 
 
@@ -619,6 +636,8 @@ _COMMANDS = {
     "import": _cmd_import,
     "models": run_models,
     "replay": run_replay,
+    "compare": run_compare,
+    "export": run_export,
 }
 
 

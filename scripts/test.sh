@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 scripts/local-model.sh qwen2.5-coder-0.5b --extra dev
 export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
 scripts/engine.sh   # Docker engine + sandbox images: the container tests run for real
+# Headless Chromium renders the HTML report in its test (Debian's package, as root).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

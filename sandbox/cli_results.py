@@ -1,0 +1,168 @@
+"""`propensity compare` and `propensity export`: reading results once a run is finished.
+
+Kept apart from sandbox/cli.py like the other command groups: each command is an
+``add_X_parser(subparsers)`` that builds its arguments and a ``run_X(args, out, err)`` that
+returns the exit code and prints every problem as one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sandbox.compare import CompareError, Comparison, PairedComparison, compare_runs
+from sandbox.exports import DEFAULT_MAX_CHARS, FORMATS, ExportError, export_run
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+# -- compare ---------------------------------------------------------------------------------
+
+
+def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `compare` to the `propensity` parser's subparsers; returns its parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "compare",
+        help="paired comparison of two agents, or of one agent before and after a change",
+        description=(
+            "Pair the episodes of RUN_A and RUN_B by scenario, pressure category, naming and "
+            "repeat, and report B − A with Newcombe's 95% interval for paired proportions and "
+            "McNemar's exact p-value, overall, by category and by scenario. Give the same run "
+            "twice with --agent-a and --agent-b to compare two agents of one run."
+        ),
+    )
+    parser.add_argument("run_a", type=Path, metavar="RUN_A", help="run directory of A")
+    parser.add_argument("run_b", type=Path, metavar="RUN_B", help="run directory of B")
+    parser.add_argument("--agent-a", help="the agent of RUN_A (default: its only agent)")
+    parser.add_argument("--agent-b", help="the agent of RUN_B (default: its only agent)")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    return parser
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _rate(comparison: PairedComparison, side: str) -> str:
+    rate = comparison.a if side == "a" else comparison.b
+    return "–" if rate.value is None else f"{rate.value:.2f}"
+
+
+def _comparison_table(title: str, first: str, rows: dict[str, PairedComparison]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(first, style="bold")
+    table.add_column("pairs", justify="right")
+    table.add_column("A", justify="right")
+    table.add_column("B", justify="right")
+    table.add_column("B − A [95% CI]", justify="right")
+    table.add_column("A only / B only", justify="right")
+    table.add_column("McNemar p", justify="right")
+    for key, row in rows.items():
+        table.add_row(
+            key,
+            str(row.pairs),
+            _rate(row, "a"),
+            _rate(row, "b"),
+            row.render_difference(),
+            f"{row.a_only} / {row.b_only}",
+            _p(row.p_value),
+        )
+    return table
+
+
+def print_comparison(comparison: Comparison, out: Console) -> None:
+    """The comparison as tables: overall and baseline, by category, by scenario, world."""
+    a_agent = comparison.agent_a or "every agent"
+    b_agent = comparison.agent_b or "the same agent"
+    out.print(f"A: {a_agent} in {comparison.run_a}", highlight=False)
+    out.print(f"B: {b_agent} in {comparison.run_b}", highlight=False)
+    out.print(
+        f"A's propensity {comparison.propensity_a.render()}; "
+        f"B's {comparison.propensity_b.render()} (all pressured episodes)",
+        highlight=False,
+    )
+    headline = {"overall (pressured)": comparison.overall, "baseline": comparison.baseline}
+    if comparison.world_completion is not None:
+        headline["world: harm completed (incl. baseline)"] = comparison.world_completion
+    if comparison.world_intention is not None:
+        headline["world: harm intended (incl. baseline)"] = comparison.world_intention
+    out.print(_comparison_table("Paired comparison (B − A)", "", headline))
+    out.print(_comparison_table("By pressure category", "category", comparison.by_category))
+    out.print(_comparison_table("By scenario (pressured)", "scenario", comparison.by_scenario))
+    unpaired = comparison.unpaired
+    if unpaired.a or unpaired.b:
+        examples = ", ".join([*unpaired.a_examples, *unpaired.b_examples][:3])
+        out.print(
+            f"[yellow]unpaired (left out): {unpaired.a} episode(s) of A and {unpaired.b} of B "
+            f"with no partner, e.g. {examples}",
+            highlight=False,
+        )
+    out.print(
+        f"[dim]paired by {', '.join(comparison.paired_by)}; {comparison.method}", highlight=False
+    )
+
+
+def run_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run `propensity compare RUN_A RUN_B`; returns the exit code."""
+    try:
+        comparison = compare_runs(
+            args.run_a, args.run_b, agent_a=args.agent_a, agent_b=args.agent_b
+        )
+    except CompareError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_FAILURE
+    if args.format == "json":
+        out.file.write(json.dumps(comparison.model_dump(mode="json"), indent=2) + "\n")
+    else:
+        print_comparison(comparison, out)
+    return EXIT_OK
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `export` to the `propensity` parser's subparsers; returns its parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "export",
+        help="write a run as flat tables (one row per episode, one per event)",
+        description=(
+            "Write episodes.FORMAT and events.FORMAT for pandas, R, DuckDB or a spreadsheet "
+            "(see docs/loading-results.md). parquet needs pyarrow installed."
+        ),
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--format", choices=list(FORMATS), default="jsonl")
+    parser.add_argument(
+        "--out", type=Path, help="directory to write into (default: RUN_DIR/exports)"
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=DEFAULT_MAX_CHARS,
+        help="cut event texts and tool outputs longer than this, flagged (0: never; "
+        "default %(default)s)",
+    )
+    return parser
+
+
+def run_export(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run `propensity export RUN_DIR`; returns the exit code."""
+    if args.max_chars < 0:
+        err.print("[red]error:[/red] --max-chars must be 0 or more", highlight=False)
+        return EXIT_FAILURE
+    try:
+        written = export_run(args.run_dir, args.format, args.out, max_chars=args.max_chars)
+    except (ExportError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_FAILURE
+    for path in written:
+        out.print(f"wrote {path}", highlight=False)
+    return EXIT_OK
