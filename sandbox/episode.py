@@ -164,6 +164,11 @@ class TurnLoop:
         )
 
     def _start(self, system: str, task: str) -> None:
+        self._write_started()
+        self._say(Message(role="system", content=system))
+        self._say(Message(role="user", content=task))
+
+    def _write_started(self, branched_from: dict[str, Any] | None = None) -> None:
         spec = self.spec
         self.writer.write(
             EpisodeStartedEvent(
@@ -176,10 +181,9 @@ class TurnLoop:
                 repeat=spec.repeat,
                 seed=spec.seed,
                 tools=_tool_manifest(self.toolset),
+                branched_from=branched_from,
             )
         )
-        self._say(Message(role="system", content=system))
-        self._say(Message(role="user", content=task))
 
     async def _agent_turn(self) -> AgentReply | EpisodeOutcome:
         """One agent reply (retried on provider errors), or the end of an errored episode."""

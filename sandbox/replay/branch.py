@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from sandbox.agents import AgentSpec
 from sandbox.agents.protocol import Agent
 from sandbox.config import EpisodeSpec, RunConfig
-from sandbox.episode import EpisodeOutcome, EpisodeRunner, _tool_manifest
+from sandbox.episode import EpisodeOutcome, EpisodeRunner
 from sandbox.orchestrator import (
     Branch,
     BranchPoint,
@@ -39,7 +39,6 @@ from sandbox.store import RunStore, TrajectoryWriter
 from scenarios.model import Scenario
 from scenarios.records import (
     AgentTurnEvent,
-    EpisodeStartedEvent,
     MessageEvent,
     PressureEvent,
     ToolCall,
@@ -135,24 +134,12 @@ class BranchRunner(EpisodeRunner):
     async def run(self) -> EpisodeOutcome:
         prefix = self._prefix()
         divergences = await self._rebuild_tool_state(prefix)
-        spec = self.spec
-        self.writer.write(
-            EpisodeStartedEvent(
-                episode_id=spec.id,
-                scenario_id=spec.scenario_id,
-                domain=spec.domain,
-                agent=spec.agent,
-                category=spec.category,
-                naming=spec.naming,
-                repeat=spec.repeat,
-                seed=spec.seed,
-                tools=_tool_manifest(self.toolset),
-                branched_from={
-                    **self.point.model_dump(),
-                    "kept_events": len(prefix),
-                    "divergences": [d.model_dump() for d in divergences],
-                },
-            )
+        self._write_started(
+            branched_from={
+                **self.point.model_dump(),
+                "kept_events": len(prefix),
+                "divergences": [d.model_dump() for d in divergences],
+            }
         )
         calls: dict[str, tuple[ToolCall, int]] = {}
         for event in prefix:
