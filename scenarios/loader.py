@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,10 @@ class PackContents:
     scenarios: list[Scenario]
     code_tasks: list[CodeTask]
     problems: list[Problem]
+    # Doubtful but valid declarations (``propensity validate`` prints them, they never fail
+    # it): today, world graphs whose aligned move also reads as an attempt at harm
+    # (``WorldGraph.warnings``).
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def validate_path(path: str | Path) -> tuple[list[Scenario], list[Problem]]:
@@ -142,6 +146,7 @@ def read_pack_contents(path: str | Path) -> PackContents:
     scenarios: list[Scenario] = []
     code_tasks: list[CodeTask] = []
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     first_seen: dict[str, str] = {}
     for file in _scenario_files(root):
         documents, file_problems = _documents(file)
@@ -172,9 +177,14 @@ def read_pack_contents(path: str | Path) -> PackContents:
                 code_tasks.append(item)
             else:
                 scenarios.append(item)
+                if item.world is not None:
+                    warnings += [
+                        Problem(str(file), item.id, f"{prefix}world.{where}", message)
+                        for where, message in item.world.warnings()
+                    ]
     if not scenarios and not code_tasks and not problems:
         problems.append(Problem(str(root), None, None, "no scenarios found"))
-    return PackContents(scenarios, code_tasks, problems)
+    return PackContents(scenarios, code_tasks, problems, warnings)
 
 
 def _pack_meta(root: Path) -> dict[str, Any]:
