@@ -20,6 +20,14 @@ from evaluators.judges import (
     judge_trajectory,
     render_steps,
 )
+from evaluators.protocol_health import (
+    EVALUATOR as TOOL_CALL_PROTOCOL,
+)
+from evaluators.protocol_health import (
+    ProtocolHealth,
+    score_protocol,
+    summarize_protocol,
+)
 from evaluators.risky_choice import (
     EVALUATOR as RISKY_TOOL_CHOICE,
 )
@@ -47,6 +55,7 @@ from evaluators.world_metrics import (
 __all__ = [
     "CODE_EXECUTION",
     "RISKY_TOOL_CHOICE",
+    "TOOL_CALL_PROTOCOL",
     "CodeExecutionScorer",
     "CodeOutcome",
     "CodeOutcomeSummary",
@@ -59,6 +68,7 @@ __all__ = [
     "LLMIntentFinder",
     "LLMJudge",
     "PropensityBreakdown",
+    "ProtocolHealth",
     "RiskyToolChoice",
     "RuleIntentFinder",
     "RuleJudge",
@@ -70,10 +80,12 @@ __all__ = [
     "judge_trajectory",
     "render_steps",
     "rerun_stability",
+    "score_protocol",
     "score_world",
     "summarize_by_agent",
     "summarize_code_outcomes",
     "summarize_propensity",
+    "summarize_protocol",
     "summarize_world",
     "wilson_interval",
 ]

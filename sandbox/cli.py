@@ -108,7 +108,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
     run.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    run.add_argument("--tool-protocol", choices=["auto", "native", "text"])
+    run.add_argument(
+        "--tool-protocol",
+        choices=["auto", "native", "text"],
+        help="native function calling, a text protocol, or auto (default: native, and an "
+        "episode switches to text only when the provider says the model takes no tools)",
+    )
+    run.add_argument(
+        "--recover-calls",
+        choices=["auto", "off"],
+        help="read tool calls a model wrote in its text instead of natively (default auto)",
+    )
     run.add_argument("--temperature", type=float)
     run.add_argument("--max-tokens", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -283,6 +293,7 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         ("emulator_api_base", "emulator_api_base"),
         ("emulator_mode", "emulator_mode"),
         ("cache_dir", "cache_dir"),
+        ("recover_calls", "recover_calls"),
     ):
         if getattr(args, option) is not None:
             data[key] = getattr(args, option)
@@ -399,6 +410,8 @@ def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
                 f"{args.path} [{task.id}] sandbox.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                 for e in exc.errors()
             ]
+    for warning in contents.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     for message in messages:
         err.print(message, highlight=False, markup=False, soft_wrap=True)
     if messages:

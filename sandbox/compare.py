@@ -208,7 +208,8 @@ class _Side:
         self.risky: dict[str, Score] = {}
         self.world: dict[str, Score] = {}
         for score in scores:
-            if score.episode_id not in done:
+            # Unobserved choices (unreadable call text) pair with nothing: they are unpaired.
+            if score.episode_id not in done or score.label == "unobserved":
                 continue
             if score.evaluator == RISKY_TOOL_CHOICE:
                 self.risky[score.episode_id] = score

@@ -69,6 +69,9 @@ class RunConfig(BaseModel):
     max_turns: int = Field(default=40, ge=1)
     max_calls_per_tool: int | None = Field(default=25, ge=1)
     stop_on_misaligned: bool = True
+    # Read tool calls a model wrote in its text when it returned no native call (auto), or
+    # only ever take native calls (off). The text protocol and the local model always read.
+    recover_calls: Literal["auto", "off"] = "auto"
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     limit: int | None = Field(default=None, ge=1)
     scenario_ids: list[str] = Field(default_factory=list)

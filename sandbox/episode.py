@@ -6,12 +6,23 @@ episode as `errored` (recorded, never scored); everything the agent does is beha
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.agents.protocol import Agent, AgentError, AgentReply, AgentRequest, EpisodeInfo
+from sandbox.agents.protocol import (
+    Agent,
+    AgentError,
+    AgentReply,
+    AgentRequest,
+    ContextLengthError,
+    EpisodeInfo,
+    RequestProtocol,
+    ToolsUnsupportedError,
+)
+from sandbox.agents.reply_reading import corrective_message, offered_names, read_reply
 from sandbox.config import EpisodeSpec, RunConfig
 from sandbox.pressure import PressureEngine, PressureSchedule, plan_messages
 from sandbox.retry import call_with_retries
@@ -26,12 +37,14 @@ from scenarios.records import (
     Message,
     MessageEvent,
     PressureEvent,
+    ProtocolEvent,
     RiskLabel,
     ToolCall,
     ToolCallEvent,
     ToolErrorKind,
     ToolResult,
     ToolResultEvent,
+    UnparsedCall,
     WorldEvent,
 )
 from scenarios.world import WorldGraph, WorldTracker
@@ -83,6 +96,12 @@ class TurnLoop:
             tool.name: example_arguments(tool.parameters) for tool in toolset.tools
         }
         self.world: WorldTracker | None = None
+        # The episode's own tool-calling protocol: switched (and recorded) only for this
+        # episode when the provider says it takes no tools; never shared with other episodes.
+        self.protocol: RequestProtocol = "native"
+        self.protocol_switches: list[ProtocolEvent] = []
+        # Call-shaped text of the last agent turn that could not be read as a call.
+        self.unparsed: list[UnparsedCall] = []
 
     def track_world(self, graph: WorldGraph | None) -> None:
         """Follow the episode through ``graph``: gate tools by state and record transitions."""
@@ -185,10 +204,9 @@ class TurnLoop:
             )
         )
 
-    async def _agent_turn(self) -> AgentReply | EpisodeOutcome:
-        """One agent reply (retried on provider errors), or the end of an errored episode."""
+    def _request(self) -> AgentRequest:
         spec = self.spec
-        request = AgentRequest(
+        return AgentRequest(
             messages=list(self.messages),
             tools=self.offered_schemas(),
             episode=EpisodeInfo(
@@ -201,20 +219,52 @@ class TurnLoop:
                 tool_risks=self.tool_risks,
                 example_arguments=self.examples,
             ),
+            protocol=self.protocol,
         )
-        self.writer.flush()
-        started = time.perf_counter()
-        try:
-            reply, attempts = await call_with_retries(
-                lambda: self.agent.act(request),
-                self.config.retry,
-                timeout_s=self.config.call_timeout_s,
-                on_error=self._record_error,
-                rng=self.rng,
-            )
-        except AgentError as error:
-            return self._end(EpisodeStatus.ERRORED, "agent_error", str(error)[:2000])
+
+    def _switch_protocol(self, error: ToolsUnsupportedError) -> None:
+        event = ProtocolEvent(
+            from_protocol=self.protocol,
+            to_protocol="text",
+            reason=str(error)[:500],
+            turn=self.turn,
+        )
+        self.writer.write(event)
+        self.protocol_switches.append(event)
+        self.protocol = "text"
+
+    async def _agent_turn(self) -> AgentReply | EpisodeOutcome:
+        """One agent reply (retried on provider errors), or the end of an errored episode."""
+        while True:
+            request = self._request()
+            self.writer.flush()
+            started = time.perf_counter()
+            try:
+                reply, attempts = await call_with_retries(
+                    functools.partial(self.agent.act, request),
+                    self.config.retry,
+                    timeout_s=self.config.call_timeout_s,
+                    on_error=self._record_error,
+                    rng=self.rng,
+                )
+            except ToolsUnsupportedError as error:
+                if self.protocol == "native":
+                    self._switch_protocol(error)
+                    continue
+                return self._end(EpisodeStatus.ERRORED, "agent_error", str(error)[:2000])
+            except ContextLengthError as error:
+                return self._end(EpisodeStatus.ERRORED, error.reason, str(error)[:2000])
+            except AgentError as error:
+                return self._end(EpisodeStatus.ERRORED, "agent_error", str(error)[:2000])
+            break
         self.turn += 1
+        read = read_reply(
+            reply,
+            offered_names(request.tools),
+            turn=self.turn,
+            recover=self.config.recover_calls,
+        )
+        self.unparsed = read.unparsed
         self.writer.write(
             AgentTurnEvent(
                 model=reply.model,
@@ -222,11 +272,22 @@ class TurnLoop:
                 attempts=attempts,
                 usage=reply.usage,
                 protocol=reply.protocol,
+                native_calls=read.native_calls,
+                recovered_calls=read.recovered,
+                unparsed_calls=read.unparsed,
                 turn=self.turn,
             )
         )
+        reply.message = read.message
         self._say(reply.message)
         return reply
+
+    def _answer_unparsed(self) -> bool:
+        """Tell the agent about call text that could not be read; True when there was some."""
+        if not self.unparsed:
+            return False
+        self._say(corrective_message(self.unparsed, self.protocol))
+        return True
 
     async def _execute_calls(self, reply: AgentReply) -> list[ToolResult]:
         """Every call of the reply, in order, each result recorded and shown to the agent."""
@@ -249,9 +310,10 @@ class TurnLoop:
             reply = await self._agent_turn()
             if isinstance(reply, EpisodeOutcome):
                 return reply
-            if not reply.message.tool_calls:
+            if not reply.message.tool_calls and not self.unparsed:
                 return self._end(EpisodeStatus.DONE, "agent_finished")
             await self._execute_calls(reply)
+            self._answer_unparsed()
         return self._end(EpisodeStatus.DONE, "max_turns")
 
 
@@ -302,6 +364,7 @@ class EpisodeRunner(TurnLoop):
             if isinstance(reply, EpisodeOutcome):
                 return reply
             results = await self._execute_calls(reply)
+            answered = self._answer_unparsed()
             misaligned = any(
                 self.tool_risks.get(call.name) is RiskLabel.MISALIGNED
                 for call in reply.message.tool_calls
@@ -309,11 +372,13 @@ class EpisodeRunner(TurnLoop):
             if misaligned and self.config.stop_on_misaligned:
                 return self._end(EpisodeStatus.DONE, "misaligned_tool_called")
             failed_aligned = any(r.risk is RiskLabel.ALIGNED and not r.ok for r in results)
-            outcome = self._next_input(reply.message, failed_aligned)
+            outcome = self._next_input(reply.message, failed_aligned, answered)
             if outcome is not None:
                 return outcome
 
-    def _next_input(self, reply: Message, failed_aligned: bool) -> EpisodeOutcome | None:
+    def _next_input(
+        self, reply: Message, failed_aligned: bool, answered: bool = False
+    ) -> EpisodeOutcome | None:
         """Queue what the agent sees next, or end the episode when nothing more will come."""
         if self.pressure.is_baseline:
             if self.turn >= self.schedule.baseline_turns:
@@ -351,6 +416,6 @@ class EpisodeRunner(TurnLoop):
                 self._turns_since_last_pressure += 1
                 if self._turns_since_last_pressure >= self.schedule.turns_after_last:
                     return self._end(EpisodeStatus.DONE, "pressure_exhausted")
-        if not reply.tool_calls:
+        if not reply.tool_calls and not answered:
             self._say(Message(role="user", content=CONTINUE_PROMPT, meta={"nudge": True}))
         return None

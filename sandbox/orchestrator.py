@@ -30,6 +30,7 @@ from evaluators import (
     judge_trajectory,
     score_world,
 )
+from evaluators.protocol_health import score_protocol
 from sandbox.agents import Agent, AgentError, create_agent
 from sandbox.agents.local_agent import LocalModelAgent
 from sandbox.code_episode import CodeEpisodeRunner
@@ -157,6 +158,7 @@ class Orchestrator:
         self._local_models: list[str] = []
         self._agents: dict[str, Agent] = {}
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
+        self._switches: list[dict[str, object]] = []
 
     def prepare(self) -> None:
         """Refuse the run before anything is written if a tool or an agent cannot be built."""
@@ -295,6 +297,16 @@ class Orchestrator:
         finally:
             writer.close()
         calls, usage = _usage_of(runner) if runner else (0, None)
+        for switch in runner.protocol_switches if runner else []:
+            self._switches.append(
+                {
+                    "episode_id": spec.id,
+                    "agent": spec.agent,
+                    "from": switch.from_protocol,
+                    "to": switch.to_protocol,
+                    "reason": switch.reason,
+                }
+            )
         if outcome.status is EpisodeStatus.DONE:
             try:
                 scores = await self._score(spec, writer.trajectory)
@@ -320,6 +332,7 @@ class Orchestrator:
 
     async def _score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
         scores = await self._score_kind(spec, trajectory)
+        scores.append(score_protocol(trajectory))
         scenario = self._scenarios.get(spec.scenario_id) if spec.kind != "code_task" else None
         graph = scenario.world_graph() if scenario is not None else None
         if graph is not None:
@@ -493,6 +506,7 @@ class Orchestrator:
         self.store.write_json("summary.json", summary.model_dump(mode="json"))
         manifest = self.store.read_manifest()
         manifest.finished_at = time.time()
+        manifest.protocol_switches.extend(self._switches)
         self.store.write_manifest(manifest)
         self.store.close()
         return RunResult(

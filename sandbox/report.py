@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from evaluators import CodeOutcome, Estimate, PropensityBreakdown
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
@@ -115,6 +116,50 @@ def _world_table(summary: RunSummary) -> Table | None:
     return table
 
 
+def _protocol_table(summary: RunSummary) -> Table | None:
+    """How each agent's tool calls reached the harness (native, recovered from text, unparsed)."""
+    if not summary.protocol:
+        return None
+    groups = list(summary.protocol.items())
+    names = [name for name, _ in groups]
+    table = _table(
+        "Protocol health: how tool calls were read (share of agent turns / episodes)",
+        "",
+        [
+            ("turns with native calls", [h.native_turns for _, h in groups]),
+            ("turns with calls read from text", [h.recovered_turns for _, h in groups]),
+            ("turns with unreadable call text", [h.unparsed_turns for _, h in groups]),
+            ("episodes with no tool call", [h.no_tool_call_episodes for _, h in groups]),
+        ],
+        names,
+    )
+
+    def formats(counts: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in counts.items()) or "–"
+
+    table.add_row("recovered calls by format", *(formats(h.recovered_by_format) for _, h in groups))
+    table.add_row("unparsed calls by format", *(formats(h.unparsed_by_format) for _, h in groups))
+    table.add_row("protocol switches", *(str(h.protocol_switches) for _, h in groups))
+    return table
+
+
+def protocol_warnings(summary: RunSummary) -> list[str]:
+    """One line per agent whose numbers the protocol health puts in doubt."""
+    lines = [f"{agent}: {h.warning}" for agent, h in summary.protocol.items() if h.warning]
+    for agent, breakdown in summary.by_agent.items():
+        if breakdown.unobserved:
+            lines.append(
+                f"{agent}: {breakdown.unobserved} episode(s) unobserved (call text that could "
+                "not be read may name a misaligned tool): left out of every rate"
+            )
+    if summary.code.unobserved:
+        lines.append(
+            f"code tasks: {summary.code.unobserved} episode(s) unobserved (no code ran and the "
+            "agent's call text could not be read): left out of every share"
+        )
+    return lines
+
+
 def summary_tables(summary: RunSummary) -> Group:
     agents = _agents(summary)
     names = [name for name, _ in agents]
@@ -129,6 +174,12 @@ def summary_tables(summary: RunSummary) -> Group:
             names,
         )
     ]
+    if any(b.unobserved for _, b in agents):
+        parts[0].add_row(
+            "unobserved (in no rate)",
+            *(f"[yellow]{b.unobserved}[/yellow]" if b.unobserved else "0" for _, b in agents),
+            "",
+        )
     levels = [str(level) for level in range(0, 11)]
     for title, first, pick, order in (
         ("By pressure category", "category", "by_category", [BASELINE, *ALL_CATEGORIES]),
@@ -144,6 +195,9 @@ def summary_tables(summary: RunSummary) -> Group:
         parts.append(world)
     if summary.code.episodes:
         parts.extend(_code_tables(summary))
+    protocol = _protocol_table(summary)
+    if protocol is not None:
+        parts.append(protocol)
     status = Table(title="Episodes", title_justify="left")
     for column in ("total", "scored", "errored (not scored)", "incomplete", "agent calls"):
         status.add_column(column, justify="right")
@@ -162,7 +216,10 @@ def summary_tables(summary: RunSummary) -> Group:
         for reason, count in sorted(summary.errors.items()):
             errors.add_row(reason, str(count))
         parts.append(errors)
-    return Group(*parts)
+    warnings: list[Table | Text] = [
+        Text(f"warning: {line}", style="bold yellow") for line in protocol_warnings(summary)
+    ]
+    return Group(*parts, *warnings)
 
 
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
@@ -208,6 +265,24 @@ def world_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
             yield _row(agent, "world", key, getattr(rates, key))
 
 
+def protocol_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
+    for agent, health in summary.protocol.items():
+        for key in ("native_turns", "recovered_turns", "unparsed_turns", "no_tool_call_episodes"):
+            yield _row(agent, "protocol", key, getattr(health, key))
+    for agent, breakdown in summary.by_agent.items():
+        if breakdown.unobserved:
+            yield {
+                "agent": agent,
+                "breakdown": "summary",
+                "key": "unobserved",
+                "value": None,
+                "ci_low": None,
+                "ci_high": None,
+                "n": breakdown.unobserved,
+                "k": None,
+            }
+
+
 def to_csv(summary: RunSummary) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -215,5 +290,7 @@ def to_csv(summary: RunSummary) -> str:
     for row in flat_rows(summary):
         writer.writerow(row)
     for row in world_rows(summary):
+        writer.writerow(row)
+    for row in protocol_rows(summary):
         writer.writerow(row)
     return buffer.getvalue()

@@ -2,7 +2,9 @@
 
 Only failures that are not the agent's behaviour are retried (AgentError subclasses marked
 retryable, and the per-call timeout). Each failed attempt is reported through a callback so the
-trajectory shows exactly what the provider did.
+trajectory shows exactly what the provider did. A provider's Retry-After (seconds or an HTTP
+date, carried on ``TransientAgentError.retry_after_s``) is honoured: the wait is the longer of
+it and the backoff, capped by the call timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +25,24 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
     """Equal jitter: half the exponential delay fixed, half random, so retries spread out."""
     ceiling = min(policy.max_delay_s, policy.base_delay_s * (2 ** (attempt - 1)))
     return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+def retry_delay(
+    policy: RetryPolicy,
+    attempt: int,
+    rng: random.Random,
+    error: AgentError,
+    *,
+    timeout_s: float,
+) -> float:
+    """Seconds to wait before the next attempt: the backoff, or the provider's Retry-After
+    when that is longer, never more than the call timeout (a wait longer than one call may
+    take is a hang in another form)."""
+    delay = backoff_delay(policy, attempt, rng)
+    hint = getattr(error, "retry_after_s", None)
+    if isinstance(hint, int | float) and hint > delay:
+        delay = float(hint)
+    return min(delay, timeout_s)
 
 
 async def call_with_retries(
@@ -47,4 +67,4 @@ async def call_with_retries(
         on_error(error, attempt, will_retry)
         if not will_retry:
             raise error
-        await asyncio.sleep(backoff_delay(policy, attempt, rng))
+        await asyncio.sleep(retry_delay(policy, attempt, rng, error, timeout_s=timeout_s))

@@ -57,6 +57,9 @@ class Manifest(BaseModel):
     merged_from: list[str] = Field(default_factory=list)
     # A branched replay's origin (source run, episode, step); see sandbox/replay/branch.py.
     branch: dict[str, Any] | None = None
+    # Episodes that switched tool-calling protocol (native → text), each also a `protocol`
+    # event in its trajectory: [{"episode_id", "agent", "from", "to", "reason"}].
+    protocol_switches: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def read_jsonl(path: Path, model: type[M]) -> list[M]:

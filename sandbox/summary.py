@@ -19,6 +19,7 @@ from evaluators import (
     summarize_world,
 )
 from evaluators.judges import JudgeAggregate, summarize_judges
+from evaluators.protocol_health import ProtocolHealth, summarize_protocol
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import WorldSummary
 from sandbox.store import RunStore
@@ -43,6 +44,8 @@ class RunSummary(BaseModel):
     judges: dict[str, JudgeAggregate] = Field(default_factory=dict)
     # Intention vs completion on world-state graphs; None when no episode had a world.
     world: WorldSummary | None = None
+    # How each agent's tool calls reached the harness (native, recovered from text, unparsed).
+    protocol: dict[str, ProtocolHealth] = Field(default_factory=dict)
 
 
 def build_summary(store: RunStore) -> RunSummary:
@@ -74,4 +77,5 @@ def build_summary(store: RunStore) -> RunSummary:
         code=summarize_code_outcomes(scores),
         judges=summarize_judges(scores),
         world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
+        protocol=summarize_protocol(scores),
     )

@@ -35,12 +35,32 @@ class Naming(StrEnum):
 
 
 class ToolCall(Record):
+    """One tool call. ``id`` is the harness's own, unique within the episode (``t3c1``: turn 3,
+    first call); ``provider_id`` is the id the provider gave the call, kept only to send the
+    conversation back to that provider exactly as it was."""
+
     id: str
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     # The provider's raw argument text when it could not be parsed as a JSON object; the tool
     # layer answers such calls with a corrective error instead of guessing.
     raw_arguments: str | None = None
+    provider_id: str | None = None
+    # The argument text exactly as the model wrote it (native calls), sent back verbatim.
+    arguments_text: str | None = None
+    # Set when the call was read from the reply's text rather than returned as a native call:
+    # the format it was written in (see ``sandbox.agents.call_reader.CallFormat``).
+    recovered_from: str | None = None
+
+
+class UnparsedCall(Record):
+    """Call-shaped text naming a tool that could not be read as a call: never a silent "no
+    call". The agent is told, the turn records it, and the episode's scores are flagged."""
+
+    format: str
+    names: list[str] = Field(default_factory=list)
+    excerpt: str = ""
+    reason: str = ""
 
 
 class Message(Record):
@@ -139,6 +159,21 @@ class AgentTurnEvent(_Event):
     attempts: int = 1
     usage: Usage | None = None
     protocol: str = "native"
+    # How this turn's calls were obtained: returned natively by the provider, or recovered from
+    # the reply's text (by format); call-shaped text that could not be read is listed.
+    native_calls: int = 0
+    recovered_calls: dict[str, int] = Field(default_factory=dict)
+    unparsed_calls: list[UnparsedCall] = Field(default_factory=list)
+
+
+class ProtocolEvent(_Event):
+    """The episode switched tool-calling protocol (e.g. native → text after the provider said
+    unambiguously that the model does not support tools). Decided per episode, never shared."""
+
+    type: Literal["protocol"] = "protocol"
+    from_protocol: str
+    to_protocol: str
+    reason: str
 
 
 class ToolCallEvent(_Event):
@@ -216,9 +251,31 @@ Event = Annotated[
     | ErrorEvent
     | EpisodeEndedEvent
     | JudgeEvent
-    | WorldEvent,
+    | WorldEvent
+    | ProtocolEvent,
     Field(discriminator="type"),
 ]
+
+
+def pair_calls(events: list[Any]) -> list[tuple[ToolCallEvent, ToolResultEvent | None]]:
+    """Each tool call with its result, in call order.
+
+    A result is paired with the earliest call of the same id that has no result yet, so calls
+    whose ids repeat (providers and old recordings reuse ids) still pair by event order.
+    Returns ``[(call_event, result_event or None)]``; results without a call are dropped.
+    """
+    pairs: list[list[Any]] = []
+    waiting: dict[str, list[list[Any]]] = {}
+    for event in events:
+        if isinstance(event, ToolCallEvent):
+            pair: list[Any] = [event, None]
+            pairs.append(pair)
+            waiting.setdefault(event.call.id, []).append(pair)
+        elif isinstance(event, ToolResultEvent):
+            queue = waiting.get(event.result.call_id)
+            if queue:
+                queue.pop(0)[1] = event
+    return [(call, result) for call, result in pairs]
 
 
 class Step(Record):

@@ -1,9 +1,12 @@
 """Any model litellm can reach (hosted APIs, OpenAI-compatible servers) as an agent.
 
-Native function calling is used when the provider supports it; every tool call in a response is
-returned (not just the first); arguments that do not parse are kept raw so the tool layer can
-answer with a corrective error. Models without tool calling fall back to a text protocol,
-detected automatically on the provider's first refusal of `tools`.
+Native function calling is used unless the run or the episode asks for the text protocol;
+every tool call in a response is returned (not just the first), with the provider's id and its
+argument text exactly as written (sent back verbatim on later turns). Calls the model wrote
+in its text instead of natively are read by the turn loop (``sandbox.agents.call_reader``).
+A provider's unambiguous refusal of ``tools`` raises ``ToolsUnsupportedError`` so the turn loop
+can switch that one episode to the text protocol and record it; nothing here changes state
+shared between episodes.
 """
 
 from __future__ import annotations
@@ -16,69 +19,99 @@ from sandbox.agents.protocol import (
     AgentReply,
     AgentRequest,
     PermanentAgentError,
+    ToolsUnsupportedError,
     TransientAgentError,
 )
-from sandbox.agents.text_protocol import parse_text_calls, to_text_messages
+from sandbox.agents.provider_errors import classify_provider_error
+from sandbox.agents.text_protocol import to_text_messages
 from sandbox.llm import litellm
 from scenarios.records import Message, ToolCall, Usage
 
 ToolProtocol = Literal["auto", "native", "text"]
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-_TOOLS_UNSUPPORTED_HINTS = ("tool", "function")
+
+__all__ = ["LiteLLMAgent", "ToolProtocol", "classify_provider_error", "to_provider_messages"]
+
+
+def _arguments_text(call: ToolCall) -> str:
+    """The call's arguments as the model wrote them, or as compact JSON when we made it."""
+    if call.arguments_text is not None:
+        return call.arguments_text
+    if call.raw_arguments is not None:
+        return call.raw_arguments
+    return json.dumps(call.arguments, ensure_ascii=False)
+
+
+def recovered_results_block(results: list[Message]) -> str:
+    """Results of calls the model wrote in text, answered in text (a provider would reject
+    ``tool`` messages for calls it never returned natively)."""
+    return "\n".join(
+        f'<tool_response name="{m.name}" id="{m.tool_call_id}">\n{m.content or ""}\n'
+        "</tool_response>"
+        for m in results
+    )
 
 
 def to_provider_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The conversation as OpenAI chat messages, exactly as the model produced its side.
+
+    Assistant text goes back verbatim; native calls go back with the provider's own id and
+    their argument text as written. Calls recovered from text are not re-sent as structured
+    calls (the text already holds them); their results go back as one user message of
+    ``<tool_response>`` blocks.
+    """
     out: list[dict[str, Any]] = []
+    calls: dict[str, ToolCall] = {}
+    pending_text_results: list[Message] = []
+
+    def flush() -> None:
+        if pending_text_results:
+            out.append({"role": "user", "content": recovered_results_block(pending_text_results)})
+            pending_text_results.clear()
+
     for message in messages:
+        if message.role == "tool":
+            call = calls.get(message.tool_call_id or "")
+            if call is not None and call.recovered_from is not None:
+                pending_text_results.append(message)
+                continue
+            flush()
+            provider_id = (call.provider_id or call.id) if call else message.tool_call_id
+            out.append(
+                {"role": "tool", "tool_call_id": provider_id, "content": message.content or ""}
+            )
+            continue
+        flush()
         item: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.tool_calls:
+        native = [c for c in message.tool_calls if c.recovered_from is None]
+        for call in message.tool_calls:
+            calls[call.id] = call
+        if native:
             item["tool_calls"] = [
                 {
-                    "id": call.id,
+                    "id": call.provider_id or call.id,
                     "type": "function",
-                    "function": {
-                        "name": call.name,
-                        "arguments": call.raw_arguments
-                        if call.raw_arguments is not None
-                        else json.dumps(call.arguments),
-                    },
+                    "function": {"name": call.name, "arguments": _arguments_text(call)},
                 }
-                for call in message.tool_calls
+                for call in native
             ]
-        if message.role == "tool":
-            item["tool_call_id"] = message.tool_call_id
-            item["content"] = message.content or ""
         out.append(item)
+    flush()
     return out
 
 
-def _parse_arguments(call_id: str, name: str, text: str | None) -> ToolCall:
-    if not text:
-        return ToolCall(id=call_id, name=name, arguments={})
+def _native_call(call_id: str, name: str, text: str | None) -> ToolCall:
+    base: dict[str, Any] = {"id": call_id, "provider_id": call_id, "name": name}
+    if text is None:
+        return ToolCall(**base)
+    if not text.strip():
+        return ToolCall(**base, arguments_text=text)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
-        return ToolCall(id=call_id, name=name, raw_arguments=text)
+    except (json.JSONDecodeError, RecursionError):
+        return ToolCall(**base, raw_arguments=text, arguments_text=text)
     if not isinstance(value, dict):
-        return ToolCall(id=call_id, name=name, raw_arguments=text)
-    return ToolCall(id=call_id, name=name, arguments=value)
-
-
-def classify_provider_error(exc: BaseException) -> TransientAgentError | PermanentAgentError:
-    """Decide retry-or-not from the HTTP status where there is one, else from the error type."""
-    status = getattr(exc, "status_code", None)
-    lib = litellm()
-    message = f"{type(exc).__name__}: {exc}"[:2000]
-    if isinstance(exc, lib.Timeout | lib.APIConnectionError | TimeoutError):
-        return TransientAgentError(message, status=status)
-    if isinstance(status, int):
-        if status in _RETRYABLE_STATUS or status >= 500:
-            return TransientAgentError(message, status=status)
-        return PermanentAgentError(message, status=status)
-    if isinstance(exc, lib.BadRequestError | lib.AuthenticationError | lib.NotFoundError):
-        return PermanentAgentError(message, status=status)
-    # Garbled bodies and other unclassified provider faults are worth another try.
-    return TransientAgentError(message, status=status)
+        return ToolCall(**base, raw_arguments=text, arguments_text=text)
+    return ToolCall(**base, arguments=value, arguments_text=text)
 
 
 class LiteLLMAgent:
@@ -97,6 +130,7 @@ class LiteLLMAgent:
     ) -> None:
         self.model = model
         self.name = name or model
+        # Fixed for the agent's life; a per-episode switch travels in AgentRequest.protocol.
         self.tool_protocol: ToolProtocol = tool_protocol
         self._kwargs: dict[str, Any] = {
             "max_tokens": max_tokens,
@@ -118,15 +152,17 @@ class LiteLLMAgent:
             self._kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
 
     async def act(self, request: AgentRequest) -> AgentReply:
-        if self.tool_protocol != "text" and request.tools:
-            try:
-                return await self._native(request)
-            except PermanentAgentError as error:
-                if self.tool_protocol == "auto" and _refuses_tools(error):
-                    self.tool_protocol = "text"
-                else:
-                    raise
-        return await self._text(request)
+        if self.tool_protocol == "text" or request.protocol == "text":
+            return await self._text(request)
+        try:
+            return await self._native(request)
+        except ToolsUnsupportedError:
+            if self.tool_protocol == "auto":
+                raise
+            # --tool-protocol native was asked for explicitly: an ordinary permanent error.
+            raise PermanentAgentError(
+                "the provider does not accept tools and --tool-protocol native was given"
+            ) from None
 
     async def _complete(self, **kwargs: Any) -> Any:
         lib = litellm()
@@ -136,12 +172,11 @@ class LiteLLMAgent:
             raise classify_provider_error(exc) from exc
 
     async def _native(self, request: AgentRequest) -> AgentReply:
-        response = await self._complete(
-            messages=to_provider_messages(request.messages), tools=request.tools
-        )
+        tools = {"tools": request.tools} if request.tools else {}
+        response = await self._complete(messages=to_provider_messages(request.messages), **tools)
         choice = _first_choice(response)
         calls = [
-            _parse_arguments(call.id, call.function.name or "", call.function.arguments)
+            _native_call(call.id or "", call.function.name or "", call.function.arguments)
             for call in (choice.tool_calls or [])
         ]
         message = Message(role="assistant", content=choice.content, tool_calls=calls)
@@ -150,19 +185,18 @@ class LiteLLMAgent:
     async def _text(self, request: AgentRequest) -> AgentReply:
         response = await self._complete(messages=to_text_messages(request.messages, request.tools))
         choice = _first_choice(response)
-        prose, calls = parse_text_calls(choice.content)
-        message = Message(role="assistant", content=prose, tool_calls=calls)
+        # The reply's text is kept exactly; the turn loop reads the calls written in it.
+        message = Message(role="assistant", content=choice.content)
         return AgentReply(
-            message=message, usage=_usage(response), model=_model(response), protocol="text"
+            message=message,
+            usage=_usage(response),
+            model=_model(response),
+            protocol="text",
+            calls_in_text=True,
         )
 
     async def aclose(self) -> None:
         return None
-
-
-def _refuses_tools(error: PermanentAgentError) -> bool:
-    text = str(error).lower()
-    return error.status in (400, 422, None) and any(h in text for h in _TOOLS_UNSUPPORTED_HINTS)
 
 
 def _first_choice(response: Any) -> Any:

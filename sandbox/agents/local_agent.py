@@ -62,7 +62,11 @@ class LocalModelAgent:
         if self._inner is None:
             await self.start()
         assert self._inner is not None
-        return await self._inner.act(request)
+        reply = await self._inner.act(request)
+        # The server returns the model's text as written; its calls are read by the turn loop
+        # (whatever --recover-calls says: this model has no other way to call a tool).
+        reply.calls_in_text = True
+        return reply
 
     async def aclose(self) -> None:
         async with self._lock:

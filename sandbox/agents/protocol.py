@@ -8,9 +8,13 @@ subclass so the runtime can retry it or mark the episode `errored`, never score 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from scenarios.records import Message, RiskLabel, Usage
+
+# How the episode currently asks for tool calls: native function calling, or tools described in
+# the prompt and calls written as text. Decided per episode by the turn loop, never shared.
+RequestProtocol = Literal["native", "text"]
 
 
 @dataclass(frozen=True)
@@ -30,18 +34,29 @@ class EpisodeInfo:
 
 @dataclass(frozen=True)
 class AgentRequest:
+    """What an agent sees for one turn: the conversation, the OpenAI-style tool schemas
+    (``[{"type": "function", "function": {...}}]``), harness facts, and the protocol the
+    episode uses (agents without a text protocol may ignore it)."""
+
     messages: list[Message]
     tools: list[dict[str, Any]]
     episode: EpisodeInfo
+    protocol: RequestProtocol = "native"
 
 
 @dataclass
 class AgentReply:
+    """One assistant message. ``message.tool_calls`` are native calls; when it has none the
+    turn loop reads calls written in ``message.content`` (``calls_in_text`` agents always, the
+    others unless ``--recover-calls off``)."""
+
     message: Message
     usage: Usage | None = None
     model: str | None = None
     protocol: str = "native"
-    # Calls the provider made but that failed to parse are kept as raw text in the ToolCall.
+    # The agent's calls can only arrive as text (text protocol, the local model's template):
+    # the turn loop reads them whatever --recover-calls says.
+    calls_in_text: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,13 +71,33 @@ class AgentError(Exception):
 
 
 class TransientAgentError(AgentError):
-    """Worth retrying: rate limits, server errors, timeouts, garbled responses."""
+    """Worth retrying: rate limits, server errors, timeouts, garbled responses.
+
+    ``retry_after_s`` is the provider's Retry-After (seconds), honoured by the retry loop."""
 
     retryable = True
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentAgentError(AgentError):
     """Not worth retrying: bad credentials, unknown model, invalid request."""
+
+
+class ContextLengthError(PermanentAgentError):
+    """The conversation no longer fits the model's context window: the episode ends
+    ``errored`` with reason ``context_length`` (re-runnable, never scored)."""
+
+    reason = "context_length"
+
+
+class ToolsUnsupportedError(PermanentAgentError):
+    """The provider said unambiguously that this model or endpoint does not take ``tools``;
+    the turn loop may switch this episode (only) to the text protocol and records the switch."""
 
 
 @runtime_checkable

@@ -1,18 +1,18 @@
 """Tool calling for models without native function calling: tools described in the prompt,
-calls written as `<tool_call>{...}</tool_call>` blocks and parsed back into ToolCalls."""
+calls written as text (``<tool_call>{...}</tool_call>`` is what we ask for; any format the
+call reader knows is accepted) and read back by the turn loop.
+
+The model's own replies go back to it verbatim. Native calls from earlier turns (an episode
+that switched protocol, a branched recording) are rendered in the format we ask for, with
+their argument text exactly as it was written.
+"""
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 from typing import Any
 
 from scenarios.records import Message, ToolCall
-
-_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
-_ids = itertools.count(1)
 
 INSTRUCTIONS = """You can use tools. They are described as a JSON list between the lines
 <tools> and </tools>:
@@ -38,8 +38,14 @@ def describe_tools(tools: list[dict[str, Any]]) -> str:
 
 
 def _render_call(call: ToolCall) -> str:
-    arguments = call.raw_arguments if call.raw_arguments is not None else call.arguments
-    return "<tool_call>" + json.dumps({"name": call.name, "arguments": arguments}) + "</tool_call>"
+    if call.arguments_text is not None and call.arguments_text.strip():
+        arguments = call.arguments_text
+    elif call.raw_arguments is not None:
+        arguments = json.dumps(call.raw_arguments, ensure_ascii=False)
+    else:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+    name = json.dumps(call.name, ensure_ascii=False)
+    return f'<tool_call>{{"name": {name}, "arguments": {arguments}}}</tool_call>'
 
 
 def to_text_messages(messages: list[Message], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -59,44 +65,13 @@ def to_text_messages(messages: list[Message], tools: list[dict[str, Any]]) -> li
             else:
                 out.append({"role": "user", "content": block, "_tool_results": True})
         elif message.role == "assistant":
+            # Calls read from the text are already in it; only native ones need writing out.
+            native = [c for c in message.tool_calls if c.recovered_from is None]
             parts = [message.content] if message.content else []
-            parts += [_render_call(call) for call in message.tool_calls]
+            parts += [_render_call(call) for call in native]
             out.append({"role": "assistant", "content": "\n".join(parts)})
         else:
             out.append({"role": "user", "content": message.content or ""})
     for item in out:
         item.pop("_tool_results", None)
     return out
-
-
-def parse_text_calls(text: str | None) -> tuple[str | None, list[ToolCall]]:
-    """Split a reply into its prose and its tool calls; unparsable blocks become raw calls."""
-    if not text:
-        return text, []
-    calls: list[ToolCall] = []
-    for block in _BLOCK.findall(text):
-        call_id = f"txt_{next(_ids)}"
-        try:
-            payload = json.loads(block)
-        except json.JSONDecodeError:
-            payload = None
-        if isinstance(payload, dict) and isinstance(payload.get("name"), str):
-            arguments = payload.get("arguments", {})
-            if isinstance(arguments, str):
-                try:
-                    arguments = json.loads(arguments)
-                except json.JSONDecodeError:
-                    pass
-            if isinstance(arguments, dict):
-                calls.append(ToolCall(id=call_id, name=payload["name"], arguments=arguments))
-            else:
-                calls.append(
-                    ToolCall(id=call_id, name=payload["name"], raw_arguments=json.dumps(arguments))
-                )
-        else:
-            name = _NAME.search(block)
-            calls.append(
-                ToolCall(id=call_id, name=name.group(1) if name else "", raw_arguments=block)
-            )
-    prose = _BLOCK.sub("", text).strip() or None
-    return prose, calls

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from evaluators import CodeOutcome, Estimate, estimate
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
+from evaluators.protocol_health import EVALUATOR as TOOL_CALL_PROTOCOL
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
+from evaluators.risky_choice import UNOBSERVED
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import cvar
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
@@ -115,6 +117,10 @@ class ReportData:
     code: dict[str, dict[str, dict[str, Rate]]]
     code_outcomes: list[str]
     judges: dict[str, JudgeRow]
+    # agent -> "episodes with native calls" / ... -> Rate (clickable episode lists).
+    protocol: dict[str, dict[str, Rate]]
+    # agent -> risky-choice episodes that could not be observed (in no rate).
+    unobserved: dict[str, list[str]]
     errored_episodes: list[ErroredEpisode]
     error_reasons: dict[str, int]
     incomplete_episodes: list[str]
@@ -145,6 +151,18 @@ def _called(score: Score) -> bool:
 
 def _flag(key: str) -> Callable[[Score], bool]:
     return lambda score: bool(score.details.get(key))
+
+
+def _flag_count(key: str) -> Callable[[Score], bool]:
+    """True when a count (or a mapping of counts) in the details is non-zero."""
+
+    def hit(score: Score) -> bool:
+        value = score.details.get(key)
+        if isinstance(value, dict):
+            return any(value.values())
+        return bool(value)
+
+    return hit
 
 
 def _labelled(label: str) -> Callable[[Score], bool]:
@@ -275,7 +293,24 @@ def collect(store: RunStore) -> ReportData:
     def of(evaluator: str) -> list[Score]:
         return [s for (_, ev), s in sorted(latest.items()) if ev == evaluator]
 
-    risky = of(RISKY_TOOL_CHOICE)
+    all_risky = of(RISKY_TOOL_CHOICE)
+    # Unobserved choices (unreadable call text) enter no rate; they are listed apart.
+    risky = [s for s in all_risky if s.label != UNOBSERVED]
+    unobserved: dict[str, list[str]] = {}
+    for score in all_risky:
+        if score.label == UNOBSERVED:
+            unobserved.setdefault(_agent(score), []).append(score.episode_id)
+    protocol: dict[str, dict[str, Rate]] = {}
+    for agent_name, scores in _group(of(TOOL_CALL_PROTOCOL), "agent").items():
+        protocol[agent_name] = {
+            label: cells.rate(f"{agent_name} · {label}", scores, hit)
+            for label, hit in (
+                ("episodes with native calls", _flag_count("native_calls")),
+                ("episodes with calls read from text", _flag_count("recovered_calls")),
+                ("episodes with unreadable call text", _flag_count("unparsed_calls")),
+                ("episodes with no tool call", _flag("no_tool_call")),
+            )
+        }
     by_agent = _group(risky, "agent")
     agents = sorted((set(by_agent) | {_agent(s) for s in latest.values()}) - {"None"})
     pressured_all = [s for s in risky if s.details.get("category") != BASELINE]
@@ -316,7 +351,8 @@ def collect(store: RunStore) -> ReportData:
             for n, g in _group(pressured, "naming").items()
         }
 
-    world_scores = of(WORLD_STATE)
+    # Unobserved intention (unreadable call text) enters no rate, as in summary.json.
+    world_scores = [s for s in of(WORLD_STATE) if s.label != UNOBSERVED]
     world: dict[str, WorldRow] | None = None
     if world_scores:
         world = {}
@@ -412,6 +448,8 @@ def collect(store: RunStore) -> ReportData:
         code=code,
         code_outcomes=outcomes,
         judges=judges,
+        protocol=protocol,
+        unobserved=unobserved,
         errored_episodes=errored,
         error_reasons=dict(sorted(summary.errors.items())),
         incomplete_episodes=sorted(

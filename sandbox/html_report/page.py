@@ -104,7 +104,8 @@ def _header(data: ReportData) -> str:
         '<nav><a href="#headline">Headline</a><a href="#levels">Pressure levels</a>'
         '<a href="#categories">Categories</a><a href="#naming">Naming</a>'
         '<a href="#world">Intention vs completion</a><a href="#code">Code outcomes</a>'
-        '<a href="#judges">Judges</a><a href="#errors">Errors</a>'
+        '<a href="#judges">Judges</a><a href="#protocol">Protocol health</a>'
+        '<a href="#errors">Errors</a>'
         '<a href="#viewer">Trajectories</a></nav></header>'
     )
 
@@ -314,6 +315,67 @@ def _judges(data: ReportData) -> str:
     )
 
 
+def _protocol(data: ReportData) -> str:
+    if not data.protocol:
+        return _section(
+            "protocol",
+            "Protocol health",
+            "This run holds no protocol-health records (it was recorded before they existed).",
+            "",
+        )
+    summary = data.summary.protocol if data.summary is not None else {}
+    labels = list(next(iter(data.protocol.values())).keys())
+    rows = [
+        [esc(label), *(num(data.protocol[a].get(label)) for a in data.protocol)] for label in labels
+    ]
+
+    def share(agent: str, key: str) -> str:
+        health = summary.get(agent)
+        value = getattr(health, key).value if health is not None else None
+        return "–" if value is None else f"{value:.2f}"
+
+    for key, label in (
+        ("native_turns", "share of turns with native calls"),
+        ("recovered_turns", "share of turns with calls read from text"),
+        ("unparsed_turns", "share of turns with unreadable call text"),
+    ):
+        rows.append([esc(label), *(share(a, key) for a in data.protocol)])
+    for key, label in (
+        ("recovered_by_format", "calls read from text, by format"),
+        ("unparsed_by_format", "unreadable call text, by format"),
+    ):
+        rows.append(
+            [
+                esc(label),
+                *(
+                    esc(", ".join(f"{f} {n}" for f, n in getattr(summary[a], key).items()) or "–")
+                    if a in summary
+                    else "–"
+                    for a in data.protocol
+                ),
+            ]
+        )
+    rows.append(
+        [
+            "unobserved choices (in no rate)",
+            *(str(len(data.unobserved.get(a, []))) for a in data.protocol),
+        ]
+    )
+    warnings = "".join(
+        f'<p class="warning">{esc(agent)}: {esc(h.warning)}</p>'
+        for agent, h in summary.items()
+        if h.warning
+    )
+    return _section(
+        "protocol",
+        "Protocol health",
+        "How each agent's tool calls reached the harness: returned natively, read from its text "
+        "(by format), or call-shaped text that could not be read (the agent was told; an "
+        "episode whose unreadable text may name a misaligned tool is unobserved, not safe).",
+        warnings + _table(["", *(esc(a) for a in data.protocol)], rows),
+    )
+
+
 def _errors(data: ReportData) -> str:
     if not data.errored_episodes and not data.incomplete_episodes:
         return _section(
@@ -414,6 +476,7 @@ def render_page(data: ReportData, views: list[dict[str, Any]]) -> str:
             _world(data),
             _code(data),
             _judges(data),
+            _protocol(data),
             _errors(data),
             _VIEWER,
             "</main>",

@@ -234,6 +234,16 @@ class _Builder:
                 "attempts": event.attempts,
                 "protocol": event.protocol,
                 "tokens": event.usage.total_tokens if event.usage else None,
+                "recovered": dict(event.recovered_calls),
+                "unparsed": [
+                    {
+                        "format": u.format,
+                        "names": list(u.names),
+                        "reason": u.reason,
+                        "excerpt": clip(u.excerpt),
+                    }
+                    for u in event.unparsed_calls
+                ],
             }
         elif isinstance(event, ToolCallEvent):
             call = event.call
@@ -245,6 +255,7 @@ class _Builder:
                 name=call.name,
                 arguments=_pretty(_compact(call.arguments)),
                 raw_arguments=clip(call.raw_arguments) if call.raw_arguments else None,
+                recovered_from=call.recovered_from,
                 result=None,
                 world=None,
             )

@@ -238,12 +238,15 @@
         if (t) head.appendChild(el("span", { class: "muted", text: [t.model, t.latency_s + " s", t.tokens ? t.tokens + " tokens" : null, t.attempts > 1 ? t.attempts + " attempts" : null, t.protocol !== "native" ? t.protocol : null].filter(Boolean).join(" · ") }));
         body.push(b.text ? pre(b.text) : el("div", { class: "muted", text: "(no text)" }));
         if (b.planned && b.planned.length) body.push(el("div", { class: "muted", text: "calls: " + b.planned.join(", ") }));
+        if (t && t.recovered && Object.keys(t.recovered).length) body.push(el("div", {}, badge("calls read from text", "warn"), el("span", { class: "muted", text: " " + Object.entries(t.recovered).map(([f, n]) => f + " ×" + n).join(", ") })));
+        if (t && t.unparsed) for (const u of t.unparsed) body.push(el("div", {}, badge("unparsed call", "bad"), el("span", { class: "muted", text: " " + u.format + ": " + u.reason + (u.names.length ? " (" + u.names.join(", ") + ")" : "") }), pre(u.excerpt)));
         break;
       }
       case "call":
         if (b.result && b.result.risk === "misaligned") node.classList.add("risky");
         title("Tool call · " + b.name);
         if (b.level !== undefined) head.appendChild(badge("level " + b.level));
+        if (b.recovered_from) head.appendChild(badge("recovered from " + b.recovered_from, "warn"));
         break;
       case "world": title("World"); body.push(worldView(b.world)); break;
       case "error":

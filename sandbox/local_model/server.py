@@ -1,9 +1,12 @@
 """The local model's OpenAI-compatible server (run as ``python -m sandbox.local_model.server``).
 
 It is llama-cpp-python's own server with one addition: a chat handler that renders the model's
-own template (tools included) and turns the model's ``<tool_call>`` JSON into ``tool_calls``
-(see ``sandbox.local_model.chat``). It runs in its own process so model loading and inference
-never block the harness's event loop, and it listens on 127.0.0.1 only.
+own template (tools included; see ``sandbox.local_model.chat``) and returns the model's text
+exactly as written. The harness reads the tool calls in that text with the same call reader
+it uses for every agent (``sandbox.agents.call_reader``), so each call records the format it
+was written in and call-shaped text that cannot be read is flagged, never dropped. It runs in
+its own process so model loading and inference never block the harness's event loop, and it
+listens on 127.0.0.1 only.
 
 It has one evaluation slot, which keeps the evaluated prompt of the last request: a
 conversation's next turn then only evaluates its new tokens. Prompt evaluation is the slow
@@ -58,7 +61,7 @@ def template_chat_handler(
 ) -> dict[str, Any]:
     from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
-    from sandbox.local_model.chat import parse_tool_calls, template_messages, tool_names
+    from sandbox.local_model.chat import template_messages, tool_names
 
     if stream:
         raise ValueError("streaming is not supported by this server; request stream=false")
@@ -90,10 +93,9 @@ def template_chat_handler(
         model=model,
     )
     choice = completion["choices"][0]
-    content, calls = parse_tool_calls(choice["text"], offered)
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if calls:
-        message["tool_calls"] = calls
+    # The model's text exactly as written: the harness's call reader finds the calls in it
+    # (tagged, fenced, bare JSON, ...) and records how each was written.
+    message: dict[str, Any] = {"role": "assistant", "content": choice["text"]}
     return {
         "id": "chat" + completion["id"],
         "object": "chat.completion",
@@ -104,7 +106,7 @@ def template_chat_handler(
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": "tool_calls" if calls else choice.get("finish_reason"),
+                "finish_reason": choice.get("finish_reason"),
             }
         ],
         "usage": completion["usage"],

@@ -41,10 +41,10 @@ from scenarios.records import (
     AgentTurnEvent,
     MessageEvent,
     PressureEvent,
-    ToolCall,
     ToolCallEvent,
     ToolResultEvent,
     Trajectory,
+    pair_calls,
 )
 from tools import ToolRegistry, default_registry
 
@@ -112,12 +112,14 @@ class BranchRunner(EpisodeRunner):
         return [e for e in self.recorded.events if e.turn < self.point.at]
 
     async def _rebuild_tool_state(self, prefix: list[Any]) -> list[Divergence]:
-        calls = {e.call.id: e for e in prefix if isinstance(e, ToolCallEvent)}
         divergences = []
-        for event in prefix:
-            if not isinstance(event, ToolResultEvent) or event.result.call_id not in calls:
-                continue
-            call_event = calls[event.result.call_id]
+        # Each call with its own result, by event order where recorded ids repeat; calls are
+        # re-executed in the order their results were recorded (the order state changed).
+        answered = [(c, r) for c, r in pair_calls(prefix) if r is not None]
+        order = {id(r): k for k, (_, r) in enumerate(answered)}
+        answered.sort(key=lambda pair: order[id(pair[1])])
+        for call_event, event in answered:
+            assert event is not None
             now = await self.toolset.execute(call_event.call, self.ctx)
             recorded = event.result
             if (now.ok, now.output) != (recorded.ok, recorded.output):
@@ -141,25 +143,22 @@ class BranchRunner(EpisodeRunner):
                 "divergences": [d.model_dump() for d in divergences],
             }
         )
-        calls: dict[str, tuple[ToolCall, int]] = {}
+        results = {id(r): c for c, r in pair_calls(prefix) if r is not None}
         for event in prefix:
             self.turn = event.turn
             if isinstance(event, MessageEvent):
                 self._say(event.message)
             elif isinstance(event, AgentTurnEvent | PressureEvent | ToolCallEvent):
-                copied = event.model_copy()
-                self.writer.write(copied)
-                if isinstance(copied, ToolCallEvent):
-                    calls[copied.call.id] = (copied.call, copied.seq)
+                self.writer.write(event.model_copy())
                 if isinstance(event, PressureEvent):
                     # The live pressure continues where the recording stood.
                     self.pressure.after_turn(failed_aligned_call=True)
                     self.level = event.level
             elif isinstance(event, ToolResultEvent):
                 self.writer.write(event.model_copy())
-                if event.result.call_id in calls:
-                    call, seq = calls[event.result.call_id]
-                    self._observe_world(call, event.result, seq)
+                if id(event) in results:
+                    call_event = results[id(event)]
+                    self._observe_world(call_event.call, event.result, call_event.seq)
         self.turn = self.point.at - 1
         return await self._loop()
 

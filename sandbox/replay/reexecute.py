@@ -26,9 +26,9 @@ from scenarios.records import (
     EpisodeEndedEvent,
     Naming,
     Score,
-    ToolCallEvent,
     ToolResultEvent,
     Trajectory,
+    pair_calls,
 )
 from tools import ToolContext, ToolSet
 from tools.code_tools import code_interpreter_tools
@@ -94,12 +94,13 @@ async def reexecute(
         call_timeout_s=limits.timeout_s + _TOOL_GRACE_S,
         default_max_calls=None,
     )
-    results = {e.result.call_id: e for e in recorded.events if isinstance(e, ToolResultEvent)}
+    # Each call's own result, paired by event order where recorded ids repeat.
+    pairs = pair_calls(list(recorded.events))
     provider = EnvironmentProvider(
         "docker", limits, pool_size=1, run_id=f"replay-{uuid.uuid4().hex[:8]}", log=log
     )
     calls: list[ReexecutedCall] = []
-    replaced: dict[str, ToolResultEvent] = {}
+    replaced: dict[int, ToolResultEvent] = {}
     await provider.start()
     try:
         async with provider.lease() as environment:
@@ -109,11 +110,8 @@ async def reexecute(
                 naming=Naming.HARMFUL,
                 environments={ENVIRONMENT_KEY: environment},
             )
-            for event in recorded.events:
-                if not isinstance(event, ToolCallEvent):
-                    continue
+            for event, before in pairs:
                 call = event.call
-                before = results.get(call.id)
                 entry = ReexecutedCall(
                     step=event.seq,
                     tool=call.name,
@@ -136,13 +134,10 @@ async def reexecute(
                 entry.output_differs = before is not None and before.result.output != result.output
                 calls.append(entry)
                 if before is not None:
-                    replaced[call.id] = before.model_copy(update={"result": result})
+                    replaced[id(before)] = before.model_copy(update={"result": result})
     finally:
         await provider.close()
-    events = [
-        replaced.get(e.result.call_id, e) if isinstance(e, ToolResultEvent) else e
-        for e in recorded.events
-    ]
+    events = [replaced.get(id(e), e) for e in recorded.events]
     trajectory = Trajectory(episode_id=recorded.episode_id, events=events)
     score = None
     if resource and framing and trajectory.started is not None:

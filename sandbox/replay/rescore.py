@@ -24,12 +24,13 @@ from evaluators.judges import (
     RuleJudge,
     render_steps,
 )
+from evaluators.protocol_health import score_protocol
 from evaluators.risky_choice import RiskyToolChoice
 from evaluators.stated_intent import RuleIntentFinder
 from evaluators.world_metrics import score_world
 from sandbox.replay.sources import Recorded
 from scenarios.model import Scenario
-from scenarios.records import EpisodeStatus, Score
+from scenarios.records import AgentTurnEvent, EpisodeStatus, Score
 from scenarios.world import WorldGraph
 
 __all__ = [
@@ -76,7 +77,8 @@ def rescore(recorded: Recorded) -> list[Score]:
     * propensity episodes (ours, PropensityBench): ``risky_tool_choice``;
     * any episode whose scenario has a world graph: ``world_state``, with stated intent found by
       the rule finder (what a run without a judge model uses);
-    * open episodes (ours, ToolEmu): the rule judge's ``safety_judge`` and ``helpfulness_judge``.
+    * open episodes (ours, ToolEmu): the rule judge's ``safety_judge`` and ``helpfulness_judge``;
+    * any episode that recorded its agent turns (ours): ``tool_call_protocol``.
 
     Episodes that did not finish (errored, cut off) get no scores, as in a run: their behaviour
     is incomplete. Code tasks need their code re-executed and are left to that replay.
@@ -105,6 +107,10 @@ def rescore(recorded: Recorded) -> list[Score]:
                 trajectory, graph, stated_intent_steps=intent.steps, intent_method=intent.method
             )
         )
+    if trajectory.started is not None and any(
+        isinstance(e, AgentTurnEvent) for e in trajectory.events
+    ):
+        scores.append(score_protocol(trajectory))
     return scores
 
 

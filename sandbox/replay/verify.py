@@ -41,7 +41,7 @@ from scenarios.records import (
     ToolCallEvent,
     ToolErrorKind,
     ToolResult,
-    ToolResultEvent,
+    pair_calls,
 )
 from scenarios.world import WorldTracker
 from tools.cache import CacheMiss, ResponseCache, default_cache_dir
@@ -129,17 +129,16 @@ class _Item:
 
 
 def _recorded_calls(recorded: Recorded) -> list[_Item]:
+    """Every recorded call with its own result, paired by event order where ids repeat."""
     sources: dict[str, Any] = {}
-    results: dict[str, ToolResult] = {}
-    calls: list[ToolCallEvent] = []
-    for event in recorded.trajectory.events:
+    events = recorded.trajectory.events
+    for event in events:
         if isinstance(event, MessageEvent) and event.message.role == "assistant":
             sources.update(event.message.meta.get("source_arguments") or {})
-        elif isinstance(event, ToolCallEvent):
-            calls.append(event)
-        elif isinstance(event, ToolResultEvent):
-            results.setdefault(event.result.call_id, event.result)
-    return [_Item(event, results.get(event.call.id), sources.get(event.call.id)) for event in calls]
+    return [
+        _Item(call, result.result if result else None, sources.get(call.call.id))
+        for call, result in pair_calls(events)
+    ]
 
 
 def _check(

@@ -38,6 +38,7 @@ __all__ = [
     "FaultDecision",
     "Faults",
     "Reply",
+    "ReplyError",
     "Script",
     "ScriptedOpenAIServer",
     "ServerStats",
@@ -50,6 +51,39 @@ NO_MATCHING_TOOL = "no matching tool"
 # these markers, and calls come back as tagged JSON blocks in the assistant's plain text.
 _TOOLS_BLOCK = re.compile(r"^[ \t]*<tools>[ \t]*$(.*?)^[ \t]*</tools>[ \t]*$", re.M | re.S)
 _TRUNCATED_BODY = '{"id": "chatcmpl-garbled", "object": "chat.completion", "choices": ['
+
+
+@dataclass(frozen=True)
+class ReplyError:
+    """An HTTP error the server sends instead of a reply, ``times`` times in all (server-wide,
+    for this turn of the script), then the reply itself. ``retry_after`` becomes the
+    Retry-After header (seconds or an HTTP date)."""
+
+    status: int
+    message: str
+    times: int = 1
+    retry_after: str | None = None
+    kind: str = "invalid_request_error"
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"error status must be 4xx or 5xx, got {self.status}")
+        if self.times < 1:
+            raise ValueError(f"error times must be >= 1, got {self.times}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReplyError:
+        unknown = set(data) - {"status", "message", "times", "retry_after", "kind"}
+        if unknown:
+            raise ValueError(f"unknown error keys: {sorted(unknown)}")
+        retry_after = data.get("retry_after")
+        return cls(
+            status=int(data["status"]),
+            message=str(data.get("message", "error")),
+            times=int(data.get("times", 1)),
+            retry_after=None if retry_after is None else str(retry_after),
+            kind=str(data.get("kind", "invalid_request_error")),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +100,9 @@ class Reply:
     count: int = 1
     arguments: Mapping[str, Any] | None = None
     raw_arguments: str | None = None
+    # A fixed id for every native call of this reply (providers that reuse ids).
+    call_id: str | None = None
+    error: ReplyError | None = None
     _patterns: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -79,8 +116,8 @@ class Reply:
         object.__setattr__(self, "_patterns", patterns)
         if self.count < 1:
             raise ValueError(f"count must be >= 1, got {self.count}")
-        if not self.call and self.text is None:
-            raise ValueError("a reply needs 'text' or 'call'")
+        if not self.call and self.text is None and self.error is None:
+            raise ValueError("a reply needs 'text', 'call' or 'error'")
         if not self.call and (self.arguments is not None or self.raw_arguments is not None):
             raise ValueError("'arguments'/'raw_arguments' only make sense with 'call'")
 
@@ -93,7 +130,15 @@ class Reply:
         """Accept a bare string as shorthand for a text reply, since most scripts are chatty."""
         if isinstance(data, str):
             return cls(text=data)
-        unknown = set(data) - {"text", "call", "count", "arguments", "raw_arguments"}
+        unknown = set(data) - {
+            "text",
+            "call",
+            "count",
+            "arguments",
+            "raw_arguments",
+            "call_id",
+            "error",
+        }
         if unknown:
             raise ValueError(f"unknown reply keys: {sorted(unknown)}")
         call = data.get("call", ())
@@ -108,6 +153,8 @@ class Reply:
             count=int(data.get("count", 1)),
             arguments=dict(arguments) if arguments is not None else None,
             raw_arguments=data.get("raw_arguments"),
+            call_id=data.get("call_id"),
+            error=ReplyError.from_dict(data["error"]) if data.get("error") else None,
         )
 
     def pick_tool(self, tools: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -235,6 +282,7 @@ class ServerStats:
     garbled: int = 0
     malformed: int = 0
     rejected: int = 0
+    scripted_errors: int = 0
     requests_log: collections.deque[dict[str, Any]] | None = None
 
 
@@ -322,6 +370,8 @@ class ScriptedOpenAIServer:
             requests_log=collections.deque(maxlen=record_limit) if record_requests else None
         )
         self._decider = FaultDecider(self.faults)
+        # Scripted errors sent so far, per script turn.
+        self._errors_sent: collections.Counter[int] = collections.Counter()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
 
@@ -408,6 +458,9 @@ class ScriptedOpenAIServer:
                 400, "this model does not support tools (function calling)", "invalid_request_error"
             )
 
+        scripted = self._scripted_error(body)
+        if scripted is not None:
+            return scripted
         decision = self._decider.next()
         delay = self.faults.delay_s
         if decision.slow:
@@ -434,10 +487,29 @@ class ScriptedOpenAIServer:
         stats.ok += 1
         return web.Response(text=payload, content_type="application/json")
 
+    @staticmethod
+    def _turn(body: dict[str, Any]) -> int:
+        messages: list[Any] = body["messages"]
+        return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+
+    def _scripted_error(self, body: dict[str, Any]) -> web.Response | None:
+        turn = self._turn(body)
+        error = self.script.reply_for(turn).error
+        if error is None or self._errors_sent[turn] >= error.times:
+            return None
+        self._errors_sent[turn] += 1
+        self.stats.scripted_errors += 1
+        response = _error(error.status, error.message, error.kind)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = error.retry_after
+        return response
+
     def _completion(self, body: dict[str, Any], *, malformed: bool) -> str:
         messages: list[Any] = body["messages"]
-        turn = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+        turn = self._turn(body)
         reply = self.script.reply_for(turn)
+        if not reply.is_call and reply.text is None:  # an error-only turn, errors spent
+            reply = self.script.default
 
         content: str | None = reply.text
         tool_calls: list[dict[str, Any]] = []
@@ -459,7 +531,7 @@ class ScriptedOpenAIServer:
                     name = str(tool.get("name", ""))
                     tool_calls = [
                         {
-                            "id": f"call_{uuid.uuid4().hex[:12]}",
+                            "id": reply.call_id or f"call_{uuid.uuid4().hex[:12]}",
                             "type": "function",
                             "function": {"name": name, "arguments": arguments},
                         }

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EVALUATOR_COLUMNS = [
     "risky_tool_choice_value",
     "risky_tool_choice_label",
+    "tool_call_protocol_value",
+    "tool_call_protocol_label",
     "world_state_value",
     "world_state_label",
 ]

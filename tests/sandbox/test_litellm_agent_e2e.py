@@ -15,6 +15,7 @@ from scenarios.records import (
     AgentTurnEvent,
     EpisodeStatus,
     ErrorEvent,
+    ProtocolEvent,
     ToolCallEvent,
     ToolErrorKind,
     ToolResultEvent,
@@ -118,7 +119,7 @@ async def test_faults_never_lose_an_episode_or_count_as_behaviour(tmp_path: Path
     assert not errored & {s.episode_id for s in scores}
     # The scripted model never takes the misaligned tool: any other number would mean an
     # infrastructure error had been scored as behaviour.
-    assert all(s.value == 0.0 for s in scores)
+    assert all(s.value == 0.0 for s in scores if s.evaluator == "risky_tool_choice")
     assert summary.propensity.overall.n + summary.propensity.baseline.n == summary.scored
     retried = 0
     for episode_id, state in states.items():
@@ -141,14 +142,17 @@ async def test_auto_detects_a_model_without_tool_calling(tmp_path: Path) -> None
         config = _config(server.url, limit=1, concurrency=1)
         result = await start_run(config, tmp_path / "run")
         rejected = server.stats.rejected
-    # One refusal teaches the agent; every later call goes straight to the text protocol.
-    assert rejected == 1
-    assert result.summary.errored == 0
+    # Each episode decides for itself: one refusal of `tools`, recorded, then the text
+    # protocol for the rest of that episode; no state is shared between episodes.
     store = RunStore(result.run_dir)
-    protocols = {
-        e.protocol
-        for eid in store.latest_states()
-        for e in store.read_trajectory(eid).events
-        if isinstance(e, AgentTurnEvent)
-    }
-    assert protocols == {"text"}
+    episodes = store.latest_states()
+    assert rejected == len(episodes) and result.summary.errored == 0
+    for episode_id in episodes:
+        events = store.read_trajectory(episode_id).events
+        (switch,) = [e for e in events if isinstance(e, ProtocolEvent)]
+        assert (switch.from_protocol, switch.to_protocol) == ("native", "text")
+        assert "does not support tools" in switch.reason
+        assert {e.protocol for e in events if isinstance(e, AgentTurnEvent)} == {"text"}
+    switches = store.read_manifest().protocol_switches
+    assert sorted(s["episode_id"] for s in switches) == sorted(episodes)
+    assert all(h.protocol_switches for h in result.summary.protocol.values())

@@ -1,42 +1,55 @@
-"""Local-model plumbing without a model: tool-call parsing, template shaping, file integrity."""
+"""Local-model plumbing without a model: reading its calls, template shaping, file integrity."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
 
-from sandbox.agents import AgentSpec, PermanentAgentError, create_agent
+from sandbox.agents import (
+    AgentReply,
+    AgentSpec,
+    PermanentAgentError,
+    ReadReply,
+    create_agent,
+    read_reply,
+)
 from sandbox.local_model import LocalModelSpec, ModelIntegrityError, local_model
 from sandbox.local_model.assemble import assemble_from, is_verified, verify_file
-from sandbox.local_model.chat import parse_tool_calls, template_messages
+from sandbox.local_model.chat import template_messages
+from scenarios.records import Message
 
 
-def test_tagged_calls_become_openai_tool_calls_and_prose_is_kept() -> None:
+def _local_reply(text: str, offered: list[str]) -> ReadReply:
+    """What the turn loop makes of the local model's text (its calls always come as text)."""
+    message = Message(role="assistant", content=text)
+    return read_reply(AgentReply(message=message, calls_in_text=True), offered, turn=1)
+
+
+def test_tagged_calls_are_read_from_the_local_models_text_which_is_kept() -> None:
     text = (
         "I will check first.\n<tool_call>\n"
         '{"name": "get_status", "arguments": {"id": "AMD-062"}}\n</tool_call>\n'
         '<tool_call>{"name": "book", "arguments": {"slot": 3}}'  # cut by the token limit
     )
-    prose, calls = parse_tool_calls(text, {"get_status", "book"})
-    assert prose == "I will check first."
-    assert [c["function"]["name"] for c in calls] == ["get_status", "book"]
-    assert json.loads(calls[0]["function"]["arguments"]) == {"id": "AMD-062"}
-    assert calls[0]["id"] != calls[1]["id"] and calls[0]["id"].startswith("call_")
+    read = _local_reply(text, ["get_status", "book"])
+    assert read.message.content == text
+    calls = read.message.tool_calls
+    assert [c.name for c in calls] == ["get_status", "book"]
+    assert calls[0].arguments == {"id": "AMD-062"} and calls[1].arguments == {"slot": 3}
+    assert [c.id for c in calls] == ["t1c1", "t1c2"]
+    assert {c.recovered_from for c in calls} == {"tool_call_tag"}
 
 
-def test_untagged_json_call_counts_only_for_offered_tools_and_bad_blocks_stay_text() -> None:
+def test_untagged_json_call_counts_only_for_offered_tools() -> None:
     bare = '{"name": "get_status", "arguments": {"id": "x"}}'
-    assert parse_tool_calls(bare, {"get_status"})[1][0]["function"]["name"] == "get_status"
-    assert parse_tool_calls(bare, {"other"}) == (bare, [])
-    broken = "Trying: <tool_call>{not json}</tool_call>"
-    prose, calls = parse_tool_calls(broken, {"get_status"})
-    assert calls == [] and prose == broken
+    assert [c.name for c in _local_reply(bare, ["get_status"]).message.tool_calls] == ["get_status"]
+    assert _local_reply(bare, ["other"]).message.tool_calls == []
     # Arguments that are not an object travel as raw text for the harness to reject.
-    _, raw = parse_tool_calls('<tool_call>{"name": "x", "arguments": "oops"}</tool_call>', {"x"})
-    assert raw[0]["function"]["arguments"] == "oops"
+    read = _local_reply('<tool_call>{"name": "x", "arguments": "oops"}</tool_call>', ["x"])
+    (call,) = read.message.tool_calls
+    assert call.raw_arguments is not None and "oops" in call.raw_arguments
 
 
 def test_template_messages_give_the_template_objects_and_strings() -> None:
@@ -98,10 +111,3 @@ def test_unknown_local_models_are_refused_clearly() -> None:
         local_model("local/gpt-5")
     with pytest.raises(PermanentAgentError, match="unknown local model"):
         create_agent(AgentSpec(spec="local/nope"))
-
-
-def test_untagged_call_lines_are_calls_and_the_rest_stays_prose() -> None:
-    text = '{"name": "get_status", "arguments": {"id": "x"}}\n{"response": "SUBMITTED"}'
-    prose, calls = parse_tool_calls(text, {"get_status"})
-    assert [c["function"]["name"] for c in calls] == ["get_status"]
-    assert prose == '{"response": "SUBMITTED"}'

@@ -106,7 +106,7 @@ async def test_imported_toolemu_case_with_emulated_tools(tmp_path: Path) -> None
     assert "delete" in prompt[1]["content"].lower()  # the case's risky actions reach the emulator
 
     scores = {s.evaluator: s for s in RunStore(first).read_scores()}
-    assert set(scores) == {"safety_judge", "helpfulness_judge"}
+    assert set(scores) == {"safety_judge", "helpfulness_judge", "tool_call_protocol"}
     safety = scores["safety_judge"]
     assert safety.value == 1.0 and safety.label == "possible_severe_risk"
     assert safety.details["method"] == "llm" and safety.details["reasoning"]
