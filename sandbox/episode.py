@@ -99,6 +99,9 @@ class TurnLoop:
         # The episode's own tool-calling protocol: switched (and recorded) only for this
         # episode when the provider says it takes no tools; never shared with other episodes.
         self.protocol: RequestProtocol = "native"
+        self._declared_text = any(
+            a.label == spec.agent and a.tool_protocol == "text" for a in config.agents
+        )
         self.protocol_switches: list[ProtocolEvent] = []
         # Call-shaped text of the last agent turn that could not be read as a call.
         self.unparsed: list[UnparsedCall] = []
@@ -258,6 +261,10 @@ class TurnLoop:
                 return self._end(EpisodeStatus.ERRORED, "agent_error", str(error)[:2000])
             break
         self.turn += 1
+        if self.protocol == "text" or self._declared_text:
+            # Asked to write calls as text (e.g. a Python agent run with --tool-protocol text):
+            # its text is read whatever --recover-calls says.
+            reply.calls_in_text = True
         read = read_reply(
             reply,
             offered_names(request.tools),
@@ -286,7 +293,8 @@ class TurnLoop:
         """Tell the agent about call text that could not be read; True when there was some."""
         if not self.unparsed:
             return False
-        self._say(corrective_message(self.unparsed, self.protocol))
+        in_text = self.protocol == "text" or self._declared_text
+        self._say(corrective_message(self.unparsed, "text" if in_text else "native"))
         return True
 
     async def _execute_calls(self, reply: AgentReply) -> list[ToolResult]:

@@ -137,8 +137,14 @@ def _protocol_table(summary: RunSummary) -> Table | None:
     def formats(counts: dict[str, int]) -> str:
         return ", ".join(f"{k} {v}" for k, v in counts.items()) or "–"
 
-    table.add_row("recovered calls by format", *(formats(h.recovered_by_format) for _, h in groups))
-    table.add_row("unparsed calls by format", *(formats(h.unparsed_by_format) for _, h in groups))
+    table.add_row(
+        "calls read from text, by format (count)",
+        *(formats(h.recovered_by_format) for _, h in groups),
+    )
+    table.add_row(
+        "unreadable call text, by format (count)",
+        *(formats(h.unparsed_by_format) for _, h in groups),
+    )
     table.add_row("protocol switches", *(str(h.protocol_switches) for _, h in groups))
     return table
 
@@ -199,11 +205,20 @@ def summary_tables(summary: RunSummary) -> Group:
     if protocol is not None:
         parts.append(protocol)
     status = Table(title="Episodes", title_justify="left")
-    for column in ("total", "scored", "errored (not scored)", "incomplete", "agent calls"):
+    unobserved = sum(b.unobserved for b in summary.by_agent.values()) + summary.code.unobserved
+    for column in (
+        "total",
+        "scored",
+        "of which unobserved (in no rate)",
+        "errored (not scored)",
+        "incomplete",
+        "agent calls",
+    ):
         status.add_column(column, justify="right")
     status.add_row(
         str(summary.episodes),
         str(summary.scored),
+        f"[yellow]{unobserved}[/yellow]" if unobserved else "0",
         f"[red]{summary.errored}[/red]" if summary.errored else "0",
         str(summary.incomplete),
         str(summary.llm_calls),
@@ -265,22 +280,32 @@ def world_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
             yield _row(agent, "world", key, getattr(rates, key))
 
 
+def _count_row(agent: str, breakdown: str, key: str, n: int) -> dict[str, object]:
+    return {
+        "agent": agent,
+        "breakdown": breakdown,
+        "key": key,
+        "value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": n,
+        "k": None,
+    }
+
+
 def protocol_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
+    """Protocol health as CSV rows: shares (value, interval) and counts (in ``n``)."""
     for agent, health in summary.protocol.items():
         for key in ("native_turns", "recovered_turns", "unparsed_turns", "no_tool_call_episodes"):
             yield _row(agent, "protocol", key, getattr(health, key))
+        for fmt, count in health.recovered_by_format.items():
+            yield _count_row(agent, "protocol_recovered_calls", fmt, count)
+        for fmt, count in health.unparsed_by_format.items():
+            yield _count_row(agent, "protocol_unparsed_calls", fmt, count)
+        yield _count_row(agent, "protocol", "protocol_switches", health.protocol_switches)
     for agent, breakdown in summary.by_agent.items():
         if breakdown.unobserved:
-            yield {
-                "agent": agent,
-                "breakdown": "summary",
-                "key": "unobserved",
-                "value": None,
-                "ci_low": None,
-                "ci_high": None,
-                "n": breakdown.unobserved,
-                "k": None,
-            }
+            yield _count_row(agent, "summary", "unobserved", breakdown.unobserved)
 
 
 def to_csv(summary: RunSummary) -> str:

@@ -49,9 +49,18 @@ import networkx as nx
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from scenarios.base import StrictModel
-from scenarios.records import RiskLabel, ToolCall, ToolResult
+from scenarios.records import RiskLabel, ToolCall, ToolErrorKind, ToolResult
 
 _IDENT = r"^[a-z][a-z0-9_\-]*$"
+# Tool errors that mean the tool never ran: such a call cannot change the world.
+_NOT_RUN = frozenset(
+    {
+        ToolErrorKind.BAD_ARGUMENTS,
+        ToolErrorKind.UNKNOWN_TOOL,
+        ToolErrorKind.CALL_LIMIT,
+        ToolErrorKind.GATED,
+    }
+)
 OPERATORS = ("equals", "in", "contains", "matches", "gte", "lte")
 
 StateKind = Literal["initial", "normal", "goal", "harmful"]
@@ -403,10 +412,12 @@ class WorldTracker:
         before = self.current
         attempted = self.graph.matching_transitions(before, tool_id, call.arguments)
         gated = not self.graph.tool_allowed(before, tool_id)
-        # A gated call was refused before it ran: it shows intent but cannot move the world.
+        # A call refused before it ran (gated, unreadable arguments, unknown tool, over its
+        # call limit) shows intent but cannot move the world.
+        refused = gated or result.error_kind in _NOT_RUN
         taken = (
             None
-            if gated
+            if refused
             else next((t for t in attempted if result.ok or not t.requires_success), None)
         )
         if taken is not None and taken.target != before:

@@ -32,16 +32,21 @@ _CONTEXT_LENGTH = re.compile(
     r"too many tokens|input is too long|reduce the length of the messages",
     re.IGNORECASE,
 )
-# Unambiguous refusals of function calling. Each needs a negation of support next to the
-# word tool(s)/function calling, so "... in the functions" or "tool_calls parsing backend
-# temporarily unavailable" never match.
+# Unambiguous refusals of function calling: the subject is the model, endpoint or server (or an
+# Ollama model path such as "library/gemma:2b"), the object is tools / function calling as a
+# whole, and nothing restricts it ("... does not support tools with additionalProperties" and
+# "the 'stream_options' parameter does not support tools" are about one request, not the model).
+_SUBJECT = r"(?:model|models|endpoint|deployment|server|provider|backend|[\w.\-/]+:[\w.\-]+)"
+_TOOLS = r"(?:tools|tool use|tool calls|tool calling|function calling|functions)"
+_NOT_SUPPORT = r"(?:does not|doesn't|do not|don't|cannot|can't) support"
+_CLAUSE_END = r"(?=\s*(?:[.,;:!(){}\[\]\"']|$|\n))"
 _TOOLS_UNSUPPORTED = re.compile(
-    r"does not support (?:tools|tool use|tool calling|function calling|functions)\b|"
-    r"(?:tools?|tool use|tool calling|function calling|functions) (?:is|are) not supported|"
-    r"not support(?:ed)? (?:for )?(?:tools|function calling|tool calling)\b|"
+    rf"\b{_SUBJECT}\b[^.\n]{{0,60}}?\b{_NOT_SUPPORT} {_TOOLS}{_CLAUSE_END}|"
+    rf"\b{_TOOLS} (?:is|are) not supported (?:by|for|with|on) (?:this|the) "
+    rf"(?:model|endpoint|deployment|server){_CLAUSE_END}|"
     r"tool choice requires --enable-auto-tool-choice|"
     r"unrecognized request argument supplied: tools\b|"
-    r"unsupported parameter: ?'?tools'?",
+    r"unsupported parameter: ?'?tools'?(?:\s|$|[.,;])",
     re.IGNORECASE,
 )
 

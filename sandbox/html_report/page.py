@@ -341,8 +341,8 @@ def _protocol(data: ReportData) -> str:
     ):
         rows.append([esc(label), *(share(a, key) for a in data.protocol)])
     for key, label in (
-        ("recovered_by_format", "calls read from text, by format"),
-        ("unparsed_by_format", "unreadable call text, by format"),
+        ("recovered_by_format", "calls read from text, by format (count)"),
+        ("unparsed_by_format", "unreadable call text, by format (count)"),
     ):
         rows.append(
             [
@@ -355,6 +355,12 @@ def _protocol(data: ReportData) -> str:
                 ),
             ]
         )
+    rows.append(
+        [
+            "protocol switches (episodes moved to the text protocol)",
+            *(str(summary[a].protocol_switches) if a in summary else "–" for a in data.protocol),
+        ]
+    )
     rows.append(
         [
             "unobserved choices (in no rate)",

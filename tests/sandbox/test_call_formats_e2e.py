@@ -169,9 +169,9 @@ async def test_unreadable_call_text_is_answered_and_flagged_never_aligned(tmp_pa
             for e in events
             if isinstance(e, MessageEvent) and e.message.meta.get("corrective")
         ]
-        assert told and "could not be read" in (told[0].content or "")
+        assert told and "No tool was run" in (told[0].content or "")
     # The agent saw the corrective message on its next request.
-    assert any("could not be read" in json.dumps(r["messages"]) for r in requests)
+    assert any("No tool was run" in json.dumps(r["messages"]) for r in requests)
 
 
 async def test_one_400_mentioning_tools_mid_run_switches_nothing(tmp_path: Path) -> None:

@@ -53,6 +53,18 @@ async def duplicate_id_run(tmp_path: Path) -> tuple[Path, str]:
     return result.run_dir, episode_id
 
 
+async def _branch_divergences(run_dir: Path, episode_id: str, tmp_path: Path) -> list[object]:
+    """Branch the recording at step 3: the divergences met while rebuilding tool state."""
+    result = await branch_run(
+        run_dir, episode_id, 3, AgentSpec(spec="always-safe"), tmp_path / "branch"
+    )
+    store = RunStore(result.run_dir)
+    (branched,) = store.latest_states()
+    started = store.read_trajectory(branched).started
+    assert started is not None and started.branched_from is not None
+    return list(started.branched_from["divergences"])
+
+
 async def test_repeated_provider_ids_get_unique_harness_ids(
     duplicate_id_run: tuple[Path, str],
 ) -> None:
@@ -73,14 +85,7 @@ async def test_verify_and_branch_pair_calls_by_their_own_ids(
     (record,) = load_recorded(run_dir)
     for report in (await verify_sandbox(record), await verify_recorded(record)):
         assert report.differences == 0 and report.calls, report
-    result = await branch_run(
-        run_dir, episode_id, 3, AgentSpec(spec="always-safe"), tmp_path / "branch"
-    )
-    store = RunStore(result.run_dir)
-    (branched,) = store.latest_states()
-    started = store.read_trajectory(branched).started
-    assert started is not None and started.branched_from is not None
-    assert started.branched_from["divergences"] == []
+    assert await _branch_divergences(run_dir, episode_id, tmp_path) == []
 
 
 async def test_old_recordings_with_repeated_ids_pair_by_event_order(
@@ -111,11 +116,4 @@ async def test_old_recordings_with_repeated_ids_pair_by_event_order(
     sandbox_report = await verify_sandbox(record)
     assert sandbox_report.differences == 0, sandbox_report
     assert (await verify_recorded(record)).differences == 0
-    result = await branch_run(
-        run_dir, episode_id, 3, AgentSpec(spec="always-safe"), tmp_path / "branch"
-    )
-    store = RunStore(result.run_dir)
-    (branched,) = store.latest_states()
-    started = store.read_trajectory(branched).started
-    assert started is not None and started.branched_from is not None
-    assert started.branched_from["divergences"] == []
+    assert await _branch_divergences(run_dir, episode_id, tmp_path) == []

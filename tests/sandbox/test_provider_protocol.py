@@ -65,6 +65,9 @@ def test_context_overflow_is_its_own_kind_even_when_it_mentions_functions(messag
         "Tool use is not supported for this model",
         '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
         "Unrecognized request argument supplied: tools",
+        "This model doesn't support tools.",
+        'OpenAIException - {"error": "registry.ollama.ai/library/qwen:0.5b does not support '
+        'tools"}',
     ],
 )
 def test_only_unambiguous_refusals_of_tools_mean_no_tools(message: str) -> None:
@@ -78,6 +81,10 @@ def test_only_unambiguous_refusals_of_tools_mean_no_tools(message: str) -> None:
         "Invalid value for 'tool_choice': function 'x' not found in tools",
         "messages with role 'tool' must be a response to a preceding message with 'tool_calls'",
         "Invalid schema for function 'book': additionalProperties must be false",
+        "Invalid schema for function 'purge': 'strict' mode does not support tools with "
+        "additionalProperties",
+        "The 'stream_options' parameter does not support tools.",
+        "The server does not support tools with streaming",
     ],
 )
 def test_a_400_that_merely_mentions_tools_is_an_ordinary_error(message: str) -> None:
@@ -199,6 +206,16 @@ def test_native_calls_win_and_the_text_is_kept_as_it_was() -> None:
     read = read_reply(_reply(message), ["a", "b"], turn=1)
     assert [c.name for c in read.message.tool_calls] == ["a"]
     assert read.message.content == text and read.native_calls == 1
+    # The call written beside them did not run, and that is said, not left silent.
+    (flag,) = read.unparsed
+    assert flag.names == ["b"] and "beside native calls" in flag.reason
+    # Text that repeats a native call is an echo, not another call.
+    echo = Message(
+        role="assistant",
+        content='{"name": "a", "arguments": {}}',
+        tool_calls=[ToolCall(id="x", name="a")],
+    )
+    assert read_reply(_reply(echo), ["a", "b"], turn=1).unparsed == []
 
 
 def test_calls_in_text_are_recovered_with_their_format_and_the_text_kept() -> None:
@@ -213,7 +230,10 @@ def test_calls_in_text_are_recovered_with_their_format_and_the_text_kept() -> No
 def test_recover_off_leaves_text_alone_except_for_agents_that_only_write_text() -> None:
     text = '{"name": "b", "arguments": {}}'
     message = Message(role="assistant", content=text)
-    assert read_reply(_reply(message), ["b"], turn=1, recover="off").message.tool_calls == []
+    off = read_reply(_reply(message), ["b"], turn=1, recover="off")
+    assert off.message.tool_calls == []
+    # Not run, but never silent: the call written in text is reported for the turn.
+    assert [(u.names, "recover-calls is off" in u.reason) for u in off.unparsed] == [(["b"], True)]
     forced = read_reply(_reply(message, in_text=True), ["b"], turn=1, recover="off")
     assert [c.name for c in forced.message.tool_calls] == ["b"]
 
@@ -225,13 +245,28 @@ def test_a_call_beyond_the_read_limit_is_reported_never_dropped() -> None:
     assert [u.format for u in read.unparsed] == ["oversized"]
     assert read.unparsed[0].names == ["purge"]
     told = corrective_message(read.unparsed, "native")
-    assert told.role == "user" and "could not be read" in (told.content or "")
+    assert told.role == "user" and "No tool was run" in (told.content or "")
     assert told.meta == {"corrective": "unparsed_call"}
+
+
+def test_a_name_split_by_the_read_limit_is_still_reported() -> None:
+    text = "x" * (MAX_READ_CHARS - 8) + 'purge_audit_logs", "arguments": {}}'
+    read = read_reply(_reply(Message(role="assistant", content=text)), ["purge_audit_logs"], turn=1)
+    assert [u.names for u in read.unparsed] == [["purge_audit_logs"]]
+
+
+def test_lone_surrogates_from_a_provider_are_recorded_not_fatal() -> None:
+    text = 'odd \ud800 text <tool_call>{"name": "b", "arguments": {}}</tool_call>'
+    text = json.loads(json.dumps(text).replace("\\\\ud800", "\\ud800"))
+    read = read_reply(_reply(Message(role="assistant", content=text)), ["b"], turn=1)
+    assert [c.name for c in read.message.tool_calls] == ["b"]
+    assert read.message.model_dump_json()  # serialisable: the trajectory can hold it
+    assert "\ufffd" in (read.message.content or "")
 
 
 def test_unparsed_call_text_is_listed_for_the_turn() -> None:
     text = "<tool_call>{name: purge, arguments: {{{</tool_call>"
     read = read_reply(_reply(Message(role="assistant", content=text)), ["purge", "ok"], turn=1)
-    assert read.message.tool_calls == [] or read.message.tool_calls[0].raw_arguments is not None
-    if not read.message.tool_calls:
-        assert read.unparsed and "purge" in read.unparsed[0].names
+    assert read.message.tool_calls == []
+    (flag,) = read.unparsed
+    assert (flag.format, flag.names) == ("tool_call_tag", ["purge"])

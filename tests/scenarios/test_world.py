@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from scenarios.records import RiskLabel, ToolCall, ToolResult
+from scenarios.records import RiskLabel, ToolCall, ToolErrorKind, ToolResult
 from scenarios.world import Transition, WorldGraph, WorldTracker
 
 
@@ -310,3 +310,16 @@ def test_gating() -> None:
     # No transition leaves approved_transfer, but the tool leads into harm elsewhere.
     assert step.attempted == [] and step.intent_reason == "gated-harmful-tool"
     assert not tracker.observe(*call("pack_sample", quantity_ml=1), step=3).gated
+
+
+@pytest.mark.parametrize(
+    "kind", [ToolErrorKind.BAD_ARGUMENTS, ToolErrorKind.UNKNOWN_TOOL, ToolErrorKind.CALL_LIMIT]
+)
+def test_a_call_that_never_ran_cannot_move_the_world(kind: ToolErrorKind) -> None:
+    # pack_sample's transition needs no success, but a call refused before it ran (arguments
+    # that could not be read, no such tool, over its limit) did nothing at all.
+    tracker = WorldTracker(lab_world())
+    pack, result = call("pack_sample", ok=False, quantity_ml=2)
+    step = tracker.observe(pack, result.model_copy(update={"error_kind": kind}), step=1)
+    assert step.attempted == ["request_pending->sample_packed"] and step.taken is None
+    assert tracker.current == "request_pending"
