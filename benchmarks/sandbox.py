@@ -88,15 +88,15 @@ def timed(call: Callable[[], None], runs: int, warmup: int = 1) -> list[float]:
 
 
 async def warm_pool(tag: str, limits: SandboxLimits, client: Any) -> list[float]:
-    argv = python_argv(CODE)
+    argv, payload = python_argv(CODE)
     async with WarmPool(tag, limits, size=1, client=client) as pool:
         for _ in range(POOL_WARMUP):
-            facts = await pool.execute(argv)
+            facts = await pool.execute(argv, payload)
             assert facts.stdout.strip() == "1", facts
         times = []
         for _ in range(POOL_RUNS):
             start = time.perf_counter()
-            facts = await pool.execute(argv)
+            facts = await pool.execute(argv, payload)
             times.append(time.perf_counter() - start)
             assert facts.stdout.strip() == "1" and facts.sandbox_error is None, facts
     return times

@@ -65,6 +65,8 @@ def classify_execution(facts: ExecutionFacts, limits: SandboxLimits) -> Executio
         return ExecutionVerdict(outcome=CodeOutcome.CONTAINED, reason="filled the disk quota")
     if facts.file_size_limited:
         return ExecutionVerdict(outcome=CodeOutcome.CONTAINED, reason="hit the file-size limit")
+    if facts.open_files_limited:
+        return ExecutionVerdict(outcome=CodeOutcome.CONTAINED, reason="hit the open-files limit")
     if facts.output_capped:
         return ExecutionVerdict(outcome=CodeOutcome.CONTAINED, reason="cut at the output cap")
     if facts.timed_out:

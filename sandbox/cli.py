@@ -135,6 +135,11 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox-timeout", type=float, help="seconds per code execution (5)")
     run.add_argument("--sandbox-memory", type=int, help="MiB of memory+swap per sandbox (256)")
     run.add_argument("--sandbox-pool", type=int, help="warm sandbox containers (4)")
+    run.add_argument(
+        "--sandbox-fresh",
+        action="store_true",
+        help="a fresh container for every code episode instead of a warm one reset in between",
+    )
     run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
     run.add_argument("--judge-api-base", help="OpenAI-compatible server of the judge model")
     run.add_argument(
@@ -301,6 +306,8 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         data["toolkit_paths"] = [str(Path(p).resolve()) for p in args.toolkits]
     if args.unsafe_local:
         data["unsafe_local"] = True
+    if args.sandbox_fresh:
+        data["sandbox_fresh"] = True
     sandbox = dict(data.get("sandbox") or {})
     if args.sandbox_timeout is not None:
         sandbox["timeout_s"] = args.sandbox_timeout

@@ -80,6 +80,8 @@ class RunConfig(BaseModel):
     # Code-interpreter tasks.
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     sandbox_pool: int = Field(default=4, ge=1)
+    # A fresh container for every code episode instead of a warm one reset between episodes.
+    sandbox_fresh: bool = False
     environment: Literal["docker", "local"] = "docker"
     unsafe_local: bool = False
     code_max_turns: int = Field(default=6, ge=1)

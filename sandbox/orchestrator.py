@@ -60,7 +60,7 @@ from tools import ToolRegistry, default_registry
 from tools.cache import ResponseCache, default_cache_dir
 from tools.emulated_backend import load_toolkit_library
 from tools.emulator import EmulatorMode, LLMEmulator
-from tools.execution import SandboxLimits
+from tools.execution import SandboxInfrastructureError, SandboxLimits
 from tools.toolkits import Toolkit, ToolkitLoadError
 
 
@@ -292,6 +292,8 @@ class Orchestrator:
         except asyncio.CancelledError:
             writer.close()
             raise
+        except SandboxInfrastructureError as exc:  # the measurer failed, not the agent
+            outcome = self._crash(writer, "sandbox_error", str(exc)[:2000])
         except Exception as exc:  # a harness or agent-code crash is an infrastructure error
             outcome = self._crash(writer, "harness_error", f"{type(exc).__name__}: {exc}")
         finally:
@@ -489,6 +491,7 @@ class Orchestrator:
                 pool_size=min(self.config.sandbox_pool, self.config.concurrency),
                 run_id=self.store.root.name,
                 log=self.log,
+                fresh=self.config.sandbox_fresh,
             )
             try:
                 await self._environments.start()

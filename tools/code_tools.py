@@ -7,7 +7,6 @@ system would show them; the measured facts travel in the result's data for the e
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from scenarios.records import RiskLabel
@@ -15,6 +14,7 @@ from tools.execution import (
     ENVIRONMENT_KEY,
     ExecutionEnvironment,
     ExecutionFacts,
+    SandboxInfrastructureError,
     python_argv,
     shell_argv,
 )
@@ -66,12 +66,17 @@ class _EnvironmentTool:
     def tool_id(self) -> str:
         return self.name
 
-    def argv(self, arguments: dict[str, Any]) -> list[str]:
+    def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
+        """The program to run and the payload it reads on fd 3 (None for none)."""
         raise NotImplementedError
 
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput:
         environment = _environment(ctx)
-        facts = await environment.execute(self.argv(arguments))
+        argv, payload = self.argv(arguments)
+        facts = await environment.execute(argv, payload=payload)
+        if facts.sandbox_error:
+            # The measurer failed: nothing about the agent's behaviour can be read from it.
+            raise SandboxInfrastructureError(facts.sandbox_error)
         timeout = environment.limits.timeout_s
         ok = facts.exit_code == 0 and not (facts.timed_out or facts.sandbox_error)
         return ToolOutput(
@@ -96,7 +101,7 @@ class RunPython(_EnvironmentTool):
     )
     parameters = _object({"code": {"type": "string", "description": "Python source"}}, ["code"])
 
-    def argv(self, arguments: dict[str, Any]) -> list[str]:
+    def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
         return python_argv(str(arguments["code"]))
 
 
@@ -105,7 +110,7 @@ class RunShell(_EnvironmentTool):
     description = "Run a POSIX shell command in the working directory and return its output."
     parameters = _object({"command": {"type": "string"}}, ["command"])
 
-    def argv(self, arguments: dict[str, Any]) -> list[str]:
+    def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
         return shell_argv(str(arguments["command"]))
 
 
@@ -116,8 +121,10 @@ _READ = (
     f"if len(data) > {_FILE_LIMIT}: sys.stdout.write('\\n[file truncated]')"
 )
 _WRITE = (
-    "import sys, json\ntext = json.loads(sys.argv[2])\n"
-    "with open(sys.argv[1], 'w', encoding='utf-8') as f:\n    f.write(text)\n"
+    "import sys, os\n"
+    "with os.fdopen(3, encoding='utf-8', errors='surrogateescape') as src: text = src.read()\n"
+    "with open(sys.argv[1], 'w', encoding='utf-8', errors='surrogateescape') as f:\n"
+    "    f.write(text)\n"
     "print(f'wrote {len(text)} characters to {sys.argv[1]}')"
 )
 
@@ -127,8 +134,8 @@ class ReadFile(_EnvironmentTool):
     description = "Read a text file from the working directory (first 64 KiB)."
     parameters = _object({"path": {"type": "string"}}, ["path"])
 
-    def argv(self, arguments: dict[str, Any]) -> list[str]:
-        return ["/usr/bin/python3", "-c", _READ, str(arguments["path"])]
+    def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
+        return ["/usr/bin/python3", "-c", _READ, str(arguments["path"])], None
 
 
 class WriteFile(_EnvironmentTool):
@@ -138,14 +145,11 @@ class WriteFile(_EnvironmentTool):
         {"path": {"type": "string"}, "content": {"type": "string"}}, ["path", "content"]
     )
 
-    def argv(self, arguments: dict[str, Any]) -> list[str]:
-        return [
-            "/usr/bin/python3",
-            "-c",
-            _WRITE,
-            str(arguments["path"]),
-            json.dumps(str(arguments["content"])),
-        ]
+    def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
+        # The content travels on fd 3, so files of any size can be written.
+        return ["/usr/bin/python3", "-c", _WRITE, str(arguments["path"])], str(
+            arguments["content"]
+        )
 
 
 class ListFiles(_EnvironmentTool):
@@ -153,8 +157,8 @@ class ListFiles(_EnvironmentTool):
     description = "List the files in a directory of the sandbox (default: the working directory)."
     parameters = _object({"path": {"type": "string", "default": "."}}, [])
 
-    def argv(self, arguments: dict[str, Any]) -> list[str]:
-        return ["/bin/ls", "-la", str(arguments.get("path", "."))]
+    def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
+        return ["/bin/ls", "-la", str(arguments.get("path", "."))], None
 
 
 def code_interpreter_tools() -> list[_EnvironmentTool]:

@@ -43,9 +43,14 @@ def _field(text: str, key: str) -> int:
 
 
 class CgroupReader:
-    def __init__(self, pid: int, root: Path = CGROUP_ROOT) -> None:
+    """The facts of one container's cgroup, the same API on cgroup v1 and v2.
+
+    ``root`` is the cgroup file system and ``proc`` the proc file system (both replaceable, so
+    the v1 and v2 layouts are tested on fake trees as well as on the machine's own)."""
+
+    def __init__(self, pid: int, root: Path = CGROUP_ROOT, proc: Path = Path("/proc")) -> None:
         self.root = root
-        lines = _read(Path(f"/proc/{pid}/cgroup")).splitlines()
+        lines = _read(proc / str(pid) / "cgroup").splitlines()
         if not lines:
             raise RuntimeError(f"cannot read the cgroup of process {pid}")
         self.v2 = (root / "cgroup.controllers").exists()
@@ -116,6 +121,11 @@ class CgroupReader:
             pids_current=_int(_read(self._v1("pids", "pids.current"))),
             pids_limit_hits=_field(_read(self._v1("pids", "pids.events")), "max"),
         )
+
+    def procs(self) -> list[int]:
+        """Host pids of the processes in the cgroup (for per-process facts such as open files)."""
+        path = self._unified / "cgroup.procs" if self.v2 else self._v1("pids", "cgroup.procs")
+        return [int(p) for p in _read(path).split() if p.isdigit()]
 
     def pids_current(self) -> int:
         if self.v2:

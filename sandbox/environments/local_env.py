@@ -19,6 +19,7 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from tools.execution import ExecutionFacts, SandboxLimits
 
@@ -45,11 +46,30 @@ class LocalEnvironment:
         ):
             resource.setrlimit(kind, (value, value))
 
-    async def execute(self, argv: list[str], *, timeout_s: float | None = None) -> ExecutionFacts:
+    async def execute(
+        self, argv: list[str], payload: str | None = None, *, timeout_s: float | None = None
+    ) -> ExecutionFacts:
         timeout = timeout_s or self.limits.timeout_s
         argv = [shutil.which(Path(argv[0]).name) or argv[0], *argv[1:]]
         started = time.monotonic()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        fd = os.memfd_create("payload", 0)
+        try:
+            os.write(fd, (payload or "").encode("utf-8", "surrogatepass"))
+            os.lseek(fd, 0, os.SEEK_SET)
+            return await self._run(argv, fd, timeout, started, before)
+        finally:
+            os.close(fd)
+
+    async def _run(
+        self, argv: list[str], fd: int, limit_s: float, started: float, before: Any
+    ) -> ExecutionFacts:
+        def setup() -> None:
+            # The payload on fd 3, as in the container, and nothing else of ours inherited.
+            os.dup2(fd, 3)
+            os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            self._limit_child()
+
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=self.workdir,
@@ -61,11 +81,12 @@ class LocalEnvironment:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=self._limit_child,
+            preexec_fn=setup,
+            close_fds=False,
         )
         timed_out = False
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit_s):
                 stdout, stderr = await process.communicate()
         except TimeoutError:
             timed_out = True

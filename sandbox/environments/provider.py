@@ -33,8 +33,11 @@ class EnvironmentProvider:
         pool_size: int,
         run_id: str,
         log: Log,
+        fresh: bool = False,
     ) -> None:
         self.kind = kind
+        # A fresh container for every episode instead of a reset warm one (slower, simplest).
+        self.fresh = fresh
         self.limits = limits
         self.pool_size = pool_size
         self.run_id = run_id
@@ -59,10 +62,13 @@ class EnvironmentProvider:
         removed = await asyncio.to_thread(collect_garbage, client, only_orphans=True)
         if removed:
             self.log(f"removed {len(removed)} sandbox container(s) left by crashed runs")
-        self.log(f"starting {self.pool_size} sandbox container(s) from {image}")
-        self._pool = WarmPool(
-            image, self.limits, size=self.pool_size, run_id=self.run_id, client=client
+        size = 0 if self.fresh else self.pool_size
+        self.log(
+            f"a fresh sandbox container per episode from {image}"
+            if self.fresh
+            else f"starting {size} sandbox container(s) from {image}"
         )
+        self._pool = WarmPool(image, self.limits, size=size, run_id=self.run_id, client=client)
         await self._pool.start()
 
     def lease(
@@ -78,7 +84,7 @@ class EnvironmentProvider:
         if self.kind == "local":
             return local_environment(limits)
         assert self._pool is not None, "start() the provider first"
-        if limits == self.limits:
+        if limits == self.limits and not self.fresh:
             return _lease(self._pool)
         return _dedicated(self._pool, limits)
 

@@ -100,7 +100,7 @@ async def test_every_circle_code_block_is_contained(sandbox_image: str, docker_e
 
         async def run(line_id: str, model: str, index: int, code: str) -> None:
             async with semaphore, pool.sandbox() as sandbox:
-                facts = await sandbox.execute(python_argv(code))
+                facts = await sandbox.execute(*python_argv(code))
             verdict = classify_execution(facts, LIMITS)
             records.append(
                 {

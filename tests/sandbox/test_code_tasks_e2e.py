@@ -89,8 +89,8 @@ async def test_local_environment_runs_code_when_allowed(tmp_path: Path) -> None:
 
     with pytest.warns(UserWarning, match="NOT a security boundary"):
         async with local_environment(SandboxLimits(timeout_s=1.0)) as environment:
-            ok = await environment.execute(python_argv("print(6 * 7)"))
-            slow = await environment.execute(python_argv("import time; time.sleep(30)"))
+            ok = await environment.execute(*python_argv("print(6 * 7)"))
+            slow = await environment.execute(*python_argv("import time; time.sleep(30)"))
     assert ok.exit_code == 0 and ok.stdout.strip() == "42"
     assert slow.timed_out and slow.wall_s < 5
 

@@ -29,7 +29,7 @@ async def pool(sandbox_image: str) -> AsyncIterator[WarmPool]:
 
 async def test_print_and_isolation_facts(pool: WarmPool) -> None:
     facts = await pool.execute(
-        python_argv(
+        *python_argv(
             "import os\n"
             "status = open('/proc/self/status').read()\n"
             "caps = 'CapEff:\\t0000000000000000' in status\n"
@@ -44,27 +44,27 @@ async def test_print_and_isolation_facts(pool: WarmPool) -> None:
 
 async def test_fork_bomb_stops_at_the_pids_cap(pool: WarmPool) -> None:
     async with pool.sandbox() as sandbox:
-        facts = await sandbox.execute(python_argv("import os\nwhile True:\n    os.fork()"))
+        facts = await sandbox.execute(*python_argv("import os\nwhile True:\n    os.fork()"))
         assert facts.pids_limited and facts.peak_pids >= 30, facts
         assert facts.strays_killed > 0
-        after = await sandbox.execute(shell_argv("ls /proc | grep -c '^[0-9]'"))
+        after = await sandbox.execute(*shell_argv("ls /proc | grep -c '^[0-9]'"))
         assert after.exit_code == 0 and int(after.stdout) <= 4  # supervisor, sh, ls, grep
 
 
 async def test_memory_balloon_is_oom_killed_and_reported(pool: WarmPool) -> None:
     facts = await pool.execute(
-        python_argv("chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))")
+        *python_argv("chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))")
     )
     assert facts.oom_killed and facts.signal == 9, facts
     assert facts.peak_memory_bytes >= 100 << 20
-    assert (await pool.execute(python_argv("print('alive')"))).stdout.strip() == "alive"
+    assert (await pool.execute(*python_argv("print('alive')"))).stdout.strip() == "alive"
 
 
 async def test_disk_filler_hits_the_tmpfs_cap(sandbox_image: str) -> None:
     limits = SandboxLimits(tmpfs_mb=16, fsize_mb=64, memory_mb=256)
     async with WarmPool(sandbox_image, limits, size=1) as pool:
         facts = await pool.execute(
-            python_argv(
+            *python_argv(
                 "with open('/work/fill', 'wb') as f:\n"
                 "    while True:\n        f.write(b'x' * (1 << 20))"
             )
@@ -74,14 +74,14 @@ async def test_disk_filler_hits_the_tmpfs_cap(sandbox_image: str) -> None:
 
 
 async def test_infinite_printer_is_cut_at_the_output_cap(pool: WarmPool) -> None:
-    facts = await pool.execute(python_argv("while True:\n    print('spam' * 100)"))
+    facts = await pool.execute(*python_argv("while True:\n    print('spam' * 100)"))
     assert facts.output_capped and not facts.timed_out, facts
     assert len(facts.stdout) + len(facts.stderr) <= pool.limits.output_bytes
 
 
 async def test_no_network(pool: WarmPool) -> None:
     facts = await pool.execute(
-        python_argv(
+        *python_argv(
             "import socket\n"
             "try:\n    socket.create_connection(('127.0.0.1', 22), timeout=2)\n"
             "except OSError as e:\n    print('refused', e.errno)\n"
@@ -96,7 +96,7 @@ async def test_host_environment_and_planted_key_are_invisible(
     pool: WarmPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-fake-key-0123456789abcdef")
-    facts = await pool.execute(shell_argv("env; cat /proc/1/environ | tr '\\0' '\\n'"))
+    facts = await pool.execute(*shell_argv("env; cat /proc/1/environ | tr '\\0' '\\n'"))
     assert "sk-planted" not in facts.stdout
     names = {line.split("=", 1)[0] for line in facts.stdout.splitlines() if "=" in line}
     assert names <= {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
@@ -106,7 +106,7 @@ async def test_host_environment_and_planted_key_are_invisible(
 async def test_daemons_and_timeouts_do_not_outlive_their_execution(pool: WarmPool) -> None:
     async with pool.sandbox() as sandbox:
         daemon = await sandbox.execute(
-            python_argv(
+            *python_argv(
                 "import os\n"
                 "if os.fork() == 0:\n    os.setsid()\n"
                 "    if os.fork() == 0:\n        import time; time.sleep(1000)\n"
@@ -114,16 +114,16 @@ async def test_daemons_and_timeouts_do_not_outlive_their_execution(pool: WarmPoo
             )
         )
         assert daemon.exit_code == 0 and daemon.strays_killed >= 1, daemon
-        slow = await sandbox.execute(shell_argv("sleep 100 & sleep 100"), timeout_s=1.0)
+        slow = await sandbox.execute(*shell_argv("sleep 100 & sleep 100"), timeout_s=1.0)
         assert slow.timed_out and 0.9 <= slow.wall_s < 3, slow
-        left = await sandbox.execute(shell_argv("ls /proc | grep -c '^[0-9]'"))
+        left = await sandbox.execute(*shell_argv("ls /proc | grep -c '^[0-9]'"))
         assert int(left.stdout) <= 4
 
 
 async def test_cpu_is_measured_and_capped(sandbox_image: str) -> None:
     async with WarmPool(sandbox_image, SandboxLimits(cpus=0.5), size=1) as pool:
         facts = await pool.execute(
-            python_argv(
+            *python_argv(
                 "import multiprocessing as m, time\n"
                 "def spin():\n    end = time.time() + 1.5\n    while time.time() < end: pass\n"
                 "ps = [m.Process(target=spin) for _ in range(2)]\n"

@@ -1,0 +1,77 @@
+"""Cgroup facts read the same way on v1 and v2, checked on fake cgroup trees (this machine has
+only one of the two; the container tests exercise that one for real)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.environments.cgroups import CgroupReader
+
+REL = "docker/abc123"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _v1(tmp: Path) -> tuple[Path, Path]:
+    root, proc = tmp / "cgroup", tmp / "proc"
+    _write(
+        proc / "42" / "cgroup",
+        f"12:pids:/{REL}\n5:memory:/{REL}\n3:cpu,cpuacct:/{REL}\n1:name=systemd:/{REL}\n",
+    )
+    (root / "cpu,cpuacct").mkdir(parents=True)
+    _write(root / "cpu,cpuacct" / REL / "cpuacct.usage", "2500000000\n")
+    memory = root / "memory" / REL
+    _write(memory / "memory.max_usage_in_bytes", "104857600\n")
+    _write(memory / "memory.memsw.max_usage_in_bytes", "104857600\n")
+    _write(memory / "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    pids = root / "pids" / REL
+    _write(pids / "pids.current", "7\n")
+    _write(pids / "pids.events", "max 3\n")
+    _write(pids / "cgroup.procs", "42\n43\n44\n")
+    return root, proc
+
+
+def _v2(tmp: Path) -> tuple[Path, Path]:
+    root, proc = tmp / "cgroup", tmp / "proc"
+    _write(proc / "42" / "cgroup", f"0::/{REL}\n")
+    _write(root / "cgroup.controllers", "cpu memory pids\n")
+    base = root / REL
+    _write(base / "cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
+    _write(base / "memory.peak", "104857600\n")
+    _write(base / "memory.events", "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\n")
+    _write(base / "pids.current", "7\n")
+    _write(base / "pids.events", "max 3\n")
+    _write(base / "cgroup.procs", "42\n43\n44\n")
+    return root, proc
+
+
+def test_v1_and_v2_give_the_same_facts(tmp_path: Path) -> None:
+    facts = []
+    for name, build in (("v1", _v1), ("v2", _v2)):
+        root, proc = build(tmp_path / name)
+        reader = CgroupReader(42, root=root, proc=proc)
+        assert reader.v2 == (name == "v2")
+        snapshot = reader.snapshot()
+        facts.append((snapshot, reader.procs(), reader.pids_current()))
+        reader.close()
+    (v1, v2) = facts
+    assert v1 == v2
+    snapshot, procs, current = v1
+    assert snapshot.cpu_ns == 2_500_000_000 and snapshot.memory_peak == 100 << 20
+    assert snapshot.oom_kills == 2 and snapshot.pids_limit_hits == 3
+    assert procs == [42, 43, 44] and current == 7
+
+
+def test_peaks_are_reset_on_both_layouts(tmp_path: Path) -> None:
+    root, proc = _v1(tmp_path / "v1")
+    reader = CgroupReader(42, root=root, proc=proc)
+    reader.reset_peaks()
+    assert (root / "memory" / REL / "memory.max_usage_in_bytes").read_text() == "0"
+    root, proc = _v2(tmp_path / "v2")
+    reader = CgroupReader(42, root=root, proc=proc)
+    reader.reset_peaks()  # v2: a write to memory.peak through the descriptor it is read from
+    assert (root / REL / "memory.peak").read_text().startswith("reset")
+    reader.close()
