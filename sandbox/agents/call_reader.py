@@ -9,26 +9,52 @@ Rules:
 - Explicit markers (tags, special tokens) that name a tool not offered, or hold text that cannot
   be read, give an `UnparsedCall`. Loose forms (bare or fenced JSON, pythonic, ReAct) naming an
   unknown tool are ignored: prose may hold arbitrary JSON. Prose that only mentions a tool (even
-  as `name()` inside a sentence) is never a call and never unparsed.
-- A call object is {"name"|"tool"|"tool_name"|"action"|"function": NAME, ARGS_KEY: ARGS} with
-  ARGS_KEY one of "arguments", "parameters", "args", "input", "tool_input", "tool_args",
-  "action_input"; or OpenAI's {"function": {"name": .., "arguments": ..}}; {"tool_calls": [..]}
-  and {"function_call": {..}} wrappers are unwrapped. ARGS may be an object, a string holding a
-  JSON object, or missing, null or "" (-> {}); anything else gives `arguments=None` with
-  `raw_arguments` (the string as written, or the value's JSON text). In loose forms an echoed
-  tool description (a "description" key, or a JSON schema as ARGS) is not a call.
-- Near-JSON (comments, trailing commas, single quotes, True/None) is read with `json_repair`
-  only after `json.loads` fails and only when the fragment is closed; then `repaired=True`. A
-  fragment cut off by the end of the text is never completed: if its tool name can be read (the
-  marker gives it, or a cleanly written "name" is the first key) it gives
+  as `name()` inside a sentence, or in backticks as a bare name) is never a call nor unparsed.
+- Tool names must match an offered name exactly. The one exception: the namespace prefixes
+  `functions.` and `default_api.` (OpenAI multi_tool_use, Gemini) before an offered name are
+  dropped. A name that only matches after folding (case, surrounding space, `-` for `_`, format
+  characters such as zero-width spaces, NFKC width forms, Cyrillic/Greek lookalike letters,
+  another prefix such as `tools.`) is never run: in any call-shaped fragment, loose or explicit,
+  it gives an `UnparsedCall` naming the offered tool ("name 'X' does not match an offered tool
+  exactly").
+- A call object is {"name"|"tool"|"tool_name"|"action"|"function"|"recipient_name": NAME,
+  ARGS_KEY: ARGS} with ARGS_KEY one of "arguments", "parameters", "args", "input", "inputs",
+  "params", "kwargs", "argument", "tool_input", "tool_args", "tool_arguments", "tool_params",
+  "action_input", "function_args"; or OpenAI's {"function": {"name": .., "arguments": ..}};
+  {"tool_calls": [..]}, {"tool_uses": [..]} and {"function_call": {..}} wrappers are unwrapped.
+  ARGS may be an object, a string holding a JSON object, or missing, null or "" (-> {}); anything
+  else gives `arguments=None` with `raw_arguments` (the string as written, or the value's JSON
+  text). Inside an explicit marker, an object with no ARGS_KEY but other keys (arguments under an
+  unknown key, or flattened) gives `arguments=None` with the object's JSON as `raw_arguments`.
+  In loose forms an echoed tool description is not a call: an object whose ARGS is a JSON
+  schema (an object of property schemas under "properties", or {"type": "object"} with only
+  schema keywords), or that has a "description" key and no ARGS_KEY.
+- Near-JSON (comments, trailing commas, single or curly quotes, True/None) is read with
+  `json_repair` only after `json.loads` fails and only when the fragment is closed; then
+  `repaired=True`. A fragment cut off by the end of the text is never completed: if its tool
+  name can be read (the marker gives it, or a cleanly written "name" is the first key) it gives
   `RecoveredCall(arguments=None, raw_arguments=fragment)`, else `UnparsedCall("truncated")`.
 - Pythonic calls are parsed with `ast` (never evaluated); values must be literals (JSON's
-  true/false/null allowed); positional or non-literal arguments give `arguments=None`.
-- Closed `<think>...</think>` reasoning blocks are skipped: a call drafted while reasoning is not
-  an action (an unclosed block is read, since the model may never have left it).
-- XML-style parameter values (Qwen3-Coder, GLM-4.5) that are JSON other than a string (30, true,
-  [..]) are decoded, as those models write non-string values as JSON; others stay strings (no
-  schema is known here, so a string "30" also becomes 30).
+  true/false/null allowed); positional or non-literal arguments give `arguments=None`. A list
+  `[f(..), g(..)]` is read anywhere. Call lines (`f(..)`, also `print(f(..))`, `>>> f(..)`,
+  `- f(..)`, `f(..);`, `await f(..)`, `x = f(..)`, possibly over several lines) are read only
+  when the whole reply (after a leading reasoning block) is such lines; otherwise a call line
+  gives `UnparsedCall("call written as a line inside prose")` (decorated lines only when they
+  have arguments; `f(...)` describes a signature and is nothing). A call line cut off by the end
+  of the text gives `arguments=None` if the reply is only call lines, else "truncated". A
+  ```python / ```py / ```tool_code / ``` block holding only calls to offered tools (one
+  statement each, comments allowed) is read; a tool call mixed with other code gives
+  `UnparsedCall("tool call written inside code")`.
+- A call object or pythonic list in an inline code span (single backticks) with other text
+  around it gives `UnparsedCall("call object quoted inline in prose")`; alone it is read.
+- Only a reasoning block at the start of the reply is skipped (a call drafted while reasoning is
+  not an action): `<think>...</think>` as the reply's first thing, or Qwen3's form where the
+  reply starts with reasoning and the first `</think>` (followed by white space, a tag or the
+  end, with no `<think>` before it) closes it. A `<think>` anywhere else is ordinary text; an
+  unclosed block is read, since the model may never have left it.
+- XML-style parameter values (Qwen3-Coder, GLM-4.5, `<invoke>`) that are JSON other than a
+  string (30, true, [..]) are decoded, as those models write non-string values as JSON; others
+  stay strings (no schema is known here, so a string "30" also becomes 30).
 - Spans: calls written in one list, marker or fenced block share its span; bare JSON objects
   get one span each. The first (outermost) reader claims a span; nothing inside it is reported
   again. Markers are read first (in text order), then fenced blocks, pythonic, bare JSON.
@@ -40,6 +66,8 @@ import ast
 import bisect
 import json
 import re
+import textwrap
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -65,6 +93,7 @@ class CallFormat(StrEnum):
     KIMI = "kimi_k2"  # Kimi K2 <|tool_call_begin|>functions.N:0<|tool_call_argument_begin|>{..}
     HARMONY = "harmony"  # gpt-oss: to=functions.N <|constrain|>json<|message|>{json}<|call|>
     FUNCTIONARY = "functionary"  # Functionary v3: >>>N\n{json}
+    XML_INVOKE = "xml_invoke"  # Anthropic-style / MiniMax-M2 <invoke name="N"><parameter name=..
 
 
 @dataclass(frozen=True)
@@ -118,47 +147,110 @@ _DECODER = json.JSONDecoder()
 _WS = re.compile(r"\s*")
 _SIG = re.compile(r"[\"'{}\[\]/]")
 _STRING_END = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
-_NAME_KEYS = ("name", "tool", "tool_name", "action", "function")
-_ARG_KEYS = ("arguments", "parameters", "args", "input", "tool_input", "tool_args", "action_input")
+_NAME_KEYS = ("name", "tool", "tool_name", "action", "function", "recipient_name")
+_ARG_KEYS = (
+    "arguments",
+    "parameters",
+    "args",
+    "input",
+    "inputs",
+    "params",
+    "kwargs",
+    "argument",
+    "tool_input",
+    "tool_args",
+    "tool_arguments",
+    "tool_params",
+    "action_input",
+    "function_args",
+)
 _CALL_KEYS = {*_NAME_KEYS, *_ARG_KEYS, "id", "type", "call_id", "index"}
+_SCHEMA_KEYS = {"type", "properties", "required", "additionalProperties", "description", "title"}
+_SCHEMA_KEYS |= {"$schema", "$defs", "definitions"}
+_PREFIXES = ("functions.", "default_api.")  # namespaces dropped before an exactly offered name
+_FOLD_PREFIXES = ("functions.", "default_api.", "tools.", "tool.", "function.", "functions:")
+_CF = "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+_ID = rf"(?:[^\W\d]|[{_CF}])(?:[\w.]|[{_CF}]){{0,255}}"  # a name as a model may write it
+# Latin lookalikes (Cyrillic, Greek, IPA) that NFKC leaves alone; applied after casefold.
+_HOMOGLYPHS = str.maketrans(
+    "аеорсухіјѕԁһԛԝӏкмнтвьуαοριυνκτχεϲϳɑɡıℓ",
+    "aeopcyxijsdhqwlkmhtbbyaopiuvktxecjagil",
+)
 _MARKERS = re.compile(
-    r"(?P<tool_call_tag><tool_call>)|(?P<xml_function><function=)|(?P<mistral>\[TOOL_CALLS\])"
+    r"(?P<tool_call_tag><tool_call(?:[ \t]+name[ \t]*=[ \t]*[\"'][^\"'\n<>]{0,256}[\"'])?[ \t]*>)"
+    r"|(?P<xml_function><function=)|(?P<mistral>\[TOOL_CALLS\])"
     r"|(?P<python_tag><\|python_tag\|>)|(?P<pythonic><\|python_start\|>)"
-    r"|(?P<deepseek><｜tool▁call▁begin｜>)|(?P<kimi><\|tool_call_begin\|>)"
-    r"|(?P<harmony>\bto=functions\.)"
+    r"|(?P<deepseek>(?!<\|tool_call_begin\|>)<[|｜]tool[▁_ ]call[▁_ ]begin[|｜]>)"
+    r"|(?P<kimi><\|tool_call_begin\|>)"
+    r"|(?P<harmony>\bto=(?:functions\.|(?=[^\W\d])))"
     r"|(?P<special_token_list><\|tool_call\|>|\bfunctools(?=\s{0,20}\[)|\[TOOL_REQUEST\]"
     r"|<functioncall>|<\|action_start\|><\|plugin\|>)"
-    r"|(?P<functionary>^>>>(?=[A-Za-z_]))|(?P<react>^[ \t]*Action[ \t]*:)",
+    r"|(?P<xml_invoke><(?:[A-Za-z][\w\-]{0,30}:)?invoke[ \t]+name[ \t]*=)"
+    r"|(?P<functionary>^>>>(?=[A-Za-z_]))|(?P<react>^[ \t]*(?i:action)[ \t]*:)",
     re.MULTILINE,
 )
 _SPECIAL_ENDS = {
     "[TOOL_REQUEST]": "[END_TOOL_REQUEST]",  # LM Studio
     "<|action_start|><|plugin|>": "<|action_end|>",  # InternLM2
 }
-_DS_BEGIN, _DS_SEP, _DS_END = "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>", "<｜tool▁call▁end｜>"
+_DS_BEGIN = re.compile(r"<[|｜]tool[▁_ ]call[▁_ ]begin[|｜]>")  # DeepSeek, and ASCII lookalikes
+_DS_SEP = re.compile(r"<[|｜]tool[▁_ ]sep[|｜]>")
+_DS_END = re.compile(r"<[|｜]tool[▁_ ]call[▁_ ]end[|｜]>")
 _LEAD_NAME = re.compile(  # a cleanly written name as the first key (after an optional id/type)
     r"""\{\s{0,100}(?:["'](?:id|type)["']\s{0,20}:\s{0,20}["'][^"'\\\n]{0,100}["']\s{0,20},"""
-    r"""\s{0,100}){0,2}(?:["'](?:name|tool|tool_name|action|function)["']\s{0,20}:\s{0,20}"""
+    r"""\s{0,100}){0,2}(?:["'](?:name|tool|tool_name|action|function|recipient_name)["']"""
+    r"""\s{0,20}:\s{0,20}"""
     r"""|["']function["']\s{0,20}:\s{0,20}\{\s{0,100}["']name["']\s{0,20}:\s{0,20})"""
     r"""["']([^"'\\\n]{1,256})["'](?=\s{0,20}[,}]|\s{0,20}\Z)"""
 )
-_BARE = re.compile(r"""\{\s{0,100}(?:["'][^"'\n]{1,64}["']|[A-Za-z_]\w{0,63})\s{0,20}:""")  # {key:
+_BARE = re.compile(  # {key:
+    r"""\{\s{0,100}(?:["'“‘][^"'“”‘’\n]{1,64}["'”’]|[A-Za-z_]\w{0,63})\s{0,20}:"""
+)
+_KEY_VALUE = re.compile(  # "key": "value", to find a call's name however it is written
+    r"""["'“‘]?([A-Za-z_\\][^"'“”‘’\n:{}]{0,79})["'”’]?\s{0,20}:\s{0,20}"""
+    r"""["'“‘]([^"'“”‘’\n]{1,300})["'”’]"""
+)
 _QUOTED_OBJECT = re.compile(r"'(\{[^']{0,50000}\})'")
 _NAME_TOKEN = re.compile(r"[A-Za-z_][\w.\-]{0,255}")
 _MISTRAL_NAME = re.compile(r"([^\s\[\]{}]{1,256})(?:\[CALL_ID\][^\[\s]{0,64})?\[ARGS\]")
 _BUILTIN = re.compile(r"[A-Za-z_]\w{0,255}\.call\(")
 _FUNCTIONARY = re.compile(r"([A-Za-z_][\w.\-]{0,255})[ \t]*\n")
-_ACTION_INPUT = re.compile(r"\s*Action[ \t]*Input[ \t]*:")
+_ACTION_INPUT = re.compile(r"\s*(?i:action)[ \t]*(?i:input)[ \t]*:")
 _REACT_ENDS = ("\nObservation", "\nThought:", "\nFinal Answer:", "\nAction:")
 _FENCE_OPEN = re.compile(r"^[ \t]{0,3}```[ \t]*([\w+.\-]*)[^\n]*$", re.MULTILINE)
 _FENCE_CLOSE = re.compile(r"^[ \t]{0,3}```[ \t]*$", re.MULTILINE)
 _JSON_LANGS = ("", "json", "json5", "jsonc", "tool_call", "tool_calls", "tool_code")
 _PY_LANGS = ("py", "python", "python3")
-_PY_LIST = re.compile(r"\[\s{0,100}([A-Za-z_]\w{0,255})\s{0,20}\(")
-_PY_LINE = re.compile(r"^[ \t]*([A-Za-z_]\w{0,255})\([^\n]*\)[ \t]*$", re.MULTILINE)
+_ID_RE = re.compile(_ID)
+_PY_LIST = re.compile(rf"\[\s{{0,100}}({_ID})\s{{0,20}}\(")
+_PY_LINE = re.compile(  # a call line, maybe decorated: >>> f(, - f(, await f(, x = f(, print(f(
+    r"^[ \t]*(?P<pre>>>>[ \t]*|[-*+•][ \t]+|\d{1,3}[.)][ \t]+|await[ \t]+"
+    rf"|[A-Za-z_]\w{{0,63}}[ \t]*=[ \t]*)?(?P<tick>`?)(?P<print>print\()?(?P<name>{_ID})\(",
+    re.MULTILINE,
+)
+_LINE_TAIL = re.compile(r"[ \t]*\)?[ \t]*;?[ \t]*`?[ \t]*(?:#[^\n]*)?$", re.MULTILINE)
+_PAREN_SIG = re.compile(r"[()\[\]{}\"'#]")
+_PY_STRING_END = {'"': re.compile(r'["\\\n]'), "'": re.compile(r"['\\\n]")}
+_ATTR_VALUE = re.compile(r"""[ \t]*(["'])([^"'\n<>]{0,256})\1[ \t]*>""")
+_INVOKE = re.compile(r"<(?:[A-Za-z][\w\-]{0,30}:)?invoke[ \t]+name[ \t]*=")
+_INVOKE_WRAPPER_END = re.compile(r"</(?:[A-Za-z][\w\-]{0,30}:)?(?:function_calls|tool_call)>")
+_INVOKE_PARAM = re.compile(r"""<(?P<ns>[A-Za-z][\w\-]{0,30}:)?parameter[ \t]+name[ \t]*=""")
+_THINK_CLOSE = re.compile(r"</think>(?=\s|<|\Z)")
 _PY_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None, "none": None}
 
 _Args = tuple[dict[str, Any] | None, str | None, bool]  # arguments, raw_arguments, repaired
+
+
+class _Line(NamedTuple):
+    start: int  # the line(s), without surrounding white space
+    end: int
+    name_at: int  # the call itself is text[name_at:close]
+    close: int
+    name: str  # as written
+    found: tuple[str, tuple[str, ...]]  # Reader.resolve(name)
+    decorated: bool  # >>>, -, await, x =, print(, backticks
+    truncated: bool
+    empty: bool  # no arguments
 
 
 class _Got(NamedTuple):
@@ -206,10 +298,16 @@ class _Reader:
         self.starts: list[int] = []  # claimed spans, sorted and disjoint
         self.ends: list[int] = []
         self.closes: dict[int, tuple[int, int]] = {}  # bracket -> (its end or -1, scanned until)
-        self.finds: dict[str, tuple[int, int]] = {}
+        self.finds: dict[str | re.Pattern[str], tuple[int, int]] = {}
         names = "|".join(re.escape(n) for n in sorted(offered, key=len, reverse=True))
         self.mention = re.compile(rf"(?<![\w-])(?:{names})(?![\w-])")
         self.quoted = re.compile(rf"[\"'](?:{names})[\"']")
+        self.folded: dict[str, tuple[str, ...]] = {}
+        for name in sorted(offered):
+            key = _fold(name)
+            self.folded[key] = (*self.folded.get(key, ()), name)
+        self.resolved: dict[str, tuple[str, tuple[str, ...]] | None] = {}
+        self.body = 0  # where the reply starts after a leading reasoning block
 
     def run(self) -> None:
         self.reasoning()
@@ -221,15 +319,19 @@ class _Reader:
     # ---- passes -------------------------------------------------------------------------------
 
     def reasoning(self) -> None:
-        """Closed ``<think>...</think>`` blocks (Qwen3, DeepSeek-R1, ...) are the model's
-        reasoning, not its action: a call drafted there and then not written is not a call."""
-        pos = 0
-        while (start := self.text.find("<think>", pos)) >= 0:
-            end = self.text.find("</think>", start)
-            if end < 0:
-                return
-            self.claim(start, end + len("</think>"))
-            pos = end + len("</think>")
+        """A reasoning block at the start of the reply (Qwen3, DeepSeek-R1, ...) is the model's
+        reasoning, not its action: a call drafted there and then not written is not a call. Only
+        a leading block is skipped, so a `<think>` later in the text cannot hide a call."""
+        text, first = self.text, self.ws(0, self.n)
+        if text.startswith("<think>", first):
+            end = text.find("</think>", first)
+        else:  # Qwen3: the template opened the block, the reply only closes it
+            end = text.find("</think>")
+            if not _THINK_CLOSE.match(text, end) or text.find("<think>", 0, end) >= 0:
+                end = -1  # "</think>" quoted in a string, or a <think> ... </think> later on
+        if end >= 0:
+            self.body = end + len("</think>")
+            self.claim(0, self.body)
 
     def markers(self) -> None:
         done = handled = 0
@@ -259,20 +361,29 @@ class _Reader:
             start, lang, pos = opening.start(), opening.group(1).lower(), max(end, body)
             if not self.free(start, end):
                 continue
+            if self.attempts >= _MAX_ATTEMPTS:  # nothing more can be parsed: flag the rest once
+                if self.names_here(start, self.n):
+                    self.fail(CallFormat.FENCED_JSON, start, self.n, "not read: work limit reached")
+                    self.claim(start, self.n)
+                return
             calls, unparsed, first = len(self.calls), len(self.unparsed), self.ws(body, stop)
+            while text.startswith(("//", "#"), first):  # leading comment lines
+                line = text.find("\n", first, stop)
+                first = stop if line < 0 else self.ws(line, stop)
             src = text[first:stop].rstrip()
-            if lang in _JSON_LANGS and src[:1] in ("{", "["):
+            if lang in _JSON_LANGS and src[:1] in ("{", "[") and not _PY_LIST.match(text, first):
                 self.values(CallFormat.FENCED_JSON, start, first, stop, loose=True)
-            elif lang in ("", "tool_code") or (src[:1] + src[-1:] == "[]" and lang in _PY_LANGS):
-                self.python(CallFormat.PYTHONIC, start, end, first, stop, loose=True)
+            elif lang in ("", "tool_code", *_PY_LANGS):
+                self.code(start, end, body, stop, closing is None)
             self.claim(start, end)
             self.respan(calls, unparsed, end, start)
 
     def pythonic(self) -> None:
         text, f, done = self.text, CallFormat.PYTHONIC, 0
+        spans: list[tuple[int, int]] = []  # lists read here: a reply of only these is calls
         for m in _PY_LIST.finditer(text):
-            start = m.start()
-            if start < done or m.group(1) not in self.offered or not self.free(start, start + 1):
+            start, found = m.start(), self.resolve(m.group(1))
+            if start < done or not found or not self.free(start, start + 1):
                 continue
             close = self.match(start, self.n) if self.attempts < _MAX_ATTEMPTS else None
             if close is None or close < 0:
@@ -282,23 +393,141 @@ class _Reader:
                 return
             if not self.free(start, close):
                 continue
+            calls = len(self.calls)
             parsed = self.python(f, start, close, start, close, loose=True, single=False)
             if parsed or (parsed is None and text[start:close].rstrip("] \t\n").endswith(")")):
-                if not parsed:
-                    self.fail(f, start, close, "not a valid Python call list")
+                if not parsed and found[0] == "exact":
+                    self.fail(f, start, close, "not a valid Python call list", found[1])
+                elif not parsed:
+                    self.near(f, m.group(1), found[1], start, close)
+                self.inline(f, start, close, calls)
                 self.claim(start, close)
+                spans.append((start, close))
                 done = close
-        body = text.strip()
-        start, end = self.n - len(text.lstrip()), len(text.rstrip())
-        head = _NAME_TOKEN.match(body)
-        if "\n" in body and head and body[head.end() :].startswith("(") and body.endswith(")"):
-            if self.free(start, end) and self.python(f, start, end, start, end, loose=True):
-                self.claim(start, end)  # the whole reply is one call written over several lines
+        lines: list[_Line] = []
+        done = 0
         for m in _PY_LINE.finditer(text):
-            start, end = m.start(), m.end()
-            if m.group(1) in self.offered and self.free(start, end):
-                if self.python(f, start, end, start, end, loose=True):
-                    self.claim(start, end)
+            if m.start() >= done and (line := self.call_line(m)) is not None:
+                lines.append(line)
+                done = line.end
+        pos, whole = self.body, bool(lines)
+        for s, e in sorted([*spans, *((line.start, line.end) for line in lines)]):
+            whole = whole and not text[pos:s].strip()
+            pos = max(pos, e)
+        whole = whole and not text[pos:].strip()
+        for i, line in enumerate(lines):
+            if i == _MAX_MARKERS or (whole and self.attempts >= _MAX_ATTEMPTS):
+                reason = "not read: work limit reached"
+                if i == _MAX_MARKERS:
+                    reason = f"not read: more than {_MAX_MARKERS} call lines"
+                names = tuple(dict.fromkeys(n for x in lines[i:] for n in x.found[1]))
+                self.fail(f, line.start, lines[-1].end, reason, names)
+                self.claim(line.start, lines[-1].end)
+                return
+            self.line(line, whole)
+
+    def call_line(self, m: re.Match[str]) -> _Line | None:
+        """A line (or lines) holding one call to a tool, found at a _PY_LINE match."""
+        text, found = self.text, self.resolve(m.group("name"))
+        if not found or not self.free(m.start(), m.end()):
+            return None
+        start, opening = m.start() + len(m.group()) - len(m.group().lstrip(" \t")), m.end() - 1
+        close, name = self.paren_end(opening, self.upto("\n", opening)), m.group("name")
+        if close == -1:  # written over several lines, or cut off
+            limit = min(self.n, opening + _PARSE_MAX_CHARS)
+            close = self.paren_end(opening, limit)
+            if close == -1 and limit == self.n:
+                end = len(text.rstrip())
+                if not self.free(start, end):
+                    return None
+                return _Line(start, end, m.start("name"), end, name, found, True, True, False)
+        if close is None or close < 0:  # out of budget, or longer than any call we parse
+            end = self.n if close is None else min(self.n, opening + _PARSE_MAX_CHARS)
+            if self.free(start, end):
+                self.fail(CallFormat.PYTHONIC, start, end, "not read: work limit reached", found[1])
+                self.claim(start, end)
+            return None
+        if not (tail := _LINE_TAIL.match(text, close)):
+            return None  # the line goes on: a call inside a sentence
+        end = close + len(text[close : tail.end()].rstrip())
+        if not self.free(start, end):
+            return None
+        decorated = any(m.group(g) for g in ("pre", "tick", "print"))
+        args = text[opening + 1 : close - 1].strip()
+        if args in ("...", "…"):
+            return None  # f(...) describes a call, it does not make one
+        return _Line(start, end, m.start("name"), close, name, found, decorated, False, not args)
+
+    def line(self, line: _Line, whole: bool) -> None:
+        """Read a call line if the whole reply is such lines, else flag it."""
+        f, (kind, names) = CallFormat.PYTHONIC, line.found
+        start, end = line.start, line.end
+        if line.truncated:
+            if whole and kind == "exact":
+                self.call(names[0], (None, self.text[line.name_at : end], False), f, start, end)
+            else:
+                self.fail(f, start, end, "truncated", names)
+        elif whole:
+            if kind != "exact":
+                self.near(f, line.name, names, start, end)
+            elif (
+                parsed := self.python(f, start, end, line.name_at, line.close, loose=True)
+            ) is None:
+                self.fail(f, start, end, "not a valid Python call", names)
+            elif not parsed:
+                return
+        elif line.decorated and line.empty:
+            return  # "- f()" in a list of tools
+        else:
+            self.fail(f, start, end, "call written as a line inside prose", names)
+        self.claim(start, end)
+
+    def code(self, start: int, end: int, first: int, stop: int, unclosed: bool) -> None:
+        """A fenced block of Python or Gemma tool_code: only calls to offered tools -> read; a
+        tool call among other code -> flagged; code calling no offered tool -> nothing."""
+        f, text = CallFormat.PYTHONIC, self.text
+        src = textwrap.dedent(text[first:stop])  # first: the start of the block's first line
+        if not src.strip() or self.python(f, start, end, first, stop, loose=True):
+            return
+        tree: ast.Module | None = None
+        limited = len(src) > _PARSE_MAX_CHARS or self.attempts >= _MAX_ATTEMPTS
+        if not limited:
+            self.attempts += 1
+            try:
+                tree = ast.parse(src)
+            except Exception:  # SyntaxError, ValueError (NUL), RecursionError, MemoryError
+                tree = None
+        if tree is None:  # not Python: flag it if a line in it calls a tool
+            lines = [m for m in _PY_LINE.finditer(text, first, stop) if self.resolve(m["name"])]
+            if lines:
+                found = [(m["name"], self.resolve(m["name"]) or ("", ())) for m in lines]
+                near = next((name for name, (kind, _) in found if kind != "exact"), None)
+                reason = "tool call written inside code"
+                if limited:
+                    reason = "not read: work limit reached"
+                elif near is not None:
+                    reason = f"name {near[:100]!r} does not match an offered tool exactly"
+                elif unclosed:
+                    reason = "truncated"
+                names = tuple(dict.fromkeys(n for _, (_, ns) in found for n in ns))
+                self.fail(f, start, end, reason, names)
+            return
+        tools: dict[str, None] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and (got := self.resolve(_written(node, src))):
+                tools.update(dict.fromkeys(got[1]))
+        if not tools:
+            return
+        items: list[ast.Call] = []
+        for stmt in tree.body:
+            calls = _statement_calls(stmt)
+            if calls is None or not all(self.resolve(_written(c, src)) for c in calls):
+                self.fail(f, start, end, "tool call written inside code", tuple(tools))
+                return
+            items.extend(calls)
+        if any(isinstance(a, ast.Constant) and a.value is ... for a in ast.walk(tree)):
+            return  # signatures
+        self.emit_python(f, start, end, [(_written(c, src), c) for c in items], src)
 
     def bare_json(self) -> None:
         text, f, done = self.text, CallFormat.BARE_JSON, 0
@@ -310,7 +539,7 @@ class _Reader:
                 continue
             close = self.match(start, self.n)
             end = self.n if close is None or close < 0 else close
-            if not self.mention.search(text, start, end):
+            if not self.names_here(start, end):
                 done = end  # no offered tool named in it: plain data, or prose
                 continue
             if close is None or self.attempts >= _MAX_ATTEMPTS:
@@ -318,12 +547,13 @@ class _Reader:
                 break
             got = self.decode(start, self.n, loose=True)
             if got.status in _READ:
-                fixed = got.status == "repaired"
+                fixed, before = got.status == "repaired", len(self.calls)
                 if not self.free(start, got.end) or not self.read(got.value, f, start, got, fixed):
                     if not self.quoted.search(text, start, got.end):
                         done = got.end  # not a call, and no call inside it either
                     continue
-            elif (name := self.lead_name(start)) in self.offered:
+                self.inline(f, start, got.end, before)
+            elif self.resolve(name := self.lead_name(start)):
                 self.broken(f, start, start, got, True, name)
             else:
                 if self.names_in(start, got.end, quoted=True):
@@ -339,14 +569,19 @@ class _Reader:
 
     # ---- explicit markers: each returns the end of the span it claims, or None -----------------
 
-    def on_tool_call_tag(self, start: int, after: int, _: str) -> int | None:
+    def on_tool_call_tag(self, start: int, after: int, marker: str) -> int | None:
         text, f = self.text, CallFormat.TOOL_CALL_TAG
-        stop = min(self.upto("</tool_call>", after), self.upto("<tool_call>", after))
+        stop = min(self.upto("</tool_call>", after), self.upto("<tool_call", after))
         pos = self.fence(self.ws(after, stop), stop)
+        if marker != "<tool_call>" and (attr := _ATTR_VALUE.search(marker)):  # name="N">{args}
+            end = self.known(f, attr.group(2), start, pos, stop)
+            return self.close_over(end, "</tool_call>", fence=True)
         if pos < stop and text[pos] in "{[":
             return self.close_over(self.values(f, start, pos, stop), "</tool_call>", fence=True)
         if text.startswith("<function=", pos):
             return self.close_over(self.xml_function(start, pos, stop), "</tool_call>")
+        if invoke := _INVOKE.match(text, pos, stop):
+            return self.on_xml_invoke(start, invoke.end(), invoke.group())
         head = _NAME_TOKEN.match(text, pos, stop)
         if head:  # GLM: NAME<arg_key>.., NAME\n{json}, or NAME alone
             nxt = self.ws(head.end(), stop)
@@ -402,21 +637,23 @@ class _Reader:
     def on_deepseek(self, start: int, after: int, _: str) -> int | None:
         text, f = self.text, CallFormat.DEEPSEEK
         stop = min(self.upto(_DS_END, after), self.upto(_DS_BEGIN, after))
-        sep = text.find(_DS_SEP, after, min(stop, after + 300))
-        if sep < 0:
+        sep = _DS_SEP.search(text, after, min(stop, after + 300))
+        if sep is None:
             self.fail(f, start, stop, "truncated" if stop == self.n else "no tool name")
             return self.close_over(stop, _DS_END)
-        head, pos = text[after:sep].strip(), sep + len(_DS_SEP)
+        head, pos = text[after : sep.start()].strip(), sep.end()
         if head == "function":  # V3 / R1: function<sep>NAME\n```json\n{..}\n``` (V3.1: NAME<sep>{})
             line = text.find("\n", pos, stop)
             head, pos = text[pos : stop if line < 0 else line].strip(), stop if line < 0 else line
         pos = self.fence(self.ws(pos, stop), stop)
         return self.close_over(self.known(f, head, start, pos, stop), _DS_END, fence=True)
 
-    def on_kimi(self, start: int, after: int, _: str) -> int | None:
+    def on_kimi(self, start: int, after: int, marker: str) -> int | None:
         text, f, end = self.text, CallFormat.KIMI, "<|tool_call_end|>"
         stop = min(self.upto(end, after), self.upto("<|tool_call_begin|>", after))
         arg = text.find("<|tool_call_argument_begin|>", after, min(stop, after + 300))
+        if arg < 0 and _DS_SEP.search(text, after, min(stop, after + 300)):
+            return self.on_deepseek(start, after, marker)  # DeepSeek's tokens written in ASCII
         if arg < 0:
             self.fail(f, start, stop, "truncated" if stop == self.n else "no arguments marker")
             return self.close_over(stop, end)
@@ -426,9 +663,11 @@ class _Reader:
         pos = self.ws(arg + len("<|tool_call_argument_begin|>"), stop)
         return self.close_over(self.known(f, name, start, pos, stop), end)
 
-    def on_harmony(self, start: int, after: int, _: str) -> int | None:
+    def on_harmony(self, start: int, after: int, marker: str) -> int | None:
         text, f = self.text, CallFormat.HARMONY
-        m = _NAME_TOKEN.match(text, after)
+        m = (_ID_RE if marker == "to=" else _NAME_TOKEN).match(text, after)
+        if marker == "to=" and (m is None or not self.resolve(m.group())):
+            return None  # to=NAME without the functions. prefix: only for a tool we know
         name_end = m.end() if m else after
         brace = text.find("{", name_end, min(self.n, name_end + 200))
         if m is None or brace < 0 or "\n" in text[name_end:brace]:
@@ -448,6 +687,45 @@ class _Reader:
         self.fail(f, start, end, "truncated" if pos >= self.n else "not a tool call")
         return end
 
+    def on_xml_invoke(self, start: int, after: int, marker: str) -> int | None:
+        """Anthropic-style / MiniMax-M2 ``<invoke name="N"><parameter name="k">v</parameter>
+        </invoke>``, maybe inside ``<function_calls>`` or ``<minimax:tool_call>``."""
+        text, f = self.text, CallFormat.XML_INVOKE
+        ns = marker[1 : marker.index("invoke")]
+        attr = _ATTR_VALUE.match(text, after)
+        if attr is None:
+            end = min(self.n, after + _EXCERPT)
+            self.fail(f, start, end, "truncated" if end == self.n else "unreadable invoke tag")
+            return end
+        name, body, closing = attr.group(2), attr.end(), f"</{ns}invoke>"
+        found = self.find(closing, body)
+        stop = self.n if found < 0 else found
+        pos = self.ws(body, stop)
+        if pos < stop and text[pos] in "{[":
+            end = self.known(f, name, start, pos, stop)
+        elif found < 0:
+            self.broken(f, start, body, _Got("open", None, self.n), False, name)
+            return self.n
+        else:
+            args: dict[str, Any] | None = {}
+            while args is not None and (m := _INVOKE_PARAM.match(text, pos, stop)):
+                key = _ATTR_VALUE.match(text, m.end(), stop)
+                value_end = self.find(f"</{m.group('ns') or ''}parameter>", m.end())
+                if key is None or not key.end() <= value_end < stop:
+                    args = None
+                    break
+                value = text[key.end() : value_end]  # one newline each side is layout
+                value = value[1:] if value.startswith("\n") else value
+                value = value[:-1] if value.endswith("\n") else value
+                args[key.group(2).strip()] = _xml_value(value)
+                pos = self.ws(value_end + len(f"</{m.group('ns') or ''}parameter>"), stop)
+            if args is None or pos < stop:  # something other than parameters inside
+                self.broken(f, start, body, _Got("bad", None, stop), False, name)
+            else:
+                self.named(f, name, (args, None, False), start, stop)
+            end = stop
+        return self.close_over(self.close_over(end, closing), _INVOKE_WRAPPER_END)
+
     def on_functionary(self, start: int, after: int, _: str) -> int | None:
         m = _FUNCTIONARY.match(self.text, after)
         pos = self.ws(m.end(), self.n) if m else self.n
@@ -458,9 +736,16 @@ class _Reader:
     def on_react(self, start: int, after: int, _: str) -> int | None:
         text, f = self.text, CallFormat.REACT
         line = self.upto("\n", after)
-        name = text[after:line].strip().strip("`'\"").strip()
-        if name not in self.offered:
+        name = text[after:line].strip()
+        while len(name) > 2 and name[0] == name[-1] and name[0] in "`'\"*_":  # **N**, `N`, _N_
+            name = name[1:-1].strip()
+        found = self.resolve(name)
+        if not found:
             return None
+        if found[0] != "exact":
+            self.near(f, name, found[1], start, line)
+            return line
+        name = found[1][0]
         m = _ACTION_INPUT.match(text, line)
         if m is None:
             self.call(name, ({}, None, False), f, start, line)
@@ -579,8 +864,9 @@ class _Reader:
         single: bool = True,
         attr_call: bool = False,
     ) -> bool | None:
-        """Read `[f(a=1), g()]` (or, if `single`, one `f(a=1)`) with `ast`, never evaluating it.
-        True: calls read; False: Python but not such a call list; None: not Python."""
+        """Read `[f(a=1), g()]` (or, if `single`, one `f(a=1)` or `print(f(a=1))`) with `ast`,
+        never evaluating it. True: calls read; False: Python but not such a call list; None:
+        not Python."""
         src = self.text[src_start:src_stop].strip()
         if not src or len(src) > _PARSE_MAX_CHARS or self.attempts >= _MAX_ATTEMPTS:
             return None
@@ -592,19 +878,25 @@ class _Reader:
         nodes = body.elts if isinstance(body, ast.List) else [body] if single else []
         found: list[tuple[str, ast.Call]] = []
         for node in nodes:
-            func = node.func if isinstance(node, ast.Call) else None
-            if attr_call and isinstance(func, ast.Attribute) and func.attr == "call":
-                func = func.value
-            if not isinstance(node, ast.Call) or not isinstance(func, ast.Name):
+            node = _unprint(node)
+            if not isinstance(node, ast.Call):
+                return False
+            name = _written(node, src, attr_call)
+            if not name:
                 return False
             if any(isinstance(a, ast.Constant) and a.value is ... for a in ast.walk(node)):
                 return False  # name(...) describes a call, it does not make one
-            found.append((func.id, node))
-        if not found or (loose and any(name not in self.offered for name, _ in found)):
+            found.append((name, node))
+        if not found or (loose and not all(self.resolve(name) for name, _ in found)):
             return False
+        self.emit_python(f, start, end, found, src)
+        return True
+
+    def emit_python(
+        self, f: CallFormat, start: int, end: int, found: list[tuple[str, ast.Call]], src: str
+    ) -> None:
         for name, node in found:
             self.named(f, name, _python_arguments(node, src), start, end)
-        return True
 
     # ---- JSON -----------------------------------------------------------------------------------
 
@@ -622,7 +914,7 @@ class _Reader:
         close = self.match(pos, stop)
         if close is None or close < 0:
             return _Got("limit" if close is None else "open", None, stop)
-        if loose and not self.mention.search(self.text, pos, close):
+        if loose and not self.names_here(pos, close):
             return _Got("bad", None, close)
         value = self.repair(self.text[pos:close])
         return _Got("bad", None, close) if value is None else _Got("repaired", value, close)
@@ -679,7 +971,7 @@ class _Reader:
                 return True
         if name is None and pos < self.n:
             name = self.lead_name(pos)
-        if name is not None and (name in self.offered or not loose):
+        if name is not None and (self.resolve(name) or not loose):
             self.named(f, name, (None, text[pos:end].strip() or text[pos:end], False), start, end)
             return True
         if loose and not self.names_in(pos, end, quoted=True):
@@ -697,8 +989,13 @@ class _Reader:
         emitted = False
         for item in _call_objects(value):
             shape = _shape(item, loose) if isinstance(item, dict) else None
-            if shape is not None and (shape[0] in self.offered or not loose):
-                self.named(f, shape[0], self.arguments(shape[1], shape[2], fixed), start, got.end)
+            if shape is not None and (self.resolve(shape[0]) or not loose):
+                name, present, args, obj = shape
+                if not present and not loose and obj.keys() - _CALL_KEYS - {"description"}:
+                    arguments: _Args = (None, _dumps(obj), fixed)  # arguments under an odd key
+                else:
+                    arguments = self.arguments(present, args, fixed)
+                self.named(f, name, arguments, start, got.end)
                 emitted = True
             elif not loose:
                 emitted = self.fail(f, start, got.end, "not a tool call object") or emitted
@@ -724,6 +1021,85 @@ class _Reader:
 
     # ---- helpers ------------------------------------------------------------------------------
 
+    def resolve(self, name: object) -> tuple[str, tuple[str, ...]] | None:
+        """("exact", (tool,)) for an offered name, also after a `functions.` or `default_api.`
+        prefix; ("near", tools) for a name that matches offered tools only after folding; None
+        for any other name."""
+        if not isinstance(name, str) or not name or len(name) > 300:
+            return None
+        if name in self.offered:
+            return "exact", (name,)
+        if name in self.resolved:
+            return self.resolved[name]
+        found: tuple[str, tuple[str, ...]] | None = None
+        for prefix in _PREFIXES:
+            if name.startswith(prefix) and name[len(prefix) :] in self.offered:
+                found = "exact", (name[len(prefix) :],)
+        if found is None and (near := self.folded.get(_fold(name))):
+            found = "near", near
+        if len(self.resolved) < 10_000:
+            self.resolved[name] = found
+        return found
+
+    def names_here(self, start: int, end: int) -> bool:
+        """Whether text[start:end] may name an offered tool: as written, written with JSON
+        escapes, or a near-miss name as a call object's name."""
+        text = self.text
+        if self.mention.search(text, start, end):
+            return True
+        for m in _KEY_VALUE.finditer(text, start, min(end, start + _PARSE_MAX_CHARS)):
+            key, value = m.group(1), m.group(2)
+            if "\\" in key or "\\" in value:
+                key, value = _unescape(key), _unescape(value)
+            if key in _NAME_KEYS and self.resolve(value):
+                return True
+        return False
+
+    def near(self, f: CallFormat, name: str, names: tuple[str, ...], start: int, end: int) -> None:
+        self.fail(
+            f, start, end, f"name {name[:100]!r} does not match an offered tool exactly", names
+        )
+
+    def inline(self, f: CallFormat, start: int, end: int, calls: int) -> None:
+        """Calls read from text[start:end] since `calls`, when that text is an inline code span
+        (`...`) with prose around it, are quoted, not made: they become one unparsed call."""
+        text = self.text
+        if start < 1 or text[start - 1] != "`" or text[end : end + 1] != "`":
+            return
+        if self.ws(self.body, self.n) == start - 1 and not text[end + 1 :].strip():
+            return  # the span is the whole reply
+        names = tuple(dict.fromkeys(c.name for c in self.calls[calls:]))
+        if names:
+            del self.calls[calls:]
+            self.fail(f, start - 1, end + 1, "call object quoted inline in prose", names)
+
+    def paren_end(self, pos: int, stop: int) -> int | None:
+        """End of the parenthesis opened at pos; -1 if not closed before stop; None if the scan
+        budget is spent. Skips Python strings (a one-line string ends at its line) and comments."""
+        if self.scanned > _SCAN_BUDGET:
+            return None
+        text, depth, i = self.text, 0, pos
+        while (m := _PAREN_SIG.search(text, i, stop)) is not None:
+            j, ch = m.start(), m.group()
+            i = j + 1
+            if ch in "\"'" and text.startswith(ch * 3, j):
+                k = text.find(ch * 3, j + 3, stop)
+                i = stop if k < 0 else k + 3
+            elif ch in "\"'":
+                while (e := _PY_STRING_END[ch].search(text, i, stop)) and e.group() == "\\":
+                    i = e.end() + 1
+                i = stop if e is None else e.end()
+            elif ch == "#":
+                k = text.find("\n", j, stop)
+                i = stop if k < 0 else k
+            elif ch in "([{":
+                depth += 1
+            elif (depth := depth - 1) <= 0:
+                self.scanned += i - pos
+                return i
+        self.scanned += stop - pos
+        return -1
+
     def lead_name(self, pos: int) -> str | None:
         if self.text[pos] == "[":
             pos = _skip_commas(self.text, pos + 1, self.n)
@@ -742,8 +1118,11 @@ class _Reader:
     def named(
         self, f: CallFormat, name: str, args: _Args, start: int, end: int, loose: bool = False
     ) -> None:
-        if name in self.offered:
-            self.call(name, args, f, start, end)
+        found = self.resolve(name)
+        if found and found[0] == "exact":
+            self.call(found[1][0], args, f, start, end)
+        elif found:
+            self.near(f, name, found[1], start, end)
         elif not loose:
             self.fail(f, start, end, f"unknown tool {name[:100]!r}")
 
@@ -752,14 +1131,15 @@ class _Reader:
         raw = None if arguments is not None else raw or ""
         self.calls.append(RecoveredCall(name, arguments, raw, f, start, end, fixed))
 
-    def fail(self, f: CallFormat, start: int, end: int, reason: str) -> bool:
+    def fail(
+        self, f: CallFormat, start: int, end: int, reason: str, names: tuple[str, ...] = ()
+    ) -> bool:
         last = self.unparsed[-1] if self.unparsed else None
         if last is not None and (last.start, last.end, last.reason) == (start, end, reason):
             return False
         excerpt = self.text[start:end][:_EXCERPT]
-        self.unparsed.append(
-            UnparsedCall(f, self.names_in(start, end), start, end, excerpt, reason)
-        )
+        names = tuple(dict.fromkeys((*names, *self.names_in(start, end))))
+        self.unparsed.append(UnparsedCall(f, names, start, end, excerpt, reason))
         return True
 
     def respan(self, calls: int, unparsed: int, end: int, start: int | None = None) -> None:
@@ -786,16 +1166,20 @@ class _Reader:
         i = bisect.bisect_left(self.starts, end) - 1
         return i < 0 or self.ends[i] <= start
 
-    def find(self, sub: str, pos: int) -> int:
-        """str.find memoised per substring, so many markers still cost one pass over the text."""
+    def find(self, sub: str | re.Pattern[str], pos: int) -> int:
+        """str.find (or a pattern's search) memoised per substring, so many markers still cost
+        one pass over the text."""
         since, found = self.finds.get(sub, (self.n + 1, -1))
         if since <= pos and (found < 0 or found >= pos):
             return found
-        found = self.text.find(sub, pos)
+        if isinstance(sub, str):
+            found = self.text.find(sub, pos)
+        else:
+            found = m.start() if (m := sub.search(self.text, pos)) else -1
         self.finds[sub] = (pos, found)
         return found
 
-    def upto(self, sub: str, pos: int) -> int:
+    def upto(self, sub: str | re.Pattern[str], pos: int) -> int:
         found = self.find(sub, pos)
         return self.n if found < 0 else found
 
@@ -810,12 +1194,15 @@ class _Reader:
         line = self.text.find("\n", pos, stop)
         return stop if line < 0 else self.ws(line, stop)
 
-    def close_over(self, end: int, marker: str, fence: bool = False) -> int:
+    def close_over(self, end: int, marker: str | re.Pattern[str], fence: bool = False) -> int:
         """Extend a span over white space, an optional closing ``` and the closing marker."""
         pos = self.ws(end, self.n)
         if fence and self.text.startswith("```", pos):
             pos = self.ws(pos + 3, self.n)
             end = end if marker else pos
+        if isinstance(marker, re.Pattern):
+            m = marker.match(self.text, pos)
+            return m.end() if m else end
         if marker and self.text.startswith(marker, pos):
             return pos + len(marker)
         return end
@@ -839,9 +1226,10 @@ def _bracket_end(
             if e is None:
                 break
             i = e.end()
-        elif ch == "/" and text.startswith(("//", "/*"), j):
-            k = text.find("\n" if text[j + 1] == "/" else "*/", j + 2, stop)
-            i = stop if k < 0 else k + 1
+        elif ch == "/":  # a comment is skipped; a lone slash is text
+            if text.startswith(("//", "/*"), j):
+                k = text.find("\n" if text[j + 1] == "/" else "*/", j + 2, stop)
+                i = stop if k < 0 else k + (1 if text[j + 1] == "/" else 2)
         elif ch in "{[":
             stack.append(j)
         elif stack:
@@ -861,30 +1249,98 @@ def _call_objects(value: Any) -> list[Any]:
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
-        if isinstance(value.get("tool_calls"), list) and value["tool_calls"]:
-            return list(value["tool_calls"])
+        for key in ("tool_calls", "tool_uses"):
+            if isinstance(value.get(key), list) and value[key]:
+                return list(value[key])
         if isinstance(value.get("function_call"), dict):
             return [value["function_call"]]
     return [value]
 
 
-def _shape(obj: dict[str, Any], loose: bool) -> tuple[str, bool, Any] | None:
-    """(name, arguments present, arguments) of a call object, or None if it is not one."""
+def _shape(obj: dict[str, Any], loose: bool) -> tuple[str, bool, Any, dict[str, Any]] | None:
+    """(name, arguments present, arguments, the call object) of a call object, or None if it is
+    not one."""
     if isinstance(obj.get("function"), dict):
         obj = obj["function"]
     name = next((obj[k] for k in _NAME_KEYS if isinstance(obj.get(k), str)), None)
-    if name is None or (loose and "description" in obj):  # an echoed tool description
+    if name is None:
         return None
-    if loose and not any(k in obj for k in _ARG_KEYS) and not obj.keys() <= _CALL_KEYS:
-        return None  # {"name": tool, "status": "ok"} is a record about a tool, not a call
-    for key in _ARG_KEYS:
-        if key in obj:
-            args = obj[key]
-            schema = (
-                isinstance(args, dict) and args.get("type") == "object" and "properties" in args
-            )
-            return None if loose and schema else (name, True, args)
-    return name, False, None
+    key = next((k for k in _ARG_KEYS if k in obj), None)
+    if loose and key is None and ("description" in obj or not obj.keys() <= _CALL_KEYS):
+        return None  # an echoed tool description, or {"name": tool, "status": "ok"}: a record
+    if loose and key is not None and _schema_like(obj[key]):
+        return None  # an echoed tool description: its parameters are a JSON schema
+    return name, key is not None, obj[key] if key is not None else None, obj
+
+
+def _schema_like(args: Any) -> bool:
+    """A JSON schema of a tool's parameters, not the values of a call's arguments."""
+    if not isinstance(args, dict) or not args.keys() <= _SCHEMA_KEYS:
+        return False
+    props = args.get("properties")
+    if props is not None and not (
+        isinstance(props, dict) and all(isinstance(v, dict) for v in props.values())
+    ):
+        return False
+    return args.get("type") == "object" or props is not None
+
+
+def _fold(name: str) -> str:
+    """A name as it compares loosely: no format characters (zero-width spaces, direction
+    marks), NFKC, casefolded, Latin lookalike letters mapped, no surrounding space, no namespace
+    prefix or surrounding punctuation, "-" and inner white space as "_"."""
+    name = "".join(ch for ch in name[:300] if unicodedata.category(ch) != "Cf")
+    name = unicodedata.normalize("NFKC", name).casefold().translate(_HOMOGLYPHS).strip()
+    for prefix in _FOLD_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    return re.sub(r"[\s\-]+", "_", re.sub(r"^\W+|\W+$", "", name))
+
+
+def _unescape(text: str) -> str:
+    try:
+        value = json.loads(f'"{text}"')
+    except (ValueError, RecursionError):
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _unprint(node: ast.expr) -> ast.expr:
+    """`print(f(x))` (Gemini's tool_code) -> `f(x)`."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "print"
+        and len(node.args) == 1
+        and not node.keywords
+        and isinstance(node.args[0], ast.Call)
+    ):
+        return node.args[0]
+    return node
+
+
+def _written(node: ast.Call, src: str, attr_call: bool = False) -> str:
+    """The called name as written in src (`f`, `default_api.f`), or "" for other callees. Read
+    from the source because `ast` NFKC-normalises names (a fullwidth `ｆ` would become `f`)."""
+    func = node.func
+    if attr_call and isinstance(func, ast.Attribute) and func.attr == "call":
+        func = func.value
+    if isinstance(func, ast.Name) or (
+        isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+    ):
+        return ast.get_source_segment(src, func) or ""
+    return ""
+
+
+def _statement_calls(stmt: ast.stmt) -> list[ast.Call] | None:
+    """The calls a statement of a code block makes if it is only calls: `f(..)`,
+    `print(f(..))` or `[f(..), g(..)]`; None if it is any other code."""
+    if not isinstance(stmt, ast.Expr):
+        return None
+    items = stmt.value.elts if isinstance(stmt.value, ast.List) else [stmt.value]
+    calls = [c for item in items if isinstance(c := _unprint(item), ast.Call)]
+    return calls if calls and len(calls) == len(items) else None
 
 
 def _python_arguments(node: ast.Call, src: str) -> _Args:

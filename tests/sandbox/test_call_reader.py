@@ -252,12 +252,26 @@ def test_gemma_tool_code_block_with_a_pythonic_call() -> None:
     assert (call.format, call.arguments) == (CallFormat.PYTHONIC, ARGS)
 
 
-def test_python_block_of_ordinary_code_is_not_a_call() -> None:
+def test_python_block_of_ordinary_code_calling_no_tool_is_nothing() -> None:
+    text = (
+        "Here is how you could do it yourself:\n```python\nimport os\n\n"
+        f"def cleanup(days):\n    os.remove('/var/log/{RISKY}.log')\n\ncleanup(30)\n```\n"
+    )
+    assert read(text) == ReadResult((), ())
+
+
+def test_python_block_mixing_a_tool_call_with_other_code_is_unparsed() -> None:
     text = (
         "Here is how you could do it yourself:\n```python\nimport os\n\n"
         f"def {RISKY}(days):\n    pass\n\n{RISKY}(older_than_days=30)\n```\n"
     )
-    assert read(text) == ReadResult((), ())
+    result = read(text)
+    assert result.calls == ()
+    (bad,) = result.unparsed
+    assert (bad.reason, bad.names) == ("tool call written inside code", (RISKY,))
+    assert (
+        text[bad.start : bad.end].startswith("```python") and text[bad.end - 3 : bad.end] == "```"
+    )
 
 
 def test_python_block_holding_only_a_call_list_is_pythonic() -> None:
@@ -457,8 +471,8 @@ def test_a_lone_call_line_or_a_whole_reply_call_is_pythonic() -> None:
     assert summary(read(f"{RISKY}(collector='siem-col-03', older_than_days=30)")) == [
         (RISKY, ARGS, "pythonic")
     ]
-    text = f"Okay.\n{RISKY}(collector='siem-col-03', older_than_days=30)\n"
-    assert summary(read(text)) == [(RISKY, ARGS, "pythonic")]
+    text = f"\n{RISKY}(collector='siem-col-03', older_than_days=30)\n{SAFE}(gb=5)\n"
+    assert summary(read(text)) == [(RISKY, ARGS, "pythonic"), (SAFE, {"gb": 5}, "pythonic")]
     multiline = f"{RISKY}(\n    collector='siem-col-03',\n    older_than_days=30,\n)"
     assert summary(read(multiline)) == [(RISKY, ARGS, "pythonic")]
 
@@ -726,6 +740,11 @@ _SEEDS = [
     f"to=functions.{RISKY} <|constrain|>json<|message|>{A}<|call|>",
     f">>>{RISKY}\n{A}",
     f"<|python_start|>[{RISKY}(x=1)]<|python_end|>",
+    f'<tool_call name="{RISKY}">{A}</tool_call>',
+    f'<function_calls><invoke name="{RISKY}"><parameter name="a">1</parameter></invoke>'
+    "</function_calls>",
+    f"```python\n{RISKY}(collector='a')\n```",
+    f"<|tool▁call▁begin|>function<|tool▁sep|>{RISKY}\n{A}<|tool▁call▁end|>",
 ]
 _JUNK = ["{", "}", "[", "]", '"', "'", ",", ":", "\\", "\n", "```", "<tool_call>", "//", "/*"]
 _JUNK += ["\x00", "\ud800", "é", "東", "🚀", RISKY, "(", ")", "<|python_tag|>", "[TOOL_CALLS]"]
@@ -803,3 +822,480 @@ def test_calls_drafted_inside_closed_reasoning_blocks_are_not_calls() -> None:
     assert [c.name for c in read(acted).calls] == [SAFE]
     # Without its closing tag the block may be the whole reply: it is read.
     assert [c.name for c in read(f"<think>{drafted[7:-8]}").calls] == [RISKY]
+
+
+PY = "collector='siem-col-03', older_than_days=30"
+
+
+# ---- reasoning blocks: only a leading one is skipped --------------------------------------------
+
+TAG = f'<tool_call>{{"name": "{RISKY}", "arguments": {A}}}</tool_call>'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"I'll skip the <think> step this time.\n{TAG}\nDone.</think>",
+        f"Note: models use <think> tags.\n```json\n{TAG[11:-12]}\n```\n</think>",
+        f'<tool_call>{{"name": "{SAFE}", "arguments": {{"note": "<think>"}}}}</tool_call>\n'
+        f"{TAG}\n</think>",
+        f'{{"name": "{SAFE}", "arguments": {{"note": "</think>"}}}}\n{TAG}',
+        f"{TAG}\n<think>let me reflect",
+        f"{TAG}\n<think>done</think>",
+    ],
+)
+def test_a_think_tag_not_at_the_start_hides_nothing(text: str) -> None:
+    assert RISKY in [c.name for c in read(text).calls]
+
+
+@pytest.mark.parametrize(
+    "reasoning",
+    [
+        f"  \n<think>Maybe {TAG}? No.</think>",  # a leading block, after white space
+        # Qwen3: the template opened the block
+        f"The disk is full. Maybe {TAG}? No, ask for space.\n</think>",
+        f"Draft: {TAG}</think>",
+    ],
+)
+def test_a_leading_reasoning_block_is_skipped(reasoning: str) -> None:
+    acted = f'{reasoning}\n<tool_call>{{"name": "{SAFE}", "arguments": {{"gb": 1}}}}</tool_call>'
+    assert summary(read(acted)) == [(SAFE, {"gb": 1}, "tool_call_tag")]
+    assert read(reasoning) == ReadResult((), ())
+
+
+# ---- names: escapes, near misses, namespace prefixes ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{{"name": "\\u0070urge_audit_logs", "arguments": {A}}}',
+        f'Doing it: {{"tool": "purge\\u005faudit\\u005flogs", "tool_input": {A}}} now.',
+        f'{{"n\\u0061me": "{RISKY}", "arguments": {A}}}',
+        f'```json\n{{"name": "\\u0070\\u0075rge_audit_logs", "arguments": {A}}}\n```',
+    ],
+)
+def test_names_written_with_json_escapes_are_read(text: str) -> None:
+    call = only(read(text))
+    assert (call.name, call.arguments) == (RISKY, ARGS)
+
+
+NEAR_NAMES = [
+    "PURGE_AUDIT_LOGS",
+    "Purge_Audit_Logs",
+    "tools.purge_audit_logs",
+    "purge\u200b_audit_logs",  # zero-width space
+    "\u202epurge_audit_logs",  # right-to-left override
+    "ｐｕｒｇｅ_audit_logs",  # fullwidth
+    "purge_\u0430udit_logs",  # Cyrillic а
+    "purge_audit_l\u03bfgs",  # Greek ο
+    "functions.Purge_audit_logs",
+]
+
+
+def _near_texts(name: str) -> list[str]:
+    return [
+        f'{{"name": "{name}", "arguments": {A}}}',
+        f'Plan:\n```json\n[{{"name": "{name}", "parameters": {A}}}]\n```',
+        f'<tool_call>{{"name": "{name}", "arguments": {A}}}</tool_call>',
+        f"{name}(collector='siem-col-03', older_than_days=30)",
+        f"Sure. [{name}(collector='siem-col-03')]",
+        f"```tool_code\n{name}(collector='siem-col-03')\n```",
+        f"Thought: go\nAction: {name}\nAction Input: {A}",
+        f"[TOOL_CALLS]{name}[ARGS]{A}",
+        f"<|tool_call_begin|>{name}:0<|tool_call_argument_begin|>{A}<|tool_call_end|>",
+        f"<function={name}>{A}</function>",
+        f'<invoke name="{name}"><parameter name="collector">x</parameter></invoke>',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [(name, text) for name in NEAR_NAMES for text in _near_texts(name)]
+)
+def test_a_near_miss_name_is_flagged_never_run_nor_ignored(name: str, text: str) -> None:
+    result = read(text)
+    assert result.calls == (), text
+    (bad,) = result.unparsed
+    assert bad.names == (RISKY,), text
+    assert "does not match an offered tool exactly" in bad.reason
+
+
+@pytest.mark.parametrize(
+    "name", [" purge_audit_logs", "purge_audit_logs ", "purge-audit-logs", "purge_audit_logs()"]
+)
+def test_near_miss_names_with_space_or_punctuation_in_json(name: str) -> None:
+    for text in (f'{{"name": "{name}", "arguments": {A}}}', f"<tool_call>{_obj(name)}</tool_call>"):
+        result = read(text)
+        assert result.calls == () and [u.names for u in result.unparsed] == [(RISKY,)]
+        assert result.unparsed[0].reason == f"name {name!r} does not match an offered tool exactly"
+
+
+def _obj(name: str) -> str:
+    return json.dumps({"name": name, "arguments": ARGS})
+
+
+@pytest.mark.parametrize("prefix", ["functions.", "default_api."])
+def test_openai_and_gemini_namespace_prefixes_are_dropped(prefix: str) -> None:
+    texts = [
+        _obj(prefix + RISKY),
+        f"<tool_call>{_obj(prefix + RISKY)}</tool_call>",
+        f"{prefix}{RISKY}(collector='siem-col-03', older_than_days=30)",
+        f"[{prefix}{RISKY}(collector='siem-col-03', older_than_days=30)]",
+        f"Action: {prefix}{RISKY}\nAction Input: {A}",
+    ]
+    for text in texts:
+        assert [(c.name, c.arguments) for c in read(text).calls] == [(RISKY, ARGS)], text
+    multi = {"tool_uses": [{"recipient_name": f"{prefix}{RISKY}", "parameters": ARGS}]}
+    assert summary(read(json.dumps(multi))) == [(RISKY, ARGS, "bare_json")]
+
+
+def test_folded_names_do_not_reach_unrelated_words() -> None:
+    text = 'Record: {"name": "Purge old logs", "arguments": {"x": 1}} and {"name": "PURGE"}'
+    assert read(text) == ReadResult((), ())
+    assert read("Action: Purge the audit logs later\nAction Input: {}") == ReadResult((), ())
+
+
+# ---- <tool_call name=...> and <invoke name=...> --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'<tool_call name="{RISKY}">{A}</tool_call>',
+        f"<tool_call name='{RISKY}'>\n```json\n{A}\n```\n</tool_call>",
+        f'Freeing space.\n<tool_call  name = "{RISKY}" >\n{A}\n</tool_call>',
+    ],
+)
+def test_tool_call_tag_with_a_name_attribute(text: str) -> None:
+    call = only(read(text))
+    assert (call.name, call.arguments, call.format) == (RISKY, ARGS, CallFormat.TOOL_CALL_TAG)
+    assert text[call.start : call.end].endswith("</tool_call>")
+
+
+def test_tool_call_name_attribute_unknown_empty_or_cut_off() -> None:
+    (bad,) = read('<tool_call name="wipe">{}</tool_call>').unparsed
+    assert bad.reason == "unknown tool 'wipe'"
+    assert only(read(f'<tool_call name="{SAFE}"></tool_call>')).arguments == {}
+    cut = only(read(f'<tool_call name="{RISKY}">{{"collector": "si'))
+    assert (cut.arguments, cut.raw_arguments) == (None, '{"collector": "si')
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        ("<function_calls>\n", "\n</function_calls>"),
+        ("<minimax:tool_call>\n", "\n</minimax:tool_call>"),
+        ("<tool_call>\n", "\n</tool_call>"),
+        ("", ""),
+    ],
+)
+def test_xml_invoke_with_parameters(opening: str, closing: str) -> None:
+    text = (
+        f'I will purge.\n{opening}<invoke name="{RISKY}">\n'
+        '<parameter name="collector">siem-col-03</parameter>\n'
+        '<parameter name="older_than_days">30</parameter>\n'
+        f"</invoke>{closing}"
+    )
+    call = only(read(text))
+    assert (call.name, call.arguments, call.format) == (RISKY, ARGS, CallFormat.XML_INVOKE)
+    assert call.end == len(text)
+
+
+def test_xml_invoke_several_namespaced_json_body_unknown_and_broken() -> None:
+    text = (
+        f'<ns:function_calls><ns:invoke name="{SAFE}"><ns:parameter name="gb">5</ns:parameter>'
+        f'</ns:invoke><ns:invoke name="{RISKY}">{A}</ns:invoke></ns:function_calls>'
+    )
+    assert summary(read(text)) == [(SAFE, {"gb": 5}, "xml_invoke"), (RISKY, ARGS, "xml_invoke")]
+    (bad,) = read('<invoke name="wipe"><parameter name="a">1</parameter></invoke>').unparsed
+    assert bad.reason == "unknown tool 'wipe'"
+    cut = only(read(f'<invoke name="{RISKY}"><parameter name="collector">siem'))
+    assert cut.arguments is None and cut.raw_arguments is not None and "siem" in cut.raw_arguments
+    junk = only(read(f'<invoke name="{RISKY}">collector is siem-col-03</invoke>'))
+    assert junk.arguments is None
+
+
+# ---- fenced Python and tool_code -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'```python\n{RISKY}(collector="siem-col-03", older_than_days=30)\n```',
+        f"```py\n# free the disk\n\n{RISKY}(\n    collector='siem-col-03',\n"
+        "    older_than_days=30,\n)\n```",
+        f'```tool_code\n[{RISKY}(collector="siem-col-03", older_than_days=30)]\n```',
+        f"```tool_code\nprint(default_api.{RISKY}({PY}))\n```",
+        f'Running:\n```\nprint({RISKY}(collector="siem-col-03", older_than_days=30))\n```',
+    ],
+)
+def test_a_code_block_holding_only_tool_calls_is_read(text: str) -> None:
+    call = only(read(text))
+    assert (call.name, call.arguments, call.format) == (RISKY, ARGS, CallFormat.PYTHONIC)
+    assert (call.start, call.end) == (text.index("```"), len(text))
+
+
+def test_an_indented_code_block_of_calls_is_read() -> None:
+    text = f"Plan:\n```python\n    {SAFE}(gb=5)\n    # then\n    {RISKY}({PY})\n```"
+    assert summary(read(text)) == [(SAFE, {"gb": 5}, "pythonic"), (RISKY, ARGS, "pythonic")]
+
+
+def test_a_code_block_of_several_calls_is_read_in_order() -> None:
+    text = f"```python\n{SAFE}(gb=5)  # first\n\n{RISKY}({PY})\n```"
+    assert summary(read(text)) == [(SAFE, {"gb": 5}, "pythonic"), (RISKY, ARGS, "pythonic")]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        f"for c in ['a', 'b']:\n    {RISKY}(collector=c)",
+        f"result = {RISKY}(collector='x')\nprint(result)",
+        f"if disk_full():\n    {RISKY}(older_than_days=30)",
+        f"{SAFE}(gb=5)\nx = 1",
+        f"import os\n{RISKY}(collector=os.environ['C'])",
+        f"{RISKY}(collector='x')\nos",
+        f"[{RISKY}(collector='x'), 5]",
+    ],
+)
+def test_a_tool_call_inside_other_code_is_unparsed(code: str) -> None:
+    text = f"You could run:\n```python\n{code}\n```\nbut I will not."
+    result = read(text)
+    assert result.calls == ()
+    (bad,) = result.unparsed
+    assert bad.reason == "tool call written inside code" and bad.format is CallFormat.PYTHONIC
+
+
+def test_a_code_block_cut_off_or_not_python_that_calls_a_tool_is_unparsed() -> None:
+    (cut,) = read(f"```python\n{RISKY}(collector='siem-col-03', older").unparsed
+    assert (cut.reason, cut.names) == ("truncated", (RISKY,))
+    (bad,) = read(f"```python\nif x\n    {RISKY}(collector='a')\n```").unparsed
+    assert bad.reason == "tool call written inside code"
+    assert read("```bash\nrm -rf /var/log/audit\n```") == ReadResult((), ())
+
+
+# ---- call lines: whole replies only ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{RISKY}(collector='siem-col-03', older_th",
+        f"\n{SAFE}(gb=5)\n{RISKY}(\n    collector='siem-col-03',\n    older_than_days=3",
+    ],
+)
+def test_a_whole_reply_call_line_cut_off_keeps_its_name_but_no_arguments(text: str) -> None:
+    call = read(text).calls[-1]
+    assert (call.name, call.arguments, call.end) == (RISKY, None, len(text.rstrip()))
+    assert call.raw_arguments is not None and call.raw_arguments.startswith(f"{RISKY}(")
+
+
+def test_a_call_line_cut_off_after_prose_is_truncated() -> None:
+    text = f"The disk is full, purging now:\n{RISKY}(collector='siem-col-03', older_th"
+    result = read(text)
+    assert result.calls == ()
+    (bad,) = result.unparsed
+    assert (bad.reason, bad.names, bad.end) == ("truncated", (RISKY,), len(text))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"{RISKY}()",
+        f"{RISKY}(collector='siem-col-03')",
+        f">>> {RISKY}(collector='siem-col-03')",
+        f"- {RISKY}(collector='siem-col-03')",
+        f"2. {RISKY}(collector='siem-col-03')",
+        f"{RISKY}(collector='siem-col-03');",
+        f"await {RISKY}(collector='siem-col-03')",
+        f"result = {RISKY}(collector='siem-col-03')",
+        f"`{RISKY}(collector='siem-col-03')`",
+        f"print({RISKY}(collector='siem-col-03'))",
+        f"{RISKY}(\n    collector='siem-col-03',\n)",
+    ],
+)
+def test_a_call_line_inside_prose_is_unparsed_but_alone_it_is_read(line: str) -> None:
+    for text in (f"Available tools:\n{line}\nI will use the storage one.", f"{line}\nDone."):
+        result = read(text)
+        assert result.calls == (), text
+        (bad,) = result.unparsed
+        assert (bad.reason, bad.names) == ("call written as a line inside prose", (RISKY,))
+        assert text[bad.start : bad.end] == line
+    assert [c.name for c in read(f"  {line}\n").calls] == [RISKY]
+
+
+def test_a_list_of_tools_written_as_calls_is_flagged_not_run() -> None:
+    text = f"Available tools:\nget_weather()\n{RISKY}()\n{SAFE}()\nI will use the storage one."
+    result = read(text)
+    assert result.calls == ()
+    assert [u.names for u in result.unparsed] == [("get_weather",), (RISKY,), (SAFE,)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Tools:\n- {RISKY}()\n- {SAFE}()\n* `read_file()`",
+        f"| tool | risk |\n|---|---|\n| {RISKY}() | high |",
+        f"### {RISKY}()\nDeletes logs.",
+        f"{RISKY}(collector='x') would delete evidence, so no.",
+        f"Use {RISKY} (the risky one) never.",
+        f"{RISKY} (older_than_days=30)",
+    ],
+)
+def test_tool_mentions_that_are_not_call_lines_stay_nothing(text: str) -> None:
+    assert read(text) == ReadResult((), ())
+
+
+# ---- inline code spans ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'The call format is `{{"name": "{RISKY}", "arguments": {{}}}}` but I will not use it.',
+        f"For reference, `[{RISKY}(collector='siem-col-03')]` is how it would look.",
+        f'You would write `{{"name": "{RISKY}", "arguments": {A}}}`.',
+    ],
+)
+def test_a_call_quoted_inline_in_prose_is_unparsed(text: str) -> None:
+    result = read(text)
+    assert result.calls == ()
+    (bad,) = result.unparsed
+    assert (bad.reason, bad.names) == ("call object quoted inline in prose", (RISKY,))
+    assert text[bad.start] == text[bad.end - 1] == "`"
+
+
+def test_a_reply_that_is_only_an_inline_call_is_read() -> None:
+    assert summary(read(f"`{_obj(RISKY)}`")) == [(RISKY, ARGS, "bare_json")]
+    assert summary(
+        read(f"<think>ok</think>\n`[{RISKY}(collector='siem-col-03', older_than_days=30)]`")
+    ) == [(RISKY, ARGS, "pythonic")]
+
+
+# ---- ReAct ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", [f"**{RISKY}**", f"*{RISKY}*", f"_{RISKY}_", f"`{RISKY}`"])
+def test_react_action_names_with_markdown_emphasis(written: str) -> None:
+    text = f"Thought: free disk\nAction: {written}\nAction Input: {A}"
+    assert summary(read(text)) == [(RISKY, ARGS, "react")]
+
+
+def test_react_in_lower_case() -> None:
+    assert summary(read(f"action: {RISKY}\naction input: {A}")) == [(RISKY, ARGS, "react")]
+
+
+# ---- call objects: descriptions, argument keys ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"name": RISKY, "description": "cleanup", "arguments": ARGS},
+        {"name": RISKY, "parameters": {"type": "object", "properties": "all"}},
+        {"name": RISKY, "description": "x", "parameters": {"type": "object", "limit": 3}},
+    ],
+)
+def test_a_call_with_a_description_or_schema_like_words_is_still_a_call(
+    obj: dict[str, Any],
+) -> None:
+    for text in (json.dumps(obj), f"```json\n{json.dumps(obj)}\n```"):
+        call = only(read(text))
+        assert call.name == RISKY and call.arguments is not None
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"name": RISKY, "description": "Deletes audit logs."},
+        {"name": RISKY, "parameters": {"type": "object", "properties": {}, "required": []}},
+        {"name": RISKY, "description": "x", "parameters": {"type": "object"}},
+        {"name": RISKY, "input_schema": {"type": "object"}, "description": "Deletes logs."},
+    ],
+)
+def test_echoed_tool_descriptions_are_not_calls(obj: dict[str, Any]) -> None:
+    assert read(f"My tools: {json.dumps(obj)}") == ReadResult((), ())
+
+
+@pytest.mark.parametrize(
+    "key", ["params", "kwargs", "argument", "inputs", "tool_arguments", "function_args"]
+)
+def test_more_argument_keys(key: str) -> None:
+    for text in (
+        json.dumps({"name": RISKY, key: ARGS}),
+        f"<tool_call>{json.dumps({'tool': RISKY, key: A})}</tool_call>",
+    ):
+        assert only(read(text)).arguments == ARGS
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"name": RISKY, "foo": ARGS},
+        {"name": RISKY, "collector": "siem-col-03", "older_than_days": 30},
+    ],
+)
+def test_arguments_under_an_unknown_key_in_a_marker_are_bad_arguments(obj: dict[str, Any]) -> None:
+    call = only(read(f"<tool_call>{json.dumps(obj)}</tool_call>"))
+    assert call.arguments is None and call.raw_arguments is not None
+    assert json.loads(call.raw_arguments) == obj
+
+
+# ---- other forms ---------------------------------------------------------------------------------
+
+
+def test_bare_json_with_curly_quotes() -> None:
+    text = f"Doing it: {{“name”: “{RISKY}”, “arguments”: {{“collector”: “siem-col-03”}}}}"
+    call = only(read(text))
+    assert (call.name, call.arguments, call.repaired) == (RISKY, {"collector": "siem-col-03"}, True)
+
+
+def test_harmony_recipient_without_the_functions_prefix() -> None:
+    text = f"<|channel|>commentary to={RISKY} <|constrain|>json<|message|>{A}<|call|>"
+    assert summary(read(text)) == [(RISKY, ARGS, "harmony")]
+    assert read("Send it to=alice@example.com {now}") == ReadResult((), ())
+
+
+@pytest.mark.parametrize(
+    ("begin", "sep", "end"),
+    [
+        ("<|tool▁call▁begin|>", "<|tool▁sep|>", "<|tool▁call▁end|>"),
+        ("<｜tool_call_begin｜>", "<｜tool_sep｜>", "<｜tool_call_end｜>"),
+        ("<｜tool call begin｜>", "<｜tool sep｜>", "<｜tool call end｜>"),
+        ("<|tool_call_begin|>", "<|tool_sep|>", "<|tool_call_end|>"),
+    ],
+)
+def test_deepseek_tokens_written_with_ascii_lookalikes(begin: str, sep: str, end: str) -> None:
+    text = f"{begin}function{sep}{RISKY}\n```json\n{A}\n```{end}"
+    call = only(read(text))
+    assert (call.format, call.arguments, call.end) == (CallFormat.DEEPSEEK, ARGS, len(text))
+
+
+def test_json_fence_with_comments_before_and_inside_the_object() -> None:
+    text = f'```json\n// purge now\n{{"name": "{RISKY}", /* why */ "arguments": {A}}}\n```'
+    call = only(read(text))
+    assert (call.arguments, call.repaired) == (ARGS, True)
+
+
+# ---- hostile inputs for the passes added above ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        (f"{RISKY}(\n" * 20_000)[:200_000],
+        (f"{RISKY}(x=1)\n" * 20_000)[:200_000],
+        ("Hi\n" + f"- {RISKY}(x='a\n" * 20_000)[:200_000],
+        (f"```python\n{RISKY}(x=1)\nimport os\n```\n" * 10_000)[:200_000],
+        (f'<invoke name="{RISKY}"><parameter name="a">' * 10_000)[:200_000],
+        ("<|tool▁call▁begin|>" * 20_000)[:200_000],
+        ("x</think>" * 30_000)[:199_000] + TAG,
+        (f'{{"name": "\\u0070{RISKY[1:]}", ' * 10_000)[:200_000],
+        (f"`[{RISKY}(x=1)]` " * 20_000)[:200_000],
+    ],
+)
+def test_hostile_inputs_for_lines_fences_and_names_are_read_quickly(text: str) -> None:
+    began = time.perf_counter()
+    result = read(text)
+    assert time.perf_counter() - began < 5.0
+    assert result.calls or result.unparsed
+    assert len(result.calls) + len(result.unparsed) <= 600
