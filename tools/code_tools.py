@@ -147,9 +147,7 @@ class WriteFile(_EnvironmentTool):
 
     def argv(self, arguments: dict[str, Any]) -> tuple[list[str], str | None]:
         # The content travels on fd 3, so files of any size can be written.
-        return ["/usr/bin/python3", "-c", _WRITE, str(arguments["path"])], str(
-            arguments["content"]
-        )
+        return ["/usr/bin/python3", "-c", _WRITE, str(arguments["path"])], str(arguments["content"])
 
 
 class ListFiles(_EnvironmentTool):
