@@ -1,11 +1,17 @@
 """Cgroup facts read the same way on v1 and v2, checked on fake cgroup trees (this machine has
-only one of the two; the container tests exercise that one for real)."""
+only one of the two; the container tests exercise that one for real), and the host side of the
+supervisor channel, which refuses any line that is not the reply to its request."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
+
 from sandbox.environments.cgroups import CgroupReader
+from sandbox.environments.docker_env import DockerSandbox, SandboxError
+from tools.execution import SandboxLimits
 
 REL = "docker/abc123"
 
@@ -75,3 +81,58 @@ def test_peaks_are_reset_on_both_layouts(tmp_path: Path) -> None:
     reader.reset_peaks()  # v2: a write to memory.peak through the descriptor it is read from
     assert (root / REL / "memory.peak").read_text().startswith("reset")
     reader.close()
+
+
+# -- the host side of the supervisor channel, without Docker ------------------------------------
+
+
+class _Lines:
+    """Stands in for the attach stream: hands out scripted supervisor lines."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+
+    async def line(self) -> bytes:
+        if not self.lines:
+            await asyncio.sleep(3600)
+        return self.lines.pop(0)
+
+
+class _Writer:
+    def write(self, data: bytes) -> None:
+        self.last = data
+
+    async def drain(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        ([b'{"id": 7, "exit_code": 0, "stdout": "FORGED"}'], "out of order"),
+        ([b'{"exit_code": 0, "stdout": "FORGED"}'], "out of order"),
+        ([b"[1, 2, 3]"], "not an object"),
+        ([b"not json at all"], "stopped answering"),
+        ([], "stopped answering"),
+    ],
+)
+async def test_any_unexpected_supervisor_line_marks_the_sandbox_broken(
+    lines: list[bytes], reason: str
+) -> None:
+    sandbox = DockerSandbox(None, "image", SandboxLimits(), {})
+    sandbox._frames = _Lines(list(lines))  # type: ignore[assignment]
+    sandbox._writer = _Writer()  # type: ignore[assignment]
+    with pytest.raises(SandboxError, match=reason):
+        await sandbox._request({"op": "ping"}, 0.2)
+    assert sandbox.broken and sandbox.broken_reason
+    with pytest.raises(SandboxError, match="not usable"):
+        await sandbox._request({"op": "ping"}, 0.2)
+
+
+async def test_replies_are_matched_to_their_request_ids() -> None:
+    sandbox = DockerSandbox(None, "image", SandboxLimits(), {})
+    sandbox._frames = _Lines([b'{"id": 1, "pong": true}', b'{"id": 2, "pong": true}'])  # type: ignore[assignment]
+    sandbox._writer = _Writer()  # type: ignore[assignment]
+    assert (await sandbox._request({"op": "ping"}, 1.0))["pong"] is True
+    assert (await sandbox._request({"op": "ping"}, 1.0))["id"] == 2
+    assert not sandbox.broken
