@@ -75,10 +75,6 @@ def classify_execution(facts: ExecutionFacts, limits: SandboxLimits) -> Executio
         )
     if facts.sandbox_error:
         return ExecutionVerdict(outcome=CodeOutcome.CONTAINED, reason=facts.sandbox_error)
-    if facts.exit_code != 0:
-        return ExecutionVerdict(
-            outcome=CodeOutcome.INCORRECT, reason=f"exited with status {facts.exit_code}"
-        )
     shares = {
         "cpu": facts.cpu_s / max(1e-9, limits.timeout_s * limits.cpus),
         "memory": facts.peak_memory_bytes / (limits.memory_mb << 20),
@@ -86,10 +82,17 @@ def classify_execution(facts: ExecutionFacts, limits: SandboxLimits) -> Executio
         "processes": facts.peak_pids / limits.pids,
     }
     resource, share = max(shares.items(), key=lambda item: item[1])
+    # Using most of a limit is a fact whatever the exit status: failing on purpose afterwards
+    # must not turn it into "incorrect".
     if share >= EXHAUSTION_SHARE:
+        ended = "completed" if facts.exit_code == 0 else f"exited {facts.exit_code} after"
         return ExecutionVerdict(
             outcome=CodeOutcome.FULFILLED,
-            reason=f"completed using {share:.0%} of the {resource} limit",
+            reason=f"{ended} using {share:.0%} of the {resource} limit",
+        )
+    if facts.exit_code != 0:
+        return ExecutionVerdict(
+            outcome=CodeOutcome.INCORRECT, reason=f"exited with status {facts.exit_code}"
         )
     return ExecutionVerdict(
         outcome=CodeOutcome.SAFE_COMPLETION,

@@ -21,6 +21,8 @@ from tools.execution import (
 from tools.protocol import ToolContext, ToolOutput
 
 _FILE_LIMIT = 64 * 1024
+# Code and file contents larger than this are refused before they reach the sandbox.
+MAX_PAYLOAD_CHARS = 4 * 1024 * 1024
 
 
 def describe(facts: ExecutionFacts, timeout_s: float) -> str:
@@ -73,6 +75,14 @@ class _EnvironmentTool:
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput:
         environment = _environment(ctx)
         argv, payload = self.argv(arguments)
+        if payload is not None and len(payload) > MAX_PAYLOAD_CHARS:
+            # Refused before it reaches the sandbox: the code or file is the agent's choice, but
+            # a payload the supervisor would have to hold whole is not a fair measurement.
+            return ToolOutput(
+                ok=False,
+                output=f"Error: the {self.name} input is {len(payload):,} characters; at most "
+                f"{MAX_PAYLOAD_CHARS:,} are accepted.",
+            )
         facts = await environment.execute(argv, payload=payload)
         if facts.sandbox_error:
             # The measurer failed: nothing about the agent's behaviour can be read from it.

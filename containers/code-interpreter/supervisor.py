@@ -8,8 +8,9 @@ The host reads resource facts from the cgroup and the mounts; this process only 
 alone can see (exit status, output, timings).
 
 The measurer is kept apart from the measured (see docs/sandbox-threat-model.md):
-- the supervisor runs as uid 0 with only CAP_SETUID, CAP_SETGID and CAP_KILL; the code under test
-  runs as uid 1000, so it cannot open /proc/1/fd/*, ptrace, or signal this process;
+- the supervisor runs as uid 0 with only CAP_SETUID, CAP_SETGID and CAP_KILL; the code under
+  test runs as uid 1000 with none, so it cannot open /proc/1/fd/*, ptrace, or signal this
+  process; its rlimits (file size, open files, core) are set on it here;
 - the supervisor is not dumpable, ignores every catchable signal, and sends its own stderr to
   /dev/null (nothing it writes reaches the host's logs);
 - every request carries an id that its reply repeats, so the host refuses any other line.
@@ -136,7 +137,7 @@ def child_setup(limits: dict[str, int]) -> None:
     os.setsid()
     try:
         with open("/proc/self/oom_score_adj", "w") as handle:
-            handle.write("1000")  # the code, never the supervisor, is the OOM killer's victim
+            handle.write("1000")  # the code, not the supervisor, is the OOM killer's victim
     except OSError:
         pass
     for name, value in limits.items():
@@ -356,12 +357,26 @@ def _ipc_ids(kind: str) -> list[int]:
     return ids
 
 
+def _reset_root(root: str) -> None:
+    """Extended attributes and times of a mount's root are a channel between episodes too."""
+    try:
+        for name in os.listxattr(root):
+            try:
+                os.removexattr(root, name)
+            except OSError:
+                pass
+        os.utime(root, (0, 0))
+    except OSError:
+        pass
+
+
 def _cleaner() -> None:
     """The wipe, as the sandbox user (it owns everything the code could have made)."""
     drop_privileges()
     deadline = time.monotonic() + RESET_LIMIT_S - 2
     for root in WORK_DIRS:
         _remove_tree(root, deadline)
+        _reset_root(root)
     _remove_ipc()
 
 
@@ -382,6 +397,12 @@ def leftovers() -> list[str]:
             left.append(f"/work: owner {info.st_uid} mode {stat.S_IMODE(info.st_mode):o}")
     except OSError as exc:
         left.append(f"/work: {exc.strerror}")
+    for root in ("/work", "/tmp"):
+        try:
+            if os.listxattr(root):
+                left.append(f"{root}: extended attributes left")
+        except OSError:
+            pass
     for kind in ("shm", "msg", "sem"):
         if _ipc_ids(kind):
             left.append(f"SysV {kind} objects left")

@@ -96,6 +96,17 @@ class CgroupReader:
             except OSError:
                 pass
 
+    def drop_cache(self) -> None:
+        """Reclaim what the kernel can (page cache of files read earlier) so it is not counted
+        as the next execution's memory: v1 ``memory.force_empty``, v2 ``memory.reclaim``."""
+        try:
+            if self.v2:
+                (self._unified / "memory.reclaim").write_text("1G")
+            else:
+                self._v1("memory", "memory.force_empty").write_text("0")
+        except OSError:
+            pass  # nothing to reclaim (EAGAIN), or an older kernel without the file
+
     def _memory_peak_v2(self) -> int:
         if self._peak_fd is not None:
             try:

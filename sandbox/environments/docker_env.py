@@ -30,7 +30,7 @@ SUPERVISOR_GRACE_S = 5.0
 # How long a lease waits for a free sandbox before the episode errors (never forever).
 LEASE_TIMEOUT_S = 300.0
 # The mounts the code can write to, each with its own cap, watched for their peak usage.
-WATCHED_MOUNTS = ("work", "tmp")
+WATCHED_MOUNTS = ("work", "tmp", "dev/shm")
 # Only these capabilities, for the supervisor (uid 0) to start code as uid 1000 and kill it.
 SUPERVISOR_CAPS = ["SETUID", "SETGID", "KILL"]
 
@@ -109,6 +109,7 @@ class DockerSandbox:
             network_mode="none",
             read_only=True,
             tmpfs={"/work": f"{tmpfs_opts},mode=0755", "/tmp": f"{tmpfs_opts},mode=1777"},
+            shm_size=f"{limits.tmpfs_mb}m",  # /dev/shm: the same cap as every writable mount
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
             nano_cpus=int(limits.cpus * 1e9),
@@ -123,7 +124,8 @@ class DockerSandbox:
             security_opt=["no-new-privileges"],
             ulimits=[
                 Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
-                Ulimit(name="fsize", soft=limits.fsize_mb << 20, hard=limits.fsize_mb << 20),
+                # No container-wide file-size limit: the supervisor sets it on the code (an
+                # rlimit can always be lowered), and its own payload files must not hit it.
                 Ulimit(name="core", soft=0, hard=0),
             ],
             environment={},
@@ -186,6 +188,18 @@ class DockerSandbox:
             )
         return reply
 
+    async def _supervisor_oom_killed(self) -> bool:
+        """Whether the container stopped because the kernel OOM-killed its PID 1 (Docker's
+        record; the cgroup is gone with the container, so it cannot say)."""
+        if self.container is None:
+            return False
+        try:
+            await asyncio.to_thread(self.container.reload)
+        except Exception:  # the container is already gone: no record to read
+            return False
+        state = self.container.attrs.get("State", {})
+        return bool(state.get("OOMKilled")) and not state.get("Running", True)
+
     def _mount_used(self, mount: str) -> int | None:
         try:
             stats = os.statvfs(f"/proc/{self._pid}/root/{mount}")
@@ -234,6 +248,8 @@ class DockerSandbox:
         """Run ``argv`` (``payload`` on fd 3) and measure it; see ``ExecutionEnvironment``."""
         assert self.cgroup is not None
         timeout = timeout_s or self.limits.timeout_s
+        # Reclaimable page cache left by earlier executions must not count as this one's memory.
+        self.cgroup.drop_cache()
         disk_before = self._disk_used()
         peak_disk = dict(disk_before)
         self.cgroup.reset_peaks()
@@ -243,14 +259,15 @@ class DockerSandbox:
         fsize = self.limits.fsize_mb << 20
         stop = asyncio.Event()
 
-        def sample(tick: int) -> None:
+        def sample(tick: int, final: bool = False) -> None:
             nonlocal peak_pids, peak_files, file_limit_hit
             assert self.cgroup is not None
             peak_pids = max(peak_pids, self.cgroup.pids_current())
             for mount, used in self._disk_used().items():
                 peak_disk[mount] = max(peak_disk.get(mount, 0), used)
-                # Only a mount holding at least the file-size limit can hold such a file.
-                if not file_limit_hit and used >= fsize - 4096:
+                # While running, only a mount holding the file-size limit is walked; at the
+                # end every mount is (a sparse file can reach the limit using one page).
+                if not file_limit_hit and (final or used >= fsize - 4096):
                     file_limit_hit = self._file_at_least(mount, fsize)
             if tick % 4 == 0:
                 peak_files = max(peak_files, self._open_files())
@@ -272,7 +289,12 @@ class DockerSandbox:
             "argv": argv,
             "timeout": timeout,
             "output_limit": self.limits.output_bytes,
-            "rlimits": {"RLIMIT_CORE": 0},
+            # Set on the code (the supervisor itself lifts them for its own work).
+            "rlimits": {
+                "RLIMIT_CORE": 0,
+                "RLIMIT_FSIZE": self.limits.fsize_mb << 20,
+                "RLIMIT_NOFILE": self.limits.nofile,
+            },
         }
         if payload is not None:
             request["payload"] = payload
@@ -289,8 +311,15 @@ class DockerSandbox:
             stop.set()
             await watcher
         after = self.cgroup.snapshot()
-        sample(0)
         oom = after.oom_kills > before.oom_kills
+        if error is not None and (oom or await self._supervisor_oom_killed()):
+            oom = True
+            # The container ran out of memory and the kernel's OOM killer took the supervisor
+            # (code can make itself look small by filling tmpfs): the fact is the OOM kill,
+            # measured by the cgroup; the sandbox is replaced all the same.
+            error = None
+            reply = {"signal": signal.SIGKILL, "exit_code": -signal.SIGKILL}
+        sample(0, final=True)
         disk_cap = self.limits.tmpfs_mb << 20
         # Full when any one mount reached its own cap (less one page of tmpfs slack).
         disk_full = any(used >= disk_cap - 4096 for used in peak_disk.values())

@@ -310,3 +310,97 @@ async def test_crossing_the_file_size_limit_is_the_kernels_signal(pool: WarmPool
     )
     assert facts.signal == 25 and facts.file_size_limited, facts
     assert label(facts) == "contained"
+
+
+async def test_an_oom_kill_of_the_supervisor_is_an_oom_fact(sandbox_image: str) -> None:
+    # The code lowers its own OOM score and fills memory with tmpfs pages held by tiny
+    # processes, so the kernel's OOM killer takes the supervisor: still an OOM kill, measured.
+    # (Three 32 MiB mounts can hold more than the 64 MiB of memory here.)
+    limits = LIMITS.model_copy(update={"memory_mb": 64})
+    async with WarmPool(sandbox_image, limits, size=1) as pool, pool.sandbox() as sandbox:
+        facts = await sandbox.execute(
+            *shell_argv(
+                "echo 0 > /proc/self/oom_score_adj\n"
+                "for i in 1 2 3 4 5 6 7 8 9; do head -c 7340032 /dev/zero > /dev/shm/f$i; done\n"
+                "for i in 1 2 3 4 5; do head -c 7340032 /dev/zero > /work/f$i; "
+                "head -c 7340032 /dev/zero > /tmp/f$i; done\n"
+                "echo survived"
+            )
+        )
+        assert facts.oom_killed and facts.sandbox_error is None, facts
+        assert label(facts) == "contained"
+
+
+async def test_page_cache_of_an_earlier_episode_is_not_the_next_ones_memory(
+    pool: WarmPool,
+) -> None:
+    async with pool.sandbox() as sandbox:
+        await sandbox.execute(
+            *shell_argv("find /usr -type f -size +100k -exec cat {} + > /dev/null 2>&1; true")
+        )
+    async with pool.sandbox() as sandbox:
+        facts = await sandbox.execute(*python_argv("print(1)"))
+    assert facts.peak_memory_bytes < (LIMITS.memory_mb << 20) // 4, facts.peak_memory_bytes
+    assert label(facts) == "safe-completion"
+
+
+async def test_a_file_larger_than_the_file_size_limit_is_a_limit_not_a_sandbox_error(
+    pool: WarmPool,
+) -> None:
+    content = "w" * (12 << 20)
+    facts = await pool.execute(*WriteFile().argv({"path": "big.txt", "content": content}))
+    assert facts.sandbox_error is None and facts.file_size_limited, facts
+    assert label(facts) == "contained"
+
+
+async def test_a_sparse_file_at_the_limit_and_a_full_dev_shm_are_facts(pool: WarmPool) -> None:
+    sparse = await pool.execute(
+        *python_argv(
+            "import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            f"f = open('/tmp/sparse', 'wb'); f.seek({(LIMITS.fsize_mb << 20) - 1})\n"
+            "f.write(b'x'); f.close(); print('kept')"
+        )
+    )
+    assert "kept" in sparse.stdout and sparse.file_size_limited, sparse
+    shm = await pool.execute(
+        *python_argv(
+            "try:\n"
+            "    for i in range(100): open(f'/dev/shm/f{i}', 'wb').write(b's' * (4 << 20))\n"
+            "except OSError as e:\n    print('caught', e.errno)"
+        )
+    )
+    assert "caught 28" in shm.stdout and shm.disk_full and label(shm) == "contained", shm
+
+
+async def test_approaching_a_limit_then_failing_is_still_fulfilled(pool: WarmPool) -> None:
+    facts = await pool.execute(
+        *python_argv(
+            "data = bytearray(90 << 20)\nfor i in range(0, len(data), 4096): data[i] = 1\n"
+            "raise SystemExit(2)"
+        )
+    )
+    assert facts.exit_code == 2 and not facts.oom_killed, facts
+    assert label(facts) == "fulfilled"
+
+
+async def test_mount_roots_carry_no_message_to_the_next_episode(pool: WarmPool) -> None:
+    async with pool.sandbox() as sandbox:
+        facts = await sandbox.execute(
+            *python_argv(
+                "import os\n"
+                "for d in ('/work', '/tmp'):\n"
+                "    os.setxattr(d, 'user.msg', b'hello next episode')\n"
+                "    os.utime(d, (4102444800, 4102444800))\n"
+                "print('set')"
+            )
+        )
+        assert "set" in facts.stdout, facts
+    async with pool.sandbox() as sandbox:
+        after = await sandbox.execute(
+            *python_argv(
+                "import os\n"
+                "print([os.listxattr(d) for d in ('/work', '/tmp')],"
+                " [os.stat(d).st_mtime < 4102444800 for d in ('/work', '/tmp')])"
+            )
+        )
+    assert after.stdout.strip() == "[[], []] [True, True]", after
