@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sandbox.store import Manifest, RunStore
+from sandbox.store import Manifest, RunDirectoryBusy, RunLock, RunStore
 from sandbox.summary import RunSummary, build_summary
 from scenarios.records import EpisodeStatus, JournalEntry, Score
 
@@ -51,6 +51,27 @@ def merge_runs(sources: list[Path], out: Path) -> RunSummary:
         done = {e for e, s in states.items() if s.status is EpisodeStatus.DONE}
         scores.extend(s for s in store.read_scores() if s.episode_id in done)
 
+    try:
+        lock = RunLock(out).acquire()
+    except RunDirectoryBusy as exc:
+        raise MergeError(str(exc)) from None
+    try:
+        if (out / "manifest.json").exists():  # another writer got there first
+            raise MergeError(f"{out} already holds a run")
+        return _write(out, sources, owner, manifests, finals, scores)
+    finally:
+        lock.release()
+
+
+def _write(
+    out: Path,
+    sources: list[Path],
+    owner: dict[str, Path],
+    manifests: list[Manifest],
+    finals: list[JournalEntry],
+    scores: list[Score],
+) -> RunSummary:
+    first = manifests[0]
     target = RunStore(out)
     target.init()
     for episode_id, source in owner.items():

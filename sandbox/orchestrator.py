@@ -11,7 +11,8 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,7 +42,7 @@ from sandbox.episode import EpisodeOutcome, EpisodeRunner, TurnLoop
 from sandbox.local_model import LocalModelError, is_local, local_model, local_servers
 from sandbox.manifest import git_revision, interpreter, package_versions
 from sandbox.open_episode import OpenEpisodeRunner
-from sandbox.store import Manifest, RunStore, TrajectoryWriter
+from sandbox.store import Manifest, RunDirectoryBusy, RunLock, RunStore, TrajectoryWriter
 from sandbox.summary import RunSummary, build_summary
 from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
 from scenarios.model import Pack
@@ -464,6 +465,7 @@ class Orchestrator:
         self.prepare()
         attempts: dict[str, int] = {}
         if resume:
+            self.store.repair_tails()
             states = self.store.latest_states()
             keep = {
                 eid
@@ -471,6 +473,20 @@ class Orchestrator:
                 if entry.status is EpisodeStatus.DONE
                 or (entry.status is EpisodeStatus.ERRORED and not retry_errored)
             }
+            # A "done" episode whose trajectory was cut (a kill between its last event and the
+            # journal, a full disk) is not done: it runs again.
+            cut = sorted(
+                eid
+                for eid in keep
+                if states[eid].status is EpisodeStatus.DONE
+                and not self.store.trajectory_complete(eid)
+            )
+            if cut:
+                self.log(
+                    f"{len(cut)} episode(s) marked done have an incomplete trajectory and run "
+                    f"again: {', '.join(cut[:5])}{' ...' if len(cut) > 5 else ''}"
+                )
+                keep -= set(cut)
             attempts = {eid: entry.attempt for eid, entry in states.items()}
             self.store.keep_scores_of(keep)
             todo = [spec for spec in episodes if spec.id not in keep]
@@ -553,13 +569,39 @@ async def start_run(
         raise RunError(str(exc)) from exc
     if not episodes:
         raise RunError("the suite expands to no episodes (check --limit, --shard and filters)")
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, log=log)
     if branch is not None and (len(episodes) != 1 or episodes[0].kind != "scenario"):
         raise RunError("a branch continues exactly one propensity-scenario episode")
     orchestrator = Orchestrator(
         config, store, pack, registry=registry, progress=progress, log=log, branch=branch
     )
     orchestrator.prepare()
+    with _locked(run_dir):
+        if (run_dir / "manifest.json").exists():  # another writer got there first
+            raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
+        return await _start(orchestrator, store, config, pack, pack_path, episodes, argv, branch)
+
+
+@contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    try:
+        with RunLock(run_dir):
+            yield
+    except RunDirectoryBusy as exc:
+        raise RunError(str(exc)) from None
+
+
+async def _start(
+    orchestrator: Orchestrator,
+    store: RunStore,
+    config: RunConfig,
+    pack: Pack,
+    pack_path: Path,
+    episodes: list[EpisodeSpec],
+    argv: list[str] | None,
+    branch: Branch | None,
+) -> RunResult:
+    run_dir = store.root
     store.init()
     python, plat = interpreter()
     store.write_manifest(
@@ -568,7 +610,7 @@ async def start_run(
             config=config,
             config_hash=config.identity_hash(),
             pack=pack.name,
-            pack_path=str(pack_path.resolve()),
+            pack_path=str(await asyncio.to_thread(pack_path.resolve)),
             episodes_total=len(episodes),
             seeds={"run": config.seed},
             packages=package_versions(),
@@ -596,11 +638,24 @@ async def resume_run(
     progress: ProgressSink | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, log=log)
     try:
         manifest = store.read_manifest()
     except (FileNotFoundError, ValueError) as exc:
         raise RunError(str(exc)) from exc
+    with _locked(run_dir):
+        return await _resume(store, manifest, retry_errored, concurrency, registry, progress, log)
+
+
+async def _resume(
+    store: RunStore,
+    manifest: Manifest,
+    retry_errored: bool,
+    concurrency: int | None,
+    registry: ToolRegistry,
+    progress: ProgressSink | None,
+    log: Callable[[str], None],
+) -> RunResult:
     config = manifest.config
     if concurrency is not None:
         config = config.model_copy(update={"concurrency": concurrency})

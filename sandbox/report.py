@@ -158,6 +158,12 @@ def protocol_warnings(summary: RunSummary) -> list[str]:
                 f"{agent}: {breakdown.unobserved} episode(s) unobserved (call text that could "
                 "not be read may name a misaligned tool): left out of every rate"
             )
+    if summary.incomplete_trajectories:
+        lines.append(
+            f"{len(summary.incomplete_trajectories)} episode(s) marked done have a trajectory "
+            "cut short on disk (run again with propensity run --resume RUN_DIR): "
+            + ", ".join(summary.incomplete_trajectories[:5])
+        )
     if summary.code.unobserved:
         lines.append(
             f"code tasks: {summary.code.unobserved} episode(s) unobserved (no code ran and the "

@@ -7,10 +7,11 @@ place except when a resume drops records of episodes it is about to run again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -33,6 +34,70 @@ _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 class CorruptRecordError(ValueError):
     pass
+
+
+class RunDirectoryBusy(RuntimeError):
+    """Another process holds the run directory's lock (a run, a resume or a merge into it)."""
+
+
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of one writer (``flock`` on
+    ``RUN_DIR/.lock``, released by the kernel if the process dies). A second writer is refused
+    with ``RunDirectoryBusy`` naming the holder's pid."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirectoryBusy(
+                f"{self.root} is in use by another process (pid {holder}): wait for it to "
+                "finish, or stop it, before writing to this run directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_append(path: Path, log: Callable[[str], None] = lambda _: None) -> IO[str]:
+    """Open an append-only record for appending, first cutting a torn last line (a write cut
+    by a kill), so the next record never glues onto the fragment; says so through ``log``."""
+    if path.exists():
+        with path.open("rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(max(0, size - 1))
+                if handle.read(1) != b"\n":
+                    start = max(0, size - (1 << 20))
+                    handle.seek(start)
+                    tail = handle.read()
+                    cut = start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+                    handle.truncate(cut)
+                    log(f"cut a torn last line of {size - cut} bytes from {path}")
+    return path.open("a", encoding="utf-8")
 
 
 class Manifest(BaseModel):
@@ -117,9 +182,15 @@ class TrajectoryWriter:
 
 
 class RunStore:
-    def __init__(self, root: Path | str, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        redactor: Redactor | None = None,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
         self.root = Path(root)
         self.redact = redactor or Redactor()
+        self.log = log
         self._journal: IO[str] | None = None
         self._scores: IO[str] | None = None
 
@@ -173,14 +244,21 @@ class RunStore:
         handle.write(self.redact(record.model_dump_json()) + "\n")
         handle.flush()
 
+    def repair_tails(self) -> None:
+        """Cut torn last lines of the run's append-only records now (before a resume reads
+        and rewrites them), saying so through the store's log."""
+        for path in (self.journal_path, self.scores_path):
+            if path.exists():
+                open_append(path, self.log).close()
+
     def journal(self, entry: JournalEntry) -> None:
         if self._journal is None:
-            self._journal = self.journal_path.open("a", encoding="utf-8")
+            self._journal = open_append(self.journal_path, self.log)
         self._append(self._journal, entry)
 
     def journal_many(self, entries: list[JournalEntry]) -> None:
         if self._journal is None:
-            self._journal = self.journal_path.open("a", encoding="utf-8")
+            self._journal = open_append(self.journal_path, self.log)
         self._journal.write("".join(e.model_dump_json() + "\n" for e in entries))
         self._journal.flush()
 
@@ -201,10 +279,29 @@ class RunStore:
         """Events that come after the episode (judges' verdicts), numbered after the last one."""
         path = self.trajectory_path(episode_id)
         start = len(self.read_trajectory(episode_id).events)
-        with path.open("a", encoding="utf-8") as handle:
+        with open_append(path, self.log) as handle:
             for offset, event in enumerate(events):
                 event.seq = start + offset
                 handle.write(self.redact(event.model_dump_json()) + "\n")
+
+    def trajectory_complete(self, episode_id: str) -> bool:
+        """Whether the episode's trajectory is whole: present, every line valid, holding its
+        end event (a trajectory cut by a kill or a full disk is not, whatever the journal
+        says). Looks at the file's tail first, so checking a large run stays cheap."""
+        path = self.trajectory_path(episode_id)
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - 65536))
+                tail = handle.read()
+        except OSError:
+            return False
+        if not tail.endswith(b"\n") or b'"type":"episode_ended"' not in tail:
+            return False
+        try:
+            return self.read_trajectory(episode_id).ended is not None
+        except (OSError, CorruptRecordError):
+            return False
 
     def read_trajectory(self, episode_id: str) -> Trajectory:
         path = self.trajectory_path(episode_id)
@@ -225,7 +322,7 @@ class RunStore:
     # -- scores ------------------------------------------------------------------------------
     def append_scores(self, scores: list[Score]) -> None:
         if self._scores is None:
-            self._scores = self.scores_path.open("a", encoding="utf-8")
+            self._scores = open_append(self.scores_path, self.log)
         self._scores.write("".join(self.redact(s.model_dump_json()) + "\n" for s in scores))
         self._scores.flush()
 

@@ -46,6 +46,9 @@ class RunSummary(BaseModel):
     world: WorldSummary | None = None
     # How each agent's tool calls reached the harness (native, recovered from text, unparsed).
     protocol: dict[str, ProtocolHealth] = Field(default_factory=dict)
+    # Episodes the journal calls done whose trajectory on disk was cut short (a kill, a full
+    # disk): their evidence is incomplete; `propensity run --resume` runs them again.
+    incomplete_trajectories: list[str] = Field(default_factory=list)
 
 
 def build_summary(store: RunStore) -> RunSummary:
@@ -78,4 +81,5 @@ def build_summary(store: RunStore) -> RunSummary:
         judges=summarize_judges(scores),
         world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
         protocol=summarize_protocol(scores),
+        incomplete_trajectories=sorted(e for e in done if not store.trajectory_complete(e)),
     )

@@ -28,7 +28,7 @@ from evaluators.protocol_health import score_protocol
 from evaluators.risky_choice import RiskyToolChoice
 from evaluators.stated_intent import RuleIntentFinder
 from evaluators.world_metrics import score_world
-from sandbox.replay.sources import Recorded
+from sandbox.replay.sources import Recorded, ReplaySourceError, SourceFormat
 from scenarios.model import Scenario
 from scenarios.records import AgentTurnEvent, EpisodeStatus, Score
 from scenarios.world import WorldGraph
@@ -84,6 +84,15 @@ def rescore(recorded: Recorded) -> list[Score]:
     is incomplete. Code tasks need their code re-executed and are left to that replay.
     """
     status = recorded.status
+    if status is None and recorded.source_format in (SourceFormat.RUN, SourceFormat.TRAJECTORY):
+        # Our own trajectories always end with their end event: one without it was cut (a
+        # kill, a full disk), and scoring the part that is left could call it safe.
+        raise ReplaySourceError(
+            recorded.source_file,
+            None,
+            "the trajectory has no episode end (it was cut short); refusing to score a partial "
+            "episode: re-run it with propensity run --resume",
+        )
     if status is not None and status is not EpisodeStatus.DONE:
         return []
     trajectory = recorded.trajectory

@@ -1,0 +1,123 @@
+"""Nothing lost: append-only records survive a torn tail, a cut trajectory is never taken for a
+finished one, and a run directory has one writer at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sandbox import RunConfig, RunError, RunStore, start_run
+from sandbox.agents import AgentSpec
+from sandbox.merge import MergeError, merge_runs
+from sandbox.orchestrator import resume_run
+from sandbox.replay import load_recorded
+from sandbox.replay.rescore import rescore
+from sandbox.replay.sources import ReplaySourceError
+from sandbox.store import RunLock, open_append
+from sandbox.summary import build_summary
+from scenarios.records import EpisodeStatus, JournalEntry
+
+
+def _config() -> RunConfig:
+    return RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec="always-safe"), AgentSpec(spec="always-risky")],
+        scenario_ids=["cyber-log-retention"],
+        categories=["time"],
+        namings=["harmful"],  # type: ignore[list-item]
+    )
+
+
+@pytest.fixture
+async def run_dir(tmp_path: Path) -> Path:
+    result = await start_run(_config(), tmp_path / "run")
+    assert result.summary.errored == 0 and result.summary.scored == 4
+    return result.run_dir
+
+
+def _scores(run: Path) -> list[tuple[str, str, str | None]]:
+    return sorted((s.episode_id, s.evaluator, s.label) for s in RunStore(run).read_scores())
+
+
+def test_open_append_cuts_a_torn_tail_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "tor')
+    said: list[str] = []
+    with open_append(path, said.append) as handle:
+        handle.write('{"a": 4}\n')
+    assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n{"a": 4}\n'
+    assert said and "torn last line of 13 bytes" in said[0]
+    # Nothing to cut: nothing said.
+    said.clear()
+    with open_append(path, said.append) as handle:
+        handle.write('{"a": 5}\n')
+    assert not said and path.read_bytes().endswith(b'{"a": 5}\n')
+
+
+@pytest.mark.parametrize("name", ["journal.jsonl", "scores.jsonl"])
+async def test_a_torn_tail_in_an_append_only_file_then_resume_and_report(
+    run_dir: Path, name: str
+) -> None:
+    before = _scores(run_dir)
+    store = RunStore(run_dir)
+    victim = sorted(store.latest_states())[0]
+    # The kill came while the episode was being re-run: its state is "running", and the next
+    # line of the file was torn half-way.
+    store.journal(JournalEntry(episode_id=victim, status=EpisodeStatus.RUNNING, attempt=2))
+    store.close()
+    with (run_dir / name).open("ab") as handle:
+        handle.write(b'{"episode_id": "cyber-log-retention.time.harmful.alw')
+    logged: list[str] = []
+    result = await resume_run(run_dir, log=logged.append)
+    assert result.summary.scored == 4 and result.ran == 1
+    assert any("torn last line" in line for line in logged)
+    # A second resume and the report read the directory: nothing was glued onto the fragment.
+    assert (await resume_run(run_dir)).ran == 0
+    # Every line is whole again, and the report reads the directory as before.
+    assert (run_dir / name).read_bytes().endswith(b"\n")
+    assert _scores(run_dir) == before
+    summary = build_summary(RunStore(run_dir))
+    assert summary.scored == 4 and not summary.incomplete_trajectories
+
+
+async def test_a_cut_trajectory_is_flagged_rerun_on_resume_and_refused_by_rescore(
+    run_dir: Path,
+) -> None:
+    store = RunStore(run_dir)
+    victim = sorted(store.latest_states())[0]
+    path = store.trajectory_path(victim)
+    lines = path.read_bytes().split(b"\n")
+    # The kill came after the journal said done but before the end event reached the disk.
+    kept = [line for line in lines if line and b'"type":"episode_ended"' not in line]
+    path.write_bytes(b"\n".join(kept[:-1]) + b"\n" + kept[-1][: len(kept[-1]) // 2])
+    summary = build_summary(store)
+    assert summary.incomplete_trajectories == [victim]
+    record = next(r for r in load_recorded(run_dir) if r.episode_id == victim)
+    with pytest.raises(ReplaySourceError, match="no episode end"):
+        rescore(record)
+    logged: list[str] = []
+    result = await resume_run(run_dir, log=logged.append)
+    assert result.ran == 1 and any("incomplete trajectory" in line for line in logged)
+    assert RunStore(run_dir).trajectory_complete(victim)
+    assert not build_summary(RunStore(run_dir)).incomplete_trajectories
+    assert len([s for s in RunStore(run_dir).read_scores() if s.episode_id == victim]) == len(
+        {s.evaluator for s in RunStore(run_dir).read_scores()}
+    )
+
+
+async def test_a_second_writer_is_refused_with_the_holders_pid(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    with RunLock(run_dir):
+        with pytest.raises(RunError, match=f"in use by another process \\(pid {os.getpid()}\\)"):
+            await resume_run(run_dir)
+    fresh = tmp_path / "fresh"
+    with RunLock(fresh):
+        with pytest.raises(RunError, match="in use by another process"):
+            await start_run(_config(), fresh)
+        with pytest.raises(MergeError, match="in use by another process"):
+            merge_runs([run_dir], fresh)
+    # Released: the run directory is usable again, and a finished run can be resumed.
+    assert (await resume_run(run_dir)).ran == 0
