@@ -8,6 +8,7 @@ A resumed run re-runs exactly the episodes that never reached a final state.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -42,6 +43,7 @@ from sandbox.episode import EpisodeOutcome, EpisodeRunner, TurnLoop
 from sandbox.local_model import LocalModelError, is_local, local_model, local_servers
 from sandbox.manifest import git_revision, interpreter, package_versions
 from sandbox.open_episode import OpenEpisodeRunner
+from sandbox.redaction import Redactor, settings_secrets
 from sandbox.store import Manifest, RunDirectoryBusy, RunLock, RunStore, TrajectoryWriter
 from sandbox.summary import RunSummary, build_summary
 from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
@@ -569,7 +571,7 @@ async def start_run(
         raise RunError(str(exc)) from exc
     if not episodes:
         raise RunError("the suite expands to no episodes (check --limit, --shard and filters)")
-    store = RunStore(run_dir, log=log)
+    store = RunStore(run_dir, redactor=run_redactor(config), log=log)
     if branch is not None and (len(episodes) != 1 or episodes[0].kind != "scenario"):
         raise RunError("a branch continues exactly one propensity-scenario episode")
     orchestrator = Orchestrator(
@@ -624,6 +626,19 @@ async def _start(
     return await orchestrator.execute(resume=False)
 
 
+def run_redactor(config: RunConfig) -> Redactor:
+    """What this run must never write: secret-looking environment variables, the variables the
+    agents name with --api-key-env (whatever they are called), secrets in settings (api keys,
+    header values) and passwords in URLs. Applied to every line of the run directory."""
+    secrets = [
+        os.environ[agent.api_key_env]
+        for agent in config.agents
+        if agent.api_key_env and os.environ.get(agent.api_key_env)
+    ]
+    secrets += settings_secrets(config.model_dump(mode="json"))
+    return Redactor(extra=secrets)
+
+
 def pack_source(manifest: Manifest) -> str:
     """The pack as it was found at the start; its name if that path has since gone."""
     return manifest.pack_path if Path(manifest.pack_path).exists() else manifest.config.suite
@@ -643,6 +658,7 @@ async def resume_run(
         manifest = store.read_manifest()
     except (FileNotFoundError, ValueError) as exc:
         raise RunError(str(exc)) from exc
+    store.redact = run_redactor(manifest.config)
     with _locked(run_dir):
         return await _resume(store, manifest, retry_errored, concurrency, registry, progress, log)
 

@@ -7,9 +7,12 @@ formats (so keys that are not in this process's environment are caught too).
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 REDACTED = "[REDACTED]"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
@@ -39,17 +42,56 @@ _KEY_PATTERNS = [
     r"(?i:bearer)\s+[A-Za-z0-9_\-\.=]{16,}",
 ]
 _MIN_SECRET_LENGTH = 8
+# Keys of settings and headers whose values are secrets (api_key, Authorization, x-api-key...).
+_SECRET_KEY = re.compile(
+    r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SIGNATURE)", re.IGNORECASE
+)
+
+
+def _forms(value: str) -> set[str]:
+    """A secret as it can appear in text we write: raw, and escaped inside a JSON string
+    (quotes, backslashes, control and non-ASCII characters), so a secret containing `"` or
+    `\\` is caught in serialised records too."""
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
+def url_secret(url: str | None) -> str | None:
+    """The password of a ``user:password@host`` URL (None when there is none)."""
+    if not url or "@" not in url:
+        return None
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def settings_secrets(value: Any, key: str = "") -> Iterable[str]:
+    """Secret values inside nested settings: strings under secret-looking keys (also inside
+    header mappings), and passwords of URLs."""
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            yield from settings_secrets(item, str(name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from settings_secrets(item, key)
+    elif isinstance(value, str):
+        if _SECRET_KEY.search(key):
+            yield value
+        password = url_secret(value)
+        if password:
+            yield password
 
 
 class Redactor:
     def __init__(self, environ: Mapping[str, str] | None = None, extra: list[str] | None = None):
         environ = os.environ if environ is None else environ
-        literals = {
+        found = {
             value
             for name, value in environ.items()
             if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LENGTH
         }
-        literals.update(v for v in (extra or []) if len(v) >= _MIN_SECRET_LENGTH)
+        found.update(v for v in (extra or []) if len(v) >= _MIN_SECRET_LENGTH)
+        literals = {form for value in found for form in _forms(value)}
         # Longest first, so a secret that contains another is removed whole.
         alternatives = [re.escape(v) for v in sorted(literals, key=len, reverse=True)]
         alternatives += _KEY_PATTERNS
