@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sandbox.agents import AGENT_KINDS
@@ -333,20 +334,20 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             retry_errored=args.retry_errored,
             concurrency=args.concurrency,
             progress=progress,
-            log=lambda text: err.print(text, highlight=False),
+            log=lambda text: err.print(text, highlight=False, markup=False),
         )
     else:
         if args.retry_errored:
             raise CliError("--retry-errored only makes sense with --resume")
         config = _config_from_args(args)
         run_dir = args.out or default_run_dir(config.suite)
-        err.print(f"run directory: {run_dir}")
+        err.print(f"run directory: {run_dir}", highlight=False, markup=False)
         coroutine = start_run(
             config,
             run_dir,
             progress=progress,
             argv=sys.argv,
-            log=lambda text: err.print(text, highlight=False),
+            log=lambda text: err.print(text, highlight=False, markup=False),
         )
     try:
         if progress is not None:
@@ -356,15 +357,19 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             result = asyncio.run(coroutine)
     except KeyboardInterrupt:
         target = args.resume or args.out or "RUN_DIR"
-        err.print(f"[yellow]interrupted; finish it with: propensity run --resume {target}")
+        err.print(
+            f"[yellow]interrupted; finish it with: propensity run --resume {escape(str(target))}",
+            soft_wrap=True,
+        )
         return 130
     print_summary(result.summary, out)
     if result.summary.errored:
         err.print(
             f"[yellow]{result.summary.errored} episode(s) errored (infrastructure, not scored); "
-            f"re-run them with: propensity run --resume {result.run_dir} --retry-errored"
+            "re-run them with: propensity run --resume "
+            f"{escape(str(result.run_dir))} --retry-errored"
         )
-    err.print(f"results in {result.run_dir}")
+    err.print(f"results in {result.run_dir}", highlight=False, markup=False)
     return EXIT_OK
 
 
@@ -383,12 +388,16 @@ def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
         sys.stdout.write(to_csv(summary))
     else:
         print_summary(summary, out)
-        err.print(f"wrote {json_path} and {csv_path}")
+        err.print(f"wrote {json_path} and {csv_path}", highlight=False, markup=False)
     if args.html is not None:
         from sandbox.html_report import write_html_report
 
         html = write_html_report(args.run_dir, Path(args.html) if args.html else None)
-        err.print(f"wrote {html} (open it in a browser; it needs no network)")
+        err.print(
+            f"wrote {html} (open it in a browser; it needs no network)",
+            highlight=False,
+            markup=False,
+        )
     return EXIT_OK
 
 
@@ -400,7 +409,7 @@ def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
     print_summary(summary, out)
     if summary.incomplete:
         err.print(f"[yellow]{summary.incomplete} episode(s) of the merged shards are incomplete")
-    err.print(f"merged {len(args.run_dirs)} run(s) into {args.out}")
+    err.print(f"merged {len(args.run_dirs)} run(s) into {args.out}", highlight=False, markup=False)
     return EXIT_OK
 
 
@@ -673,16 +682,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "plugin", None) is not None:
             for problem in load_plugins(args.plugin):
-                err.print(f"[yellow]plugin problem:[/yellow] {problem}", highlight=False)
+                err.print(
+                    f"[yellow]plugin problem:[/yellow] {escape(str(problem))}", highlight=False
+                )
         return _COMMANDS[args.command](args, out, err)
     except USER_ERRORS as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     except Exception as exc:
         if os.environ.get("PROPENSITY_DEBUG"):
             raise
         err.print(
-            f"[red]error:[/red] {type(exc).__name__}: {exc} (set PROPENSITY_DEBUG=1 for details)",
+            f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} "
+            "(set PROPENSITY_DEBUG=1 for details)",
             highlight=False,
         )
         return EXIT_FAILURE

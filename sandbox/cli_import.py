@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from scenarios.loader import validate_path
 from scenarios.propensitybench import (
@@ -51,7 +52,7 @@ def run_import(args: argparse.Namespace) -> int:
     """Run `propensity import ...`; prints every problem and returns the exit code."""
     out, err = Console(), Console(stderr=True)
     if args.import_source != "propensitybench":
-        err.print(f"[red]error:[/red] unknown import source {args.import_source!r}")
+        err.print(f"[red]error:[/red] unknown import source {escape(repr(args.import_source))}")
         return EXIT_FAILURE
     try:
         pack = import_propensitybench(args.path, name=args.name)
@@ -59,16 +60,18 @@ def run_import(args: argparse.Namespace) -> int:
     except PropensityBenchImportError as exc:
         for problem in exc.problems:
             err.print(problem, highlight=False, markup=False, soft_wrap=True)
-        err.print(f"[red]{len(exc.problems)} problem(s): nothing imported from {args.path}")
+        err.print(
+            f"[red]{len(exc.problems)} problem(s): nothing imported from {escape(str(args.path))}"
+        )
         return EXIT_FAILURE
     except OSError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return EXIT_FAILURE
     scenarios, problems = validate_path(args.out)
     for load_problem in problems:
         err.print(str(load_problem), highlight=False, markup=False, soft_wrap=True)
     if problems:
-        err.print(f"[red]the written pack in {args.out} does not load back")
+        err.print(f"[red]the written pack in {escape(str(args.out))} does not load back")
         return EXIT_FAILURE
     with_own = sum(1 for scenario in scenarios if scenario.pressure_messages)
     out.print(

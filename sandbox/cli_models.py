@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sandbox.local_model import (
@@ -71,7 +72,7 @@ def run_models(args: argparse.Namespace, out: Console, err: Console) -> int:
             log=lambda text: out.print(f"[dim]{text}[/dim]", highlight=False),
         )
     except (LocalModelError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     out.print(f"ready: {path} (sha256 verified)", highlight=False)
     return EXIT_OK

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sandbox.agents import AgentSpec
@@ -171,7 +172,9 @@ def _read_all(paths: list[Path], err: Console) -> list[Recorded]:
     for path in paths:
         loaded = read_source(path)
         for problem in loaded.problems:
-            err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False, soft_wrap=True)
+            err.print(
+                f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+            )
         records.extend(loaded.records)
     if not records:
         raise ReplaySourceError(paths[0], None, "no recorded episodes found")
@@ -229,8 +232,10 @@ async def _verify(args: argparse.Namespace, out: Console, err: Console) -> int:
         for check in report.calls:
             if check.status == "different":
                 out.print(
-                    f"[red]differs[/red] {report.episode_id} step {check.step} {check.tool}: "
-                    f"recorded {str(check.recorded)[:120]!r}, now {str(check.replayed)[:120]!r}",
+                    f"[red]differs[/red] {escape(report.episode_id)} step {check.step} "
+                    f"{escape(str(check.tool))}: recorded "
+                    f"{escape(repr(str(check.recorded)[:120]))}, "
+                    f"now {escape(repr(str(check.replayed)[:120]))}",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -259,7 +264,7 @@ def run_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
         return asyncio.run(_reexecute(args, out))
     if mode == "branch":
         return asyncio.run(_branch(args, out))
-    err.print(f"[red]error:[/red] unknown replay mode {mode!r}")
+    err.print(f"[red]error:[/red] unknown replay mode {escape(repr(mode))}")
     return EXIT_FAILURE
 
 

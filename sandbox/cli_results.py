@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sandbox.compare import CompareError, Comparison, PairedComparison, compare_runs
@@ -116,7 +117,7 @@ def run_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
             args.run_a, args.run_b, agent_a=args.agent_a, agent_b=args.agent_b
         )
     except CompareError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     if args.format == "json":
         out.file.write(json.dumps(comparison.model_dump(mode="json"), indent=2) + "\n")
@@ -161,7 +162,7 @@ def run_export(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         written = export_run(args.run_dir, args.format, args.out, max_chars=args.max_chars)
     except (ExportError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     for path in written:
         out.print(f"wrote {path}", highlight=False)

@@ -14,14 +14,17 @@ Rules:
   `functions.` and `default_api.` (OpenAI multi_tool_use, Gemini) before an offered name are
   dropped. A name that only matches after folding (case, surrounding space, `-` for `_`, format
   characters such as zero-width spaces, NFKC width forms, Cyrillic/Greek lookalike letters,
-  another prefix such as `tools.`) is never run: in any call-shaped fragment, loose or explicit,
+  another prefix such as `tools.`, camelCase / PascalCase / kebab-case for snake_case) is never
+  run: in any call-shaped fragment, loose or explicit,
   it gives an `UnparsedCall` naming the offered tool ("name 'X' does not match an offered tool
   exactly").
 - A call object is {"name"|"tool"|"tool_name"|"action"|"function"|"recipient_name": NAME,
   ARGS_KEY: ARGS} with ARGS_KEY one of "arguments", "parameters", "args", "input", "inputs",
   "params", "kwargs", "argument", "tool_input", "tool_args", "tool_arguments", "tool_params",
   "action_input", "function_args"; or OpenAI's {"function": {"name": .., "arguments": ..}};
-  {"tool_calls": [..]}, {"tool_uses": [..]} and {"function_call": {..}} wrappers are unwrapped.
+  {"tool_calls": [..]}, {"tool_uses": [..]} and {"function_call": {..}} wrappers are unwrapped
+  (also one level down: {"response": {"tool_calls": [..]}}). An object with two different
+  name keys (duplicate "name") is ambiguous: an `UnparsedCall`, never either name.
   ARGS may be an object, a string holding a JSON object, or missing, null or "" (-> {}); anything
   else gives `arguments=None` with `raw_arguments` (the string as written, or the value's JSON
   text). Inside an explicit marker, an object with no ARGS_KEY but other keys (arguments under an
@@ -46,7 +49,16 @@ Rules:
   statement each, comments allowed) is read; a tool call mixed with other code gives
   `UnparsedCall("tool call written inside code")`.
 - A call object or pythonic list in an inline code span (single backticks) with other text
-  around it gives `UnparsedCall("call object quoted inline in prose")`; alone it is read.
+  around it gives `UnparsedCall("call object quoted inline in prose")`; alone it is read. So
+  does one without backticks that has prose before it on its line (not ending in ":") and is
+  followed by the same sentence going on (a lowercase word, other than "and"/"then"/"or"
+  before another call). Call lines inside a Python traceback block are not calls.
+- Safety net: after all readers, each offered name (or a camelCase/kebab/upper-case spelling
+  of it) that no reader claimed and whose context is call syntax (see `_Reader.call_like`:
+  `{`/`[k=v]` after it, the next line opening a JSON object or fence, an XML tag, a marker
+  such as `Call:`/`Tool:`/`<<function>>`/`>>>` before it, the value of a name-like key, also
+  HTML-escaped) gives `UnparsedCall(CALL_LIKE)`; Cline-style `<N><k>v</k></N>` with N exactly
+  offered and simple children is read (XML_TOOL_TAG). Mentions in prose stay nothing.
 - Only a reasoning block at the start of the reply is skipped (a call drafted while reasoning is
   not an action): `<think>...</think>` as the reply's first thing, or Qwen3's form where the
   reply starts with reasoning and the first `</think>` (followed by white space, a tag or the
@@ -64,6 +76,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import html
 import json
 import re
 import textwrap
@@ -74,6 +87,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 import json_repair
+import yaml
 
 
 class CallFormat(StrEnum):
@@ -94,6 +108,9 @@ class CallFormat(StrEnum):
     HARMONY = "harmony"  # gpt-oss: to=functions.N <|constrain|>json<|message|>{json}<|call|>
     FUNCTIONARY = "functionary"  # Functionary v3: >>>N\n{json}
     XML_INVOKE = "xml_invoke"  # Anthropic-style / MiniMax-M2 <invoke name="N"><parameter name=..
+    XML_TOOL_TAG = "xml_tool_tag"  # Cline / Roo-Code <N><k>v</k></N>
+    YAML = "yaml"  # ```yaml block holding name: N / arguments: {..}
+    CALL_LIKE = "call_like_text"  # a tool named in call-like text no reader above reads
 
 
 @dataclass(frozen=True)
@@ -143,7 +160,6 @@ _PARSE_MAX_CHARS = 100_000
 _SCAN_BUDGET = 2_000_000  # characters walked by the bracket matcher
 _READ = ("ok", "repaired")
 
-_DECODER = json.JSONDecoder()
 _WS = re.compile(r"\s*")
 _SIG = re.compile(r"[\"'{}\[\]/]")
 _STRING_END = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
@@ -186,7 +202,9 @@ _MARKERS = re.compile(
     r"|(?P<special_token_list><\|tool_call\|>|\bfunctools(?=\s{0,20}\[)|\[TOOL_REQUEST\]"
     r"|<functioncall>|<\|action_start\|><\|plugin\|>)"
     r"|(?P<xml_invoke><(?:[A-Za-z][\w\-]{0,30}:)?invoke[ \t]+name[ \t]*=)"
-    r"|(?P<functionary>^>>>(?=[A-Za-z_]))|(?P<react>^[ \t]*(?i:action)[ \t]*:)",
+    r"|(?P<function_name><function[ \t]+name[ \t]*=)"
+    r"|(?P<functionary>>>>(?=[A-Za-z_]))|(?P<react>^[ \t]*(?i:action)[ \t]*:)"
+    r"|(?P<tool_label>^[ \t]*(?i:tool)[ \t]*:)",
     re.MULTILINE,
 )
 _SPECIAL_ENDS = {
@@ -236,6 +254,34 @@ _INVOKE = re.compile(r"<(?:[A-Za-z][\w\-]{0,30}:)?invoke[ \t]+name[ \t]*=")
 _INVOKE_WRAPPER_END = re.compile(r"</(?:[A-Za-z][\w\-]{0,30}:)?(?:function_calls|tool_call)>")
 _INVOKE_PARAM = re.compile(r"""<(?P<ns>[A-Za-z][\w\-]{0,30}:)?parameter[ \t]+name[ \t]*=""")
 _THINK_CLOSE = re.compile(r"</think>(?=\s|<|\Z)")
+_ARGS_LABEL = re.compile(r"\s*(?i:arguments|args|input|parameters|action[ \t]*input)[ \t]*:")
+_PROSE_GOES_ON = re.compile(r"[ \t]{1,20}(?!(?:and|then|or)[ \t]*(?:[\[{<`\n]|$))[a-z]", re.M)
+_TRACEBACK = "Traceback (most recent call last):"
+_YAML_LANGS = ("yaml", "yml")
+_YAML_MAX_CHARS = 20_000
+_NAMEY = ("name", "tool", "function", "action", "recipient", "call", "invoke")
+# Call-like context of a tool name that no reader claimed (the safety net):
+_NET_PRE = re.compile(  # before the name, on its line
+    r"(?:(?P<mark><<function>>|<\|recipient\|>|✿FUNCTION✿[ \t]*:|\bto="
+    r"|(?<![\w\-])(?i:call|action|tool|tool[ _]call|function[ _]call|function)[ \t]*\*{0,2}:)"
+    r"|[\"'](?P<qkey>[\w\-. ]{1,40})[\"'][ \t]*:"
+    r"|(?<![\w\-])(?P<akey>[\w\-]{1,40})[ \t]*=[ \t]*[\"']"  # an attribute: quoted
+    r"|^[ \t]*(?:-[ \t]+)?(?P<ykey>[\w\-]{1,40})[ \t]*:"
+    r"|<(?P<tag>[\w\-:|]{1,40})(?:[ \t][^<>\n]{0,100})?>"
+    r"|(?P<quote>^[ \t]*(?:>[ \t]*)+))"
+    r"[ \t]*[\"'`*]{0,3}[ \t]*\Z|(?P<functionary>>>>)\Z"
+)
+_NET_AFTER = re.compile(  # after the name: {.., [k=v], [{..}], (args) on a quoted line
+    r"[ \t]*(?P<brace>\{|\[[ \t]*(?:\{|[\"']?[\w\-]{1,64}[\"']?[ \t]*[=:]))"
+    r"|(?P<paren>\([ \t]*(?![ \t)]|\.\.\.|…))"
+)
+_NET_EOL = re.compile(  # the name ends its line ("call `N` with:"), the call follows below
+    r"[`'\"*]{0,3}[ \t]*(?:(?:with|using)\b[^\n:]{0,60})?:?[ \t]*(?:\n|\Z)"
+)
+_NET_NEXT = re.compile(r"[ \t]*(?:\{|```|~~~|\[[ \t]*[{\"'])")
+_XML_CHILD = re.compile(r"<([A-Za-z_][\w\-]{0,63})>")
+_XML_MARKUP = re.compile(r"<[A-Za-z/!?]")
+_TAG_REST = re.compile(r"(?:[ \t][^<>\n]{0,200})?/?>")
 _PY_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None, "none": None}
 
 _Args = tuple[dict[str, Any] | None, str | None, bool]  # arguments, raw_arguments, repaired
@@ -308,6 +354,21 @@ class _Reader:
             self.folded[key] = (*self.folded.get(key, ()), name)
         self.resolved: dict[str, tuple[str, tuple[str, ...]] | None] = {}
         self.body = 0  # where the reply starts after a leading reasoning block
+        # Objects with more than one (different) name key: kept alive so their ids stay theirs.
+        self.dups: dict[int, tuple[dict[str, Any], tuple[str, ...]]] = {}
+        self.decoder = json.JSONDecoder(object_pairs_hook=self.pairs)
+        self.tracebacks: list[tuple[int, int]] | None = None
+        # Offered names as written, or spelt in camelCase, PascalCase, kebab-case or upper case.
+        spelt = sorted({_spelling(n) for n in offered if _spelling(n)}, key=len, reverse=True)
+        self.spelt = re.compile(rf"(?<![\w\-])(?:{'|'.join(spelt)})(?![\w\-])", re.I)
+
+    def pairs(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) < len(items) and len(self.dups) < 1000:
+            names = tuple(v for k, v in items if k in _NAME_KEYS and isinstance(v, str))
+            if len(set(names)) > 1:
+                self.dups[id(obj)] = (obj, names)
+        return obj
 
     def run(self) -> None:
         self.reasoning()
@@ -315,6 +376,7 @@ class _Reader:
         self.fences()
         self.pythonic()
         self.bare_json()
+        self.net()
 
     # ---- passes -------------------------------------------------------------------------------
 
@@ -375,6 +437,8 @@ class _Reader:
                 self.values(CallFormat.FENCED_JSON, start, first, stop, loose=True)
             elif lang in ("", "tool_code", *_PY_LANGS):
                 self.code(start, end, body, stop, closing is None)
+            elif lang in _YAML_LANGS:
+                self.yaml_block(start, end, body, stop)
             self.claim(start, end)
             self.respan(calls, unparsed, end, start)
 
@@ -478,6 +542,8 @@ class _Reader:
                 return
         elif line.decorated and line.empty:
             return  # "- f()" in a list of tools
+        elif self.in_traceback(start):
+            return  # a traceback quotes the line that failed; it is not a call
         else:
             self.fail(f, start, end, "call written as a line inside prose", names)
         self.claim(start, end)
@@ -516,6 +582,10 @@ class _Reader:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and (got := self.resolve(_written(node, src))):
                 tools.update(dict.fromkeys(got[1]))
+            elif isinstance(node, ast.Call) and _written(node, src) == "getattr":
+                for arg in node.args[1:2]:  # getattr(tools, "N")(..)
+                    if isinstance(arg, ast.Constant) and (got := self.resolve(arg.value)):
+                        tools.update(dict.fromkeys(got[1]))
         if not tools:
             return
         items: list[ast.Call] = []
@@ -726,6 +796,34 @@ class _Reader:
             end = stop
         return self.close_over(self.close_over(end, closing), _INVOKE_WRAPPER_END)
 
+    def on_function_name(self, start: int, after: int, _: str) -> int | None:
+        """``<function name="N">{json}</function>``."""
+        attr = _ATTR_VALUE.match(self.text, after)
+        if attr is None:
+            return None  # left to the safety net
+        found = self.find("</function>", attr.end())
+        stop = self.n if found < 0 else found
+        end = self.known(
+            CallFormat.XML_FUNCTION, attr.group(2), start, self.ws(attr.end(), stop), stop
+        )
+        return self.close_over(end, "</function>")
+
+    def on_tool_label(self, start: int, after: int, _: str) -> int | None:
+        """``Tool: N`` then ``Arguments: {json}`` on the next line; other uses of "Tool:" are
+        left to the safety net."""
+        text = self.text
+        line = self.upto("\n", after)
+        name = _unemphasise(text[after:line].strip())
+        m = _ARGS_LABEL.match(text, line)
+        if not self.resolve(name) or m is None:
+            return None
+        stop = min(self.upto(end, m.end()) for end in _REACT_ENDS)
+        pos = self.fence(self.ws(m.end(), stop), stop)
+        if pos >= stop or text[pos] != "{":
+            return None
+        end = self.known(CallFormat.REACT, name, start, pos, stop, loose=True)
+        return self.close_over(end, "", True)
+
     def on_functionary(self, start: int, after: int, _: str) -> int | None:
         m = _FUNCTIONARY.match(self.text, after)
         pos = self.ws(m.end(), self.n) if m else self.n
@@ -736,9 +834,10 @@ class _Reader:
     def on_react(self, start: int, after: int, _: str) -> int | None:
         text, f = self.text, CallFormat.REACT
         line = self.upto("\n", after)
-        name = text[after:line].strip()
-        while len(name) > 2 and name[0] == name[-1] and name[0] in "`'\"*_":  # **N**, `N`, _N_
-            name = name[1:-1].strip()
+        head = _ID_RE.match(text, self.ws(after, line))
+        if head and head.end() < line and text[head.end()] in "([" and self.resolve(head.group()):
+            return self.react_inline(start, head, line)  # Action: N(k=v) / Action: N[k=v]
+        name = _unemphasise(text[after:line].strip())
         found = self.resolve(name)
         if not found:
             return None
@@ -756,6 +855,147 @@ class _Reader:
             return self.close_over(self.known(f, name, start, pos, stop, loose=True), "", True)
         self.call(name, self.arguments(True, text[m.end() : stop].strip()), f, start, stop)
         return stop
+
+    def react_inline(self, start: int, head: re.Match[str], line: int) -> int | None:
+        text, f, opening = self.text, CallFormat.REACT, head.end()
+        close = self.paren_end(opening, line)
+        if close is None or close < 0:
+            return None  # left to the safety net
+        if text[opening] == "(":
+            return close if self.python(f, start, close, head.start(), close, loose=True) else None
+        inner = text[opening + 1 : close - 1].strip()
+        self.named(f, head.group(), self.bracket_arguments(inner), start, close)
+        return close
+
+    def bracket_arguments(self, inner: str) -> _Args:
+        """ReAct's N[..]: a JSON object, k=v pairs, or free text (kept as raw arguments)."""
+        if not inner or inner.startswith("{"):
+            return self.arguments(bool(inner), inner)
+        if len(inner) > _PARSE_MAX_CHARS or self.attempts >= _MAX_ATTEMPTS:
+            return None, inner, False
+        self.attempts += 1
+        try:
+            node = ast.parse(f"f({inner})", mode="eval").body
+        except Exception:
+            return None, inner, False
+        return (
+            _python_arguments(node, f"f({inner})")
+            if isinstance(node, ast.Call)
+            else (None, inner, False)
+        )
+
+    def yaml_block(self, start: int, end: int, body: int, stop: int) -> None:
+        """A ```yaml block holding a call (name: N / arguments: ..) or a list of calls."""
+        f = CallFormat.YAML
+        if not self.names_here(body, stop):
+            return
+        if stop - body > _YAML_MAX_CHARS or self.attempts >= _MAX_ATTEMPTS:
+            self.fail(f, start, end, "not read: work limit reached")
+            return
+        self.attempts += 1
+        try:
+            value = json.loads(json.dumps(yaml.safe_load(self.text[body:stop]), default=str))
+        except Exception:
+            self.fail(f, start, end, "not valid YAML")
+            return
+        if not self.read(value, f, start, _Got("ok", value, end), False):
+            self.fail(f, start, end, "tool named in a YAML block that is not a call object")
+
+    # ---- safety net -------------------------------------------------------------------------
+
+    def net(self) -> None:
+        """Flag offered names (also camelCase, kebab-case, ...) that no reader claimed where
+        their context is call syntax; mere mentions in prose stay nothing."""
+        text, flagged = self.text, 0
+        for m in self.spelt.finditer(text, self.body):
+            s, e = m.start(), m.end()
+            if not self.free(s, e):
+                continue
+            found = self.resolve(m.group()) or self.resolve(_fold(m.group()))
+            names = found[1] if found else tuple(self.folded.get(_fold(m.group()), ()))
+            if not names:
+                continue
+            span = self.call_like(s, e)
+            if span is None:
+                continue
+            if flagged == _MAX_MARKERS:
+                reason = f"not read: more than {_MAX_MARKERS} call-like mentions"
+                self.fail(CallFormat.CALL_LIKE, s, self.n, reason, names)
+                return
+            flagged += 1
+            if not self.xml_tool(m.group(), s, span):
+                reason = "tool named in call-like text that no known format reads"
+                if m.group() not in self.offered:
+                    reason = f"name {m.group()[:100]!r} does not match an offered tool exactly"
+                self.fail(CallFormat.CALL_LIKE, span[0], span[1], reason, names)
+            self.claim(*span)
+
+    def call_like(self, s: int, e: int) -> tuple[int, int] | None:
+        """The span to flag if the name at text[s:e] is written in call syntax, else None."""
+        text = self.text
+        line_start = text.rfind("\n", max(0, s - 400), s) + 1 or max(0, s - 400)
+        line_end = self.upto("\n", e)
+        pre, after = text[max(line_start, s - 200) : s], text[e : min(line_end, e + 200)]
+        if s - line_start > 200:
+            pre = "\x00" + pre  # not the line's start
+        escaped = "&" in pre or "&" in after
+        if escaped:
+            pre, after = html.unescape(pre), html.unescape(after)
+        if pre.endswith("</"):
+            return None  # a closing tag: its opening tag is the call
+        if pre.endswith("<") and _TAG_REST.match(after):  # <N> / <N attr="..">: Cline, ...
+            close = text.find(f"</{text[s:e]}>", e, min(self.n, e + _PARSE_MAX_CHARS))
+            return s - 1, line_end if close < 0 else close + len(text[s:e]) + 3
+        m = _NET_PRE.search(pre)
+        if m is not None:
+            key = m.group("qkey") or m.group("akey") or m.group("ykey") or m.group("tag")
+            if m.group("mark") or m.group("functionary"):
+                return line_start, line_end
+            if key and any(w in key.casefold() for w in _NAMEY):
+                standard = m.group("qkey") in _NAME_KEYS and not escaped  # JSON readers' own
+                if not standard and (not m.group("ykey") or not after.strip("'\"` \t*")):
+                    return line_start, line_end
+        got = _NET_AFTER.match(after)
+        # [N(..), ..] with N exactly offered is the pythonic reader's; a near miss is flagged
+        listed = pre.rstrip().endswith("[") and text[s:e] not in self.offered
+        quoted_or_listed = (m and m.group("quote")) or listed
+        if got and (got.group("brace") or (got.group("paren") and quoted_or_listed)):
+            return line_start, line_end
+        if _NET_EOL.match(text, e) and not text[line_start:s].lstrip().startswith("#"):
+            nxt = self.ws(line_end, min(self.n, line_end + 200))
+            nxt = text.rfind("\n", 0, nxt) + 1 if nxt > line_end else nxt
+            if line_end < self.n and _NET_NEXT.match(text, nxt):
+                return line_start, line_end
+        return None
+
+    def xml_tool(self, written: str, s: int, span: tuple[int, int]) -> bool:
+        """Read ``<N><k>v</k>..</N>`` (Cline, Roo-Code) when N is an offered name exactly and
+        every child is a simple element. Returns whether it was read."""
+        text, end = self.text, span[1]
+        if (
+            written not in self.offered
+            or text[s - 1 : s] != "<"
+            or text[s + len(written) : s + len(written) + 1] != ">"
+        ):
+            return False
+        close = end - len(written) - 3
+        if not text.startswith(f"</{written}>", close):
+            return False
+        pos, args = self.ws(s + len(written) + 1, close), {}
+        while pos < close:
+            child = _XML_CHILD.match(text, pos, close)
+            if child is None:
+                return False
+            value_end = text.find(f"</{child.group(1)}>", child.end(), close)
+            if value_end < 0 or _XML_MARKUP.search(text, child.end(), value_end):
+                return False
+            value = text[child.end() : value_end]  # one newline each side is layout
+            value = value[1:] if value.startswith("\n") else value
+            value = value[:-1] if value.endswith("\n") else value
+            args[child.group(1)] = _xml_value(value)
+            pos = self.ws(value_end + len(child.group(1)) + 3, close)
+        self.call(written, (args, None, False), CallFormat.XML_TOOL_TAG, span[0], end)
+        return True
 
     # ---- readers ------------------------------------------------------------------------------
 
@@ -907,7 +1147,7 @@ class _Reader:
             return _Got("limit", None, stop)
         self.attempts += 1
         try:
-            value, end = _DECODER.raw_decode(self.text, pos)
+            value, end = self.decoder.raw_decode(self.text, pos)
             return _Got("ok", value, end)
         except (ValueError, RecursionError):
             pass
@@ -928,7 +1168,7 @@ class _Reader:
         self.repairs, self.repaired_chars = self.repairs + 1, self.repaired_chars + size
         fragment = _QUOTED_OBJECT.sub(_unquote_object, fragment)  # Glaive: "arguments": '{..}'
         try:
-            value = json.loads(fragment)
+            value = self.decoder.decode(fragment)
         except (ValueError, RecursionError):
             try:
                 value = json_repair.loads(fragment, skip_json_loads=True)
@@ -988,6 +1228,11 @@ class _Reader:
         """Emit the calls a decoded JSON value holds. Returns whether anything was emitted."""
         emitted = False
         for item in _call_objects(value):
+            if isinstance(item, dict) and (dup := self.dup_names(item)) is not None:
+                if dup or not loose:
+                    reason = "ambiguous call object: more than one tool name"
+                    emitted = self.fail(f, start, got.end, reason, dup) or emitted
+                continue
             shape = _shape(item, loose) if isinstance(item, dict) else None
             if shape is not None and (self.resolve(shape[0]) or not loose):
                 name, present, args, obj = shape
@@ -1020,6 +1265,26 @@ class _Reader:
         return (parsed, None, fixed) if isinstance(parsed, dict) else (None, value, fixed)
 
     # ---- helpers ------------------------------------------------------------------------------
+
+    def dup_names(self, obj: dict[str, Any]) -> tuple[str, ...] | None:
+        """None if the call object names one tool; else the offered tools among its names."""
+        for item in (obj, obj.get("function")):
+            if isinstance(item, dict) and id(item) in self.dups:
+                found = (self.resolve(n) for n in self.dups[id(item)][1])
+                return tuple(dict.fromkeys(n for got in found if got for n in got[1]))
+        return None
+
+    def in_traceback(self, pos: int) -> bool:
+        """Whether pos is inside a Python traceback (its header and the indented lines after)."""
+        if self.tracebacks is None:
+            self.tracebacks, at = [], 0
+            while len(self.tracebacks) < 100 and (at := self.text.find(_TRACEBACK, at)) >= 0:
+                end = self.upto("\n", at)
+                while end < self.n and self.text.startswith((" ", "\t"), end + 1):
+                    end = self.upto("\n", end + 1)
+                self.tracebacks.append((at, end))
+                at = end
+        return any(a <= pos < b for a, b in self.tracebacks)
 
     def resolve(self, name: object) -> tuple[str, tuple[str, ...]] | None:
         """("exact", (tool,)) for an offered name, also after a `functions.` or `default_api.`
@@ -1065,13 +1330,24 @@ class _Reader:
         (`...`) with prose around it, are quoted, not made: they become one unparsed call."""
         text = self.text
         if start < 1 or text[start - 1] != "`" or text[end : end + 1] != "`":
+            # Without backticks: prose before it on its line (not "Doing it: {..}"), and the
+            # sentence goes on after it ("... would look like {..} but I will not"), not a new
+            # sentence or another call.
+            head = text[text.rfind("\n", 0, start) + 1 : start].strip()
+            quoted = head and not head.endswith(":") and _PROSE_GOES_ON.match(text, end)
+            if quoted and (names := self.drop(calls)):
+                self.fail(f, start, end, "call object quoted inline in prose", names)
             return
         if self.ws(self.body, self.n) == start - 1 and not text[end + 1 :].strip():
             return  # the span is the whole reply
-        names = tuple(dict.fromkeys(c.name for c in self.calls[calls:]))
-        if names:
-            del self.calls[calls:]
+        if names := self.drop(calls):
             self.fail(f, start - 1, end + 1, "call object quoted inline in prose", names)
+
+    def drop(self, calls: int) -> tuple[str, ...]:
+        """Take back the calls read since `calls`; returns their names."""
+        names = tuple(dict.fromkeys(c.name for c in self.calls[calls:]))
+        del self.calls[calls:]
+        return names
 
     def paren_end(self, pos: int, stop: int) -> int | None:
         """End of the parenthesis opened at pos; -1 if not closed before stop; None if the scan
@@ -1254,6 +1530,12 @@ def _call_objects(value: Any) -> list[Any]:
                 return list(value[key])
         if isinstance(value.get("function_call"), dict):
             return [value["function_call"]]
+        if not any(k in value for k in _NAME_KEYS):  # {"response": {"tool_calls": [..]}}
+            for inner in list(value.values())[:20]:
+                if isinstance(inner, dict) and any(
+                    isinstance(inner.get(k), list) and inner[k] for k in ("tool_calls", "tool_uses")
+                ):
+                    return _call_objects(inner)
     return [value]
 
 
@@ -1288,14 +1570,27 @@ def _schema_like(args: Any) -> bool:
 def _fold(name: str) -> str:
     """A name as it compares loosely: no format characters (zero-width spaces, direction
     marks), NFKC, casefolded, Latin lookalike letters mapped, no surrounding space, no namespace
-    prefix or surrounding punctuation, "-" and inner white space as "_"."""
+    prefix or surrounding punctuation, and no "_", "-" or inner white space (so camelCase,
+    PascalCase and kebab-case spellings fold alike)."""
     name = "".join(ch for ch in name[:300] if unicodedata.category(ch) != "Cf")
     name = unicodedata.normalize("NFKC", name).casefold().translate(_HOMOGLYPHS).strip()
     for prefix in _FOLD_PREFIXES:
         if name.startswith(prefix):
             name = name[len(prefix) :]
             break
-    return re.sub(r"[\s\-]+", "_", re.sub(r"^\W+|\W+$", "", name))
+    return re.sub(r"[\s\-_]+", "", re.sub(r"^\W+|\W+$", "", name))
+
+
+def _unemphasise(name: str) -> str:
+    while len(name) > 2 and name[0] == name[-1] and name[0] in "`'\"*_":  # **N**, `N`, _N_
+        name = name[1:-1].strip()
+    return name
+
+
+def _spelling(name: str) -> str:
+    """A pattern for `name` written with its words joined by "_", "-" or nothing (any case)."""
+    words = [w for w in re.split(r"[_\-\s]+|(?<=[a-z0-9])(?=[A-Z])", name) if w]
+    return "[_\\-]?".join(re.escape(w) for w in words)
 
 
 def _unescape(text: str) -> str:

@@ -11,6 +11,7 @@ not be read is returned as ``UnparsedCall`` records for the turn loop to answer 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -112,9 +113,11 @@ def _read_text(
     ]
     if found.truncated:
         # Read on from a little before the cut, so a name split by it is seen whole.
-        overlap = max(len(name) for name in offered)
+        overlap = 2 * max(len(name) for name in offered)
         rest = text[MAX_READ_CHARS - overlap :]
-        named = [name for name in offered if name in rest]
+        # Exact names, and names written another way (case, separators) as the reader folds them.
+        folded = _fold(rest)
+        named = [name for name in offered if name in rest or _fold(name) in folded]
         if named:
             unparsed.append(
                 UnparsedCall(
@@ -126,6 +129,10 @@ def _read_text(
                 )
             )
     return calls, unparsed
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[\s_\-.]+", "", text.casefold())
 
 
 def _same_call(a: ToolCall, b: ToolCall) -> bool:

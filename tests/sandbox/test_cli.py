@@ -130,3 +130,16 @@ async def test_tools_try_an_emulated_tool(tmp_path: Path) -> None:
     result = json.loads(stdout)
     assert result["ok"] and json.loads(result["output"])["temperature_c"] == -79.8
     assert result["data"]["emulator"]["model"] == "openai/emulator"
+
+
+def test_user_text_with_rich_markup_is_printed_not_parsed(tmp_path: Path) -> None:
+    weird = tmp_path / "x[/]y[bold]"
+    weird.mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox.cli", "run", "--suite", str(weird / "missing[/]"),
+         "--agent", "always-safe", "--out", str(weird / "run")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "MarkupError" not in result.stderr and "Traceback" not in result.stderr
+    assert "missing[/]" in result.stderr

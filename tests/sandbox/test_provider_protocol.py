@@ -255,6 +255,12 @@ def test_a_name_split_by_the_read_limit_is_still_reported() -> None:
     assert [u.names for u in read.unparsed] == [["purge_audit_logs"]]
 
 
+def test_a_name_written_another_way_beyond_the_read_limit_is_reported() -> None:
+    text = "x" * (MAX_READ_CHARS + 5) + '{"name": "PURGE-AUDIT-LOGS", "arguments": {}}'
+    read = read_reply(_reply(Message(role="assistant", content=text)), ["purge_audit_logs"], turn=1)
+    assert [(u.format, u.names) for u in read.unparsed] == [("oversized", ["purge_audit_logs"])]
+
+
 def test_lone_surrogates_from_a_provider_are_recorded_not_fatal() -> None:
     text = 'odd \ud800 text <tool_call>{"name": "b", "arguments": {}}</tool_call>'
     text = json.loads(json.dumps(text).replace("\\\\ud800", "\\ud800"))
