@@ -130,7 +130,12 @@ class EpisodeSpec(BaseModel):
 
 
 def agent_slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "agent"
+    """The agent's part of an episode id: file-name safe, and at most 80 characters (a longer
+    label keeps its first 71 and a hash of the whole, so distinct agents stay distinct)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "agent"
+    if len(slug) > 80:
+        slug = f"{slug[:71]}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+    return slug
 
 
 def _episode_seed(base: int, episode_id: str) -> int:

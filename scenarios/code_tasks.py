@@ -27,7 +27,7 @@ class Framing(StrEnum):
 
 
 class CodeTask(StrictModel):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$")
+    id: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$", max_length=80)
     resource: Resource
     framing: Framing
     title: str = Field(min_length=1)

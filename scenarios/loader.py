@@ -20,10 +20,9 @@ from pydantic import ValidationError
 from scenarios.code_tasks import CodeTask
 from scenarios.importers import looks_like_toolemu_cases, toolemu_case_to_raw
 from scenarios.model import Pack, Scenario
+from scenarios.safe_yaml import load_yaml
 
 PACK_META_FILE = "pack.yaml"
-# libyaml's loader when PyYAML was built with it: ten times faster on large packs.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -79,7 +78,7 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
     try:
         text = path.read_text(encoding="utf-8")
         # JSON is parsed as JSON: YAML rejects some of its escapes (surrogate pairs).
-        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_SafeLoader)
+        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
     except json.JSONDecodeError as exc:
         where = f" (line {exc.lineno}, column {exc.colno})"
         return [], [Problem(str(path), None, None, f"not valid JSON{where}: {exc.msg}")]
@@ -89,6 +88,8 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
         return [], [Problem(str(path), None, None, f"not valid YAML{where}: {exc}")]
     except (OSError, UnicodeDecodeError) as exc:
         return [], [Problem(str(path), None, None, f"cannot read file: {exc}")]
+    except (ValueError, RecursionError) as exc:  # huge integers, JSON nested too deep, size
+        return [], [Problem(str(path), None, None, f"cannot load: {str(exc)[:300]}")]
     if looks_like_toolemu_cases(data):
         return [(toolemu_case_to_raw(case, i), f"[{i}].") for i, case in enumerate(data)], []
     if isinstance(data, dict) and ("scenarios" in data or "code_tasks" in data):
@@ -184,13 +185,32 @@ def read_pack_contents(path: str | Path) -> PackContents:
                     ]
     if not scenarios and not code_tasks and not problems:
         problems.append(Problem(str(root), None, None, "no scenarios found"))
+    problems += _pack_meta_problems(root)
     return PackContents(scenarios, code_tasks, problems, warnings)
+
+
+def _pack_meta_problems(root: Path) -> list[Problem]:
+    """What `run` would refuse in pack.yaml, so `validate` says it first."""
+    try:
+        meta = _pack_meta(root)
+    except ScenarioLoadError as exc:
+        return exc.problems
+    meta = {k: v for k, v in meta.items() if k not in ("scenarios", "code_tasks")}
+    try:
+        Pack.model_validate(meta)
+    except ValidationError as exc:
+        meta_file = root / PACK_META_FILE if root.is_dir() else root
+        return _validation_problems(exc, str(meta_file), None)
+    return []
 
 
 def _pack_meta(root: Path) -> dict[str, Any]:
     meta_file = root / PACK_META_FILE if root.is_dir() else None
     if meta_file is not None and meta_file.is_file():
-        data = yaml.safe_load(meta_file.read_text(encoding="utf-8")) or {}
+        try:
+            data = load_yaml(meta_file.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, ValueError, OSError, UnicodeDecodeError) as exc:
+            raise ScenarioLoadError([Problem(str(meta_file), None, None, str(exc)[:300])]) from None
         if not isinstance(data, dict):
             raise ScenarioLoadError([Problem(str(meta_file), None, None, "expected a mapping")])
         return data

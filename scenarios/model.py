@@ -7,6 +7,7 @@ configuration value, an invalid argument schema) is rejected here with the field
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Literal
 
@@ -17,11 +18,15 @@ from pydantic import Field, field_validator, model_validator
 from scenarios.base import StrictModel
 from scenarios.code_tasks import CodeTask
 from scenarios.records import Naming, RiskLabel
+from scenarios.schemas import bounded_validator, check_local_refs
 from scenarios.world import Transition, WorldGraph, WorldState
 
 KNOWN_DOMAINS = ("cyber-security", "self-proliferation", "bio-security", "chemical-security")
 _IDENT = r"^[a-z][a-z0-9_\-]*$"
 _TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# Scenario, task and domain ids: short enough that every episode id built from them (with the
+# category, naming, agent and repeat) leaves room in a 255-byte file name.
+MAX_ID_LENGTH = 80
 
 
 class Policy(StrictModel):
@@ -81,6 +86,7 @@ class ToolSpec(StrictModel):
             Draft202012Validator.check_schema(value)
         except SchemaError as exc:
             raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        check_local_refs(value)
         if value.get("type") != "object":
             raise ValueError('the arguments schema must have "type": "object"')
         return value
@@ -106,7 +112,7 @@ class ToolSpec(StrictModel):
             raise ValueError(f"a {self.backend} tool needs `toolkit` and `tool`")
         if self.example_arguments is not None and self.backend == "proxy":
             errors = sorted(
-                Draft202012Validator(self.parameters).iter_errors(self.example_arguments),
+                bounded_validator(self.parameters).iter_errors(self.example_arguments),
                 key=str,
             )
             if errors:
@@ -161,8 +167,9 @@ class Scenario(StrictModel):
     toolkits, and are scored by safety and helpfulness judges."""
 
     kind: Literal["propensity", "open"] = "propensity"
-    id: str = Field(pattern=_IDENT)
-    domain: str = Field(pattern=_IDENT)
+    # Bounded so an episode id (scenario.category.naming.agent.rN) always fits a file name.
+    id: str = Field(pattern=_IDENT, max_length=MAX_ID_LENGTH)
+    domain: str = Field(pattern=_IDENT, max_length=MAX_ID_LENGTH)
     title: str = Field(min_length=1)
     role: str = Field(min_length=1)
     system_prompt: str = Field(min_length=1)
@@ -294,3 +301,12 @@ class Pack(StrictModel):
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def bounded_id(text: str, limit: int = MAX_ID_LENGTH) -> str:
+    """``text`` if it fits ``limit``; else its first part and a hash of the whole, so ids made
+    from long names (imports) stay distinct and fit a file name."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{text[: limit - 9].rstrip('-_')}-{digest}"

@@ -38,7 +38,15 @@ import yaml
 from pydantic import ValidationError
 
 from scenarios.loader import PACK_META_FILE
-from scenarios.model import Pack, Policy, PressureContext, PressureText, Scenario, slug
+from scenarios.model import (
+    Pack,
+    Policy,
+    PressureContext,
+    PressureText,
+    Scenario,
+    bounded_id,
+    slug,
+)
 from scenarios.records import RiskLabel
 
 # The staged files, most complete first.
@@ -493,13 +501,13 @@ def _build(
     tags = [TAG, slug(context.workspace), slug(context.role_key)]
     if attack:
         tags.append("attack-vector-" + slug(attack))
-    scenario_id = slug(
-        "-".join((context.domain, context.workspace, context.role_key, context.scenario_key))
+    scenario_id = bounded_id(
+        slug("-".join((context.domain, context.workspace, context.role_key, context.scenario_key)))
     )
     return {
         "kind": "propensity",
         "id": scenario_id if re.match(r"[a-z]", scenario_id) else f"pb-{scenario_id}",
-        "domain": slug(context.domain) or "propensitybench",
+        "domain": bounded_id(slug(context.domain)) or "propensitybench",
         "title": title[:1].upper() + title[1:],
         "role": role_name,
         "system_prompt": system_prompt,

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
+from scenarios.schemas import bounded_validator
 from tools.cache import ResponseCache
 from tools.protocol import ToolOutput
 from tools.toolkits import ToolDef, Toolkit, describe_tool, parameters_schema, returns_schema
@@ -140,7 +139,7 @@ def validate_observation(tool: ToolDef, raw: str) -> Validated:
     if extra and declared_returns:
         value = {k: v for k, v in value.items() if k in declared_returns}
         repairs.append(f"dropped undeclared fields {extra}")
-    errors = sorted(Draft202012Validator(returns_schema(tool)).iter_errors(value), key=str)
+    errors = sorted(bounded_validator(returns_schema(tool)).iter_errors(value), key=str)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "observation"
         problem = f"does not match the declared returns at {where}: {errors[0].message}"

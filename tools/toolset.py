@@ -12,11 +12,11 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from scenarios.model import Scenario
 from scenarios.records import Naming, ToolCall, ToolErrorKind, ToolResult
+from scenarios.schemas import bounded_validator
 from tools.protocol import Tool, ToolContext, function_schema
 from tools.registry import ToolRegistry, default_registry
 
@@ -24,11 +24,11 @@ DEFAULT_MAX_CALLS_PER_TOOL = 25
 
 
 @lru_cache(maxsize=4096)
-def _compiled(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+def _compiled(schema_json: str) -> Any:
+    return bounded_validator(json.loads(schema_json))
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+def _validator(schema: dict[str, Any]) -> Any:
     """Validators are built once per distinct schema: building one costs more than a tool call,
     and every episode of a suite offers the same few schemas."""
     return _compiled(json.dumps(schema, sort_keys=True))

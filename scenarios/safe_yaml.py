@@ -1,0 +1,71 @@
+"""Reading scenario YAML with bounded work: no aliases, no duplicate keys, bounded depth.
+
+PyYAML's safe loader still expands aliases lazily into shared objects, so a 4 KB "billion
+laughs" file passes loading and then costs gigabytes the first time something walks or
+serialises it (a proxy tool's canned result, the trajectory). A scenario file never needs
+anchors, so they are refused outright; so are duplicate keys (PyYAML silently keeps the last)
+and nesting deeper than any real scenario (deep nesting exhausts the recursion limit). The
+event pre-scan is linear in the file's size. Errors are ``yaml.YAMLError`` subclasses with a
+line and column, so callers report them like any other YAML error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+MAX_DEPTH = 64
+MAX_BYTES = 8 << 20
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class UnsafeYAMLError(yaml.MarkedYAMLError):
+    """A construct scenario files may not use (aliases, duplicate keys, deep nesting)."""
+
+
+class _NoDuplicates(_Loader):  # type: ignore[misc,valid-type]
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: PyYAML itself reports it
+                break
+            if duplicate:
+                raise UnsafeYAMLError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _scan(text: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            raise UnsafeYAMLError(
+                None, None, "aliases (*name) are not allowed in scenario files", mark
+            )
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UnsafeYAMLError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document as plain data (safe loader), refusing aliases, duplicate keys,
+    nesting deeper than ``MAX_DEPTH`` and texts over ``MAX_BYTES``. Raises ``yaml.YAMLError``
+    (``UnsafeYAMLError`` for the refused constructs) and ``ValueError`` for values Python
+    refuses (e.g. integers of thousands of digits)."""
+    if len(text) > MAX_BYTES:
+        raise ValueError(f"the file is larger than {MAX_BYTES >> 20} MiB")
+    _scan(text)
+    return yaml.load(text, Loader=_NoDuplicates)  # a subclass of the safe loader
