@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sandbox.store import Manifest, RunDirectoryBusy, RunLock, RunStore
+from sandbox.store import CorruptRecordError, Manifest, RunDirectoryBusy, RunLock, RunStore
 from sandbox.summary import RunSummary, build_summary
 from scenarios.records import EpisodeStatus, JournalEntry, Score
 
@@ -40,7 +40,10 @@ def merge_runs(sources: list[Path], out: Path) -> RunSummary:
     finals: list[JournalEntry] = []
     scores: list[Score] = []
     for source, store in zip(sources, stores, strict=True):
-        states = store.latest_states()
+        try:
+            states = store.latest_states()
+        except CorruptRecordError as exc:
+            raise MergeError(str(exc)) from None
         for episode_id, entry in states.items():
             if episode_id in owner:
                 raise MergeError(

@@ -94,16 +94,26 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+# Error events written for a failed agent call (one per attempt), as opposed to the harness's
+# own crash records (episode_timeout, harness_error, sandbox_error).
+_AGENT_ERROR_KINDS = frozenset(
+    {"AgentError", "TransientAgentError", "PermanentAgentError", "ContextLengthError",
+     "ToolsUnsupportedError"}
+)  # fmt: skip
+
+
 def _usage_of(runner: TurnLoop) -> tuple[int, Usage | None]:
+    """Agent calls made (every attempt: answered turns, retried failures, and the attempts of
+    a turn that finally failed) and the tokens they used."""
     calls = 0
     total: Usage | None = None
     for event in runner.writer.trajectory.events:
         if isinstance(event, AgentTurnEvent):
-            calls += event.attempts
+            calls += 1  # its failed attempts before it are error events, counted below
             if event.usage is not None:
                 total = total or Usage(cost_usd=0.0)
                 total.add(event.usage)
-        elif isinstance(event, ErrorEvent) and not event.will_retry:
+        elif isinstance(event, ErrorEvent) and event.kind in _AGENT_ERROR_KINDS:
             calls += 1
     return calls, total
 

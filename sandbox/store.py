@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sandbox.config import RunConfig
 from sandbox.redaction import Redactor
-from scenarios.records import Event, JournalEntry, Score, Trajectory
+from scenarios.records import EPISODE_ID_PATTERN, Event, JournalEntry, Score, Trajectory
 
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
@@ -29,6 +30,7 @@ SUMMARY = "summary.json"
 FORMAT_VERSION = 1
 
 M = TypeVar("M", bound=BaseModel)
+_EPISODE_ID = re.compile(EPISODE_ID_PATTERN)
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
@@ -216,6 +218,10 @@ class RunStore:
         return self.root / TRAJECTORIES
 
     def trajectory_path(self, episode_id: str) -> Path:
+        """RUN_DIR/trajectories/EPISODE.jsonl; raises ``CorruptRecordError`` for an id that is
+        not a plain file name (a crafted journal must not lead outside the directory)."""
+        if not _EPISODE_ID.fullmatch(episode_id):
+            raise CorruptRecordError(f"{self.root}: episode id {episode_id[:80]!r} is not valid")
         return self.trajectories_dir / f"{episode_id}.jsonl"
 
     def exists(self) -> bool:

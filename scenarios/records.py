@@ -336,8 +336,13 @@ class Score(Record):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+# Episode ids name files: no separators, no leading dot, a bounded length. Checked whenever a
+# journal is read back, so a crafted run directory cannot lead a reader outside it.
+EPISODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"
+
+
 class JournalEntry(Record):
-    episode_id: str
+    episode_id: str = Field(pattern=EPISODE_ID_PATTERN)
     status: EpisodeStatus
     t: float = Field(default_factory=_now)
     attempt: int = 1

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import RunConfig, RunError, RunStore, start_run
+from sandbox import RetryPolicy, RunConfig, RunError, RunStore, start_run
 from sandbox.agents import AgentSpec
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import resume_run
 from sandbox.replay import load_recorded
 from sandbox.replay.rescore import rescore
 from sandbox.replay.sources import ReplaySourceError
-from sandbox.store import RunLock, open_append
+from sandbox.store import CorruptRecordError, RunLock, open_append
 from sandbox.summary import build_summary
+from sandbox.testing import Script, ScriptedOpenAIServer
 from scenarios.records import EpisodeStatus, JournalEntry
 
 
@@ -121,3 +122,33 @@ async def test_a_second_writer_is_refused_with_the_holders_pid(
             merge_runs([run_dir], fresh)
     # Released: the run directory is usable again, and a finished run can be resumed.
     assert (await resume_run(run_dir)).ran == 0
+
+
+def test_a_crafted_journal_cannot_lead_outside_the_run_directory(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    line = '{"episode_id": "../../../../escaped", "status": "done"}\n'
+    with (run_dir / "journal.jsonl").open("a") as handle:
+        handle.write(line)
+    with pytest.raises(MergeError, match="episode_id"):
+        merge_runs([run_dir], tmp_path / "merged")
+    assert not (tmp_path / "escaped.jsonl").exists() and not list(tmp_path.glob("**/escaped*"))
+    with pytest.raises(CorruptRecordError, match="not valid"):
+        RunStore(run_dir).trajectory_path("../x")
+
+
+async def test_agent_calls_count_every_attempt_of_a_failed_turn(tmp_path: Path) -> None:
+    script = Script.from_dict(
+        {"default": {"error": {"status": 500, "message": "down", "times": 99}}}
+    )
+    async with ScriptedOpenAIServer(script) as server:
+        config = _config().model_copy(
+            update={
+                "agents": [AgentSpec(spec="openai/scripted", api_base=server.url)],
+                "include_baseline": False,
+                "retry": RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02),
+            }
+        )
+        result = await start_run(config, tmp_path / "run")
+    assert result.summary.errored == 1
+    assert result.summary.llm_calls == 3  # every attempt of the turn that finally failed
