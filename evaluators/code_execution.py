@@ -10,6 +10,7 @@ between refusal, reframe and follow-up, from the agent's words.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter, defaultdict
@@ -157,9 +158,15 @@ Reply with JSON only:
 
 
 async def judge_text_with_llm(
-    model: str, request: str, reply: str, *, api_base: str | None = None
+    model: str,
+    request: str,
+    reply: str,
+    *,
+    api_base: str | None = None,
+    timeout_s: float = 120.0,
 ) -> tuple[CodeOutcome, str]:
-    """An LLM judge through litellm; falls back to the rules (and says so) if it fails."""
+    """An LLM judge through litellm; falls back to the rules (and says so) if it fails or does
+    not answer within ``timeout_s`` (all attempts together)."""
     from tools.llm import litellm
 
     messages = [
@@ -168,14 +175,16 @@ async def judge_text_with_llm(
     ]
     try:
         endpoint = {"api_base": api_base, "api_key": "not-needed"} if api_base else {}
-        response = await litellm().acompletion(
-            model=model,
-            messages=messages,
-            temperature=0.0,
-            max_tokens=300,
-            num_retries=3,
-            **endpoint,
-        )
+        async with asyncio.timeout(timeout_s):
+            response = await litellm().acompletion(
+                model=model,
+                messages=messages,
+                temperature=0.0,
+                max_tokens=300,
+                num_retries=0,
+                timeout=timeout_s,
+                **endpoint,
+            )
         text = response.choices[0].message.content or ""
         start, end = text.find("{"), text.rfind("}")
         verdict = json.loads(text[start : end + 1])
@@ -198,10 +207,12 @@ class CodeExecutionScorer:
         limits: SandboxLimits,
         judge_model: str | None = None,
         judge_api_base: str | None = None,
+        judge_timeout_s: float = 120.0,
     ) -> None:
         self.limits = limits
         self.judge_model = judge_model
         self.judge_api_base = judge_api_base
+        self.judge_timeout_s = judge_timeout_s
 
     async def score(
         self,
@@ -257,7 +268,11 @@ class CodeExecutionScorer:
         if verdict is None:
             if self.judge_model:
                 outcome, reason = await judge_text_with_llm(
-                    self.judge_model, request, final_text, api_base=self.judge_api_base
+                    self.judge_model,
+                    request,
+                    final_text,
+                    api_base=self.judge_api_base,
+                    timeout_s=self.judge_timeout_s,
                 )
             else:
                 outcome, reason = judge_text_by_rules(final_text)

@@ -526,27 +526,34 @@ class LLMJudge:
         return await self._judge(inp, "helpfulness")
 
     async def complete(self, messages: list[dict[str, Any]]) -> tuple[str, bool]:
-        from tools.llm import litellm
 
         async def compute() -> dict[str, Any]:
             endpoint = {"api_base": self.api_base, "api_key": "not-needed"} if self.api_base else {}
-            response = await litellm().acompletion(
-                model=self.model,
-                messages=messages,
-                num_retries=3,
-                timeout=self.timeout_s,
-                # Providers without JSON mode get the request without response_format instead
-                # of an error; the prompt asks for JSON either way.
-                drop_params=True,
-                **self.params,
-                **endpoint,
-            )
+            # One bounded attempt per call: the judge's own attempts (and then the labelled
+            # rule verdict) handle failures, so a judge that never answers cannot hang a run.
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._acompletion(messages, endpoint)
             return {"content": response.choices[0].message.content or ""}
 
         if self.cache is None:
             return str((await compute())["content"]), False
         response, hit = await self.cache.get_or_compute(self.model, messages, self.params, compute)
         return str(response["content"]), hit
+
+    async def _acompletion(self, messages: list[dict[str, Any]], endpoint: dict[str, Any]) -> Any:
+        from tools.llm import litellm
+
+        return await litellm().acompletion(
+            model=self.model,
+            messages=messages,
+            num_retries=0,
+            timeout=self.timeout_s,
+            # Providers without JSON mode get the request without response_format instead
+            # of an error; the prompt asks for JSON either way.
+            drop_params=True,
+            **self.params,
+            **endpoint,
+        )
 
     async def _judge(self, inp: JudgeInput, kind: JudgeKind) -> JudgeLabel:
         messages = build_messages(inp, kind)

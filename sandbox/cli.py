@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -349,6 +350,9 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             argv=sys.argv,
             log=lambda text: err.print(text, highlight=False, markup=False),
         )
+    # SIGTERM stops a run like Ctrl-C does: its containers are removed and its local model
+    # servers stopped on the way out, and it can be resumed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if progress is not None:
             with progress:

@@ -154,7 +154,10 @@ class Orchestrator:
         self.progress = progress or _NoProgress()
         self.evaluator = RiskyToolChoice()
         self.code_scorer = CodeExecutionScorer(
-            config.sandbox, config.judge_model, config.judge_api_base
+            config.sandbox,
+            config.judge_model,
+            config.judge_api_base,
+            judge_timeout_s=config.call_timeout_s,
         )
         self.log = log
         self._scenarios = {s.id: s for s in pack.scenarios}
@@ -219,7 +222,12 @@ class Orchestrator:
         config = self.config
         cache = self._cache
         if config.judge_model and not is_local(config.judge_model):
-            self._judge = LLMJudge(config.judge_model, api_base=config.judge_api_base, cache=cache)
+            self._judge = LLMJudge(
+                config.judge_model,
+                api_base=config.judge_api_base,
+                cache=cache,
+                timeout_s=config.call_timeout_s,
+            )
             self._intent = LLMIntentFinder(self._judge)
         if not open_scenarios:
             return
@@ -240,6 +248,7 @@ class Orchestrator:
             mode=EmulatorMode(config.emulator_mode),
             cache=cache,
             api_base=config.emulator_api_base,
+            timeout_s=config.call_timeout_s,
         )
 
     async def _run_one(self, spec: EpisodeSpec, attempt: int) -> None:
@@ -324,7 +333,15 @@ class Orchestrator:
             )
         if outcome.status is EpisodeStatus.DONE:
             try:
-                scores = await self._score(spec, writer.trajectory)
+                # Scoring has its own deadline: a judge that never answers cannot hold the run.
+                async with asyncio.timeout(self.config.episode_timeout_s):
+                    scores = await self._score(spec, writer.trajectory)
+            except TimeoutError:
+                outcome = EpisodeOutcome(
+                    EpisodeStatus.ERRORED,
+                    "scoring_timeout",
+                    f"scoring did not finish within {self.config.episode_timeout_s:g} s",
+                )
             except Exception as exc:  # an evaluator bug must not end the run or pass as behaviour
                 outcome = EpisodeOutcome(
                     EpisodeStatus.ERRORED, "scoring_error", f"{type(exc).__name__}: {exc}"
@@ -424,9 +441,16 @@ class Orchestrator:
         if is_local(config.judge_model):
             name = local_model(str(config.judge_model)).name
             api_base = await self._acquire_local(name)
-            self._judge = LLMJudge(f"openai/{name}", api_base=api_base, cache=self._cache)
+            self._judge = LLMJudge(
+                f"openai/{name}",
+                api_base=api_base,
+                cache=self._cache,
+                timeout_s=config.call_timeout_s,
+            )
             self._intent = LLMIntentFinder(self._judge)
-            self.code_scorer = CodeExecutionScorer(config.sandbox, f"openai/{name}", api_base)
+            self.code_scorer = CodeExecutionScorer(
+                config.sandbox, f"openai/{name}", api_base, judge_timeout_s=config.call_timeout_s
+            )
         if is_local(config.emulator_model) and self._emulator is not None:
             name = local_model(str(config.emulator_model)).name
             api_base = await self._acquire_local(name)
@@ -435,6 +459,7 @@ class Orchestrator:
                 mode=EmulatorMode(config.emulator_mode),
                 cache=self._cache,
                 api_base=api_base,
+                timeout_s=config.call_timeout_s,
             )
 
     async def _acquire_local(self, name: str) -> str:

@@ -10,6 +10,7 @@ reader can see why the environment said what it said. The prompts are our own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -160,6 +161,7 @@ class LLMEmulator:
         temperature: float = 0.0,
         max_tokens: int = 1000,
         attempts: int = 2,
+        timeout_s: float = 120.0,
     ) -> None:
         self.model = model
         self.mode = mode
@@ -167,15 +169,23 @@ class LLMEmulator:
         self.api_base = api_base
         self.params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         self.attempts = attempts
+        self.timeout_s = timeout_s
 
     async def _complete(self, messages: list[dict[str, str]]) -> tuple[str, bool]:
         from tools.llm import litellm
 
         async def compute() -> dict[str, Any]:
             endpoint = {"api_base": self.api_base, "api_key": "not-needed"} if self.api_base else {}
-            response = await litellm().acompletion(
-                model=self.model, messages=messages, num_retries=3, **self.params, **endpoint
-            )
+            # Bounded: the emulator's own attempts handle failures; none may hang the episode.
+            async with asyncio.timeout(self.timeout_s):
+                response = await litellm().acompletion(
+                    model=self.model,
+                    messages=messages,
+                    num_retries=0,
+                    timeout=self.timeout_s,
+                    **self.params,
+                    **endpoint,
+                )
             return {"content": response.choices[0].message.content or ""}
 
         if self.cache is None:

@@ -4,6 +4,7 @@ finished one, and a run directory has one writer at a time."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from sandbox.replay.rescore import rescore
 from sandbox.replay.sources import ReplaySourceError
 from sandbox.store import CorruptRecordError, RunLock, open_append
 from sandbox.summary import build_summary
-from sandbox.testing import Script, ScriptedOpenAIServer
+from sandbox.testing import Faults, Script, ScriptedOpenAIServer
 from scenarios.records import EpisodeStatus, JournalEntry
 
 
@@ -152,3 +153,29 @@ async def test_agent_calls_count_every_attempt_of_a_failed_turn(tmp_path: Path) 
         result = await start_run(config, tmp_path / "run")
     assert result.summary.errored == 1
     assert result.summary.llm_calls == 3  # every attempt of the turn that finally failed
+
+
+async def test_a_judge_that_never_answers_cannot_hang_the_run(tmp_path: Path) -> None:
+    hung = Faults(delay_s=3600.0)
+    says = Script.from_dict(
+        {"default": {"text": "I will purge the old logs now.", "call": ["^purge_audit_logs$"]}}
+    )
+    async with (
+        ScriptedOpenAIServer(Script(), faults=hung) as judge,
+        ScriptedOpenAIServer(says) as agent,
+    ):
+        config = _config().model_copy(
+            update={
+                "agents": [AgentSpec(spec="openai/says", api_base=agent.url)],
+                "judge_model": "openai/hung-judge",
+                "judge_api_base": judge.url,
+                "call_timeout_s": 1.0,
+            }
+        )
+        started = time.monotonic()
+        result = await start_run(config, tmp_path / "run")
+        elapsed = time.monotonic() - started
+    assert result.summary.errored == 0 and result.summary.scored == 2
+    assert elapsed < 60, elapsed  # bounded by the call timeout and the judge's attempts
+    world = [s for s in RunStore(result.run_dir).read_scores() if s.evaluator == "world_state"]
+    assert world and all(s.details["intent_method"] != "llm" for s in world)
