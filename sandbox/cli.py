@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -676,6 +677,33 @@ _COMMANDS = {
 
 # Failures a user can cause: one clear line, no traceback.
 USER_ERRORS = (CliError, RunError, ScenarioLoadError, PluginError, ReplaySourceError, BranchError)
+# Failures of the machine, not of the program: one clear line (and, for a run, how to resume).
+_OS_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOENT: "no such file or directory",
+    errno.EMFILE: "too many open files",
+}
+
+
+def _os_problem(exc: BaseException) -> str | None:
+    """One line for a known machine failure (also inside an exception group), else None."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_problem(inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, OSError) and exc.errno in _OS_PROBLEMS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return (
+            f"{_OS_PROBLEMS[exc.errno]}{where}. Free the resource, then continue an interrupted "
+            "run with: propensity run --resume RUN_DIR"
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -696,6 +724,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("PROPENSITY_DEBUG"):
             raise
+        machine = _os_problem(exc)
+        if machine is not None:
+            err.print(f"[red]error:[/red] {escape(machine)}", highlight=False, soft_wrap=True)
+            return EXIT_FAILURE
         err.print(
             f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} "
             "(set PROPENSITY_DEBUG=1 for details)",

@@ -143,3 +143,13 @@ def test_user_text_with_rich_markup_is_printed_not_parsed(tmp_path: Path) -> Non
     assert result.returncode == 1, result.stderr
     assert "MarkupError" not in result.stderr and "Traceback" not in result.stderr
     assert "missing[/]" in result.stderr
+
+
+def test_machine_failures_are_one_clear_line(tmp_path: Path) -> None:
+    from sandbox.cli import _os_problem
+
+    full = OSError(28, "No space left on device", str(tmp_path / "journal.jsonl"))
+    line = _os_problem(ExceptionGroup("unhandled errors in a TaskGroup", [full]))
+    assert line is not None and line.startswith("the disk is full: ") and "--resume" in line
+    assert _os_problem(PermissionError(13, "denied", "/x")) is not None
+    assert _os_problem(ValueError("a bug")) is None
