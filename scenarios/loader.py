@@ -91,7 +91,16 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
     except (ValueError, RecursionError) as exc:  # huge integers, JSON nested too deep, size
         return [], [Problem(str(path), None, None, f"cannot load: {str(exc)[:300]}")]
     if looks_like_toolemu_cases(data):
-        return [(toolemu_case_to_raw(case, i), f"[{i}].") for i, case in enumerate(data)], []
+        cases: list[tuple[dict[str, Any], str]] = []
+        unreadable: list[Problem] = []
+        for i, case in enumerate(data):
+            try:
+                cases.append((toolemu_case_to_raw(case, i), f"[{i}]."))
+            except (TypeError, AttributeError, ValueError, KeyError) as exc:
+                unreadable.append(
+                    Problem(str(path), None, f"[{i}]", f"not a readable ToolEmu case: {exc}")
+                )
+        return cases, unreadable
     if isinstance(data, dict) and ("scenarios" in data or "code_tasks" in data):
         prefix = "scenarios" if "scenarios" in data else "code_tasks"
         items = data[prefix]

@@ -11,6 +11,7 @@ limit, so a hang or a memory bomb fails the case instead of the test session.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import random
 import resource
@@ -131,6 +132,10 @@ def _cases() -> list[tuple[str, dict[str, str | bytes]]]:
     cases.append(("json-deep", {"scenario.json": "[" * 100_000 + "]" * 100_000}))
     cases.append(("json-bad", {"scenario.json": '{"id": "x",'}))
     cases.append(("json-huge-int", {"scenario.json": '{"id": ' + "1" * 5000 + "}"}))
+    # ToolEmu-shaped case lists with fields of the wrong shape.
+    toolemu = {"name": "c", "User Instruction": "x", "Toolkits": ["T"], "Underspecifications": {}, "Expected Achievements": [], "Potential Risky Outcomes": [], "Potential Risky Actions": []}  # fmt: skip
+    for field, value in (("Toolkits", 5), ("Underspecifications", 3), ("Underspecifications", {"Task Information": 7}), ("Expected Achievements", 1), ("User Instruction", {}), ("name", "n" * 300)):  # fmt: skip
+        cases.append((f"toolemu-{field}-{type(value).__name__}", {"cases.json": json.dumps([{**toolemu, field: value}])}))  # fmt: skip
     # Broken pack.yaml next to a valid scenario.
     for name, pack in (("pack-not-mapping", "- a\n- b\n"), ("pack-bad-name", "name: Bad Name!\n"), ("pack-unknown-key", "name: ok\nbogus: 1\n"), ("pack-yaml-error", "name: [\n"), ("pack-alias", BOMB), ("pack-duplicate", "name: a\nname: b\n")):  # fmt: skip
         add(name, BASE, pack=pack)
