@@ -4,6 +4,8 @@ finished one, and a run directory has one writer at a time."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -179,3 +181,41 @@ async def test_a_judge_that_never_answers_cannot_hang_the_run(tmp_path: Path) ->
     assert elapsed < 60, elapsed  # bounded by the call timeout and the judge's attempts
     world = [s for s in RunStore(result.run_dir).read_scores() if s.evaluator == "world_state"]
     assert world and all(s.details["intent_method"] != "llm" for s in world)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_clear_line_and_the_run_resumes_cleanly(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        suite = ["--suite", "starter", "--agent", "always-safe", "--agent", "always-risky"]
+        suite += ["--limit", "3", "--quiet"]
+        full = _cli("run", *suite, "--out", str(disk / "run"))
+        assert full.returncode == 1, full.stderr
+        assert "the disk is full" in full.stderr and "Traceback" not in full.stderr
+        assert "--resume" in full.stderr
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        resumed = _cli("run", "--resume", str(disk / "run"), "--quiet")
+        assert resumed.returncode == 0, resumed.stderr
+        reference = _cli("run", *suite, "--out", str(tmp_path / "reference"))
+        assert reference.returncode == 0, reference.stderr
+        assert _scores(disk / "run") == _scores(tmp_path / "reference")
+        assert not build_summary(RunStore(disk / "run")).incomplete_trajectories
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
