@@ -167,7 +167,10 @@ CASES = _cases()
 
 
 def _validate_in_child(root: str, queue: Any) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (CASE_MEMORY, CASE_MEMORY))
+    # The fork inherits the test session's address space: allow CASE_MEMORY more than that.
+    with open("/proc/self/statm") as handle:
+        in_use = int(handle.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + CASE_MEMORY, in_use + CASE_MEMORY))
     try:
         contents = read_pack_contents(root)
         queue.put(("ok", [str(p) for p in contents.problems], len(contents.scenarios)))
