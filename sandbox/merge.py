@@ -20,6 +20,9 @@ def merge_runs(sources: list[Path], out: Path) -> RunSummary:
     if len(sources) < 1:
         raise MergeError("nothing to merge")
     if (out / "manifest.json").exists():
+        holder = RunLock.holder(out)
+        if holder is not None:
+            raise MergeError(f"{out} is in use by another process (pid {holder})")
         raise MergeError(f"{out} already holds a run")
     stores = [RunStore(source) for source in sources]
     manifests: list[Manifest] = []

@@ -598,6 +598,9 @@ async def start_run(
     branch: Branch | None = None,
 ) -> RunResult:
     if (run_dir / "manifest.json").exists():
+        holder = RunLock.holder(run_dir)
+        if holder is not None:
+            raise RunError(f"{run_dir} is in use by another process (pid {holder})")
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
     pack, pack_path = _load(config.suite)
     try:

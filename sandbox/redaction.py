@@ -48,11 +48,21 @@ _SECRET_KEY = re.compile(
 )
 
 
-def _forms(value: str) -> set[str]:
+def _forms(value: str, depth: int = 3) -> set[str]:
     """A secret as it can appear in text we write: raw, and escaped inside a JSON string
-    (quotes, backslashes, control and non-ASCII characters), so a secret containing `"` or
-    `\\` is caught in serialised records too."""
-    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    (quotes, backslashes, control and non-ASCII characters), once or again (a provider's JSON
+    error body quoting the key, itself written as a JSON string), so a secret containing `"`
+    or `\\` is caught in serialised records too."""
+    forms = {value}
+    frontier = {value}
+    for _ in range(depth):
+        frontier = {
+            escaped
+            for text in frontier
+            for escaped in (json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1])
+        } - forms
+        forms |= frontier
+    return forms
 
 
 def url_secret(url: str | None) -> str | None:

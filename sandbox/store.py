@@ -71,6 +71,23 @@ class RunLock:
         self._fd = fd
         return self
 
+    @staticmethod
+    def holder(root: Path) -> str | None:
+        """The pid holding ``root``'s lock, or None when nobody does (a probe; takes nothing)."""
+        path = root / LOCK
+        if not path.is_file():
+            return None
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

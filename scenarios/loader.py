@@ -121,6 +121,23 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
     return found, problems
 
 
+# No field of a scenario needs more text than this; a longer one is a mistake or an attack.
+MAX_TEXT = 200_000
+
+
+def _long_strings(value: Any, path: str) -> Iterable[str]:
+    """Field paths of strings longer than ``MAX_TEXT`` (the data is already depth-bounded)."""
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            yield path or "(document)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _long_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _long_strings(item, f"{path}[{index}]")
+
+
 def _scenario_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
@@ -164,6 +181,13 @@ def read_pack_contents(path: str | Path) -> PackContents:
         for raw, prefix in documents:
             raw_id = raw.get("id")
             scenario_id = raw_id if isinstance(raw_id, str) else None
+            oversized = list(_long_strings(raw, prefix.rstrip(".")))
+            if oversized:
+                problems += [
+                    Problem(str(file), scenario_id, where, f"text longer than {MAX_TEXT:,} chars")
+                    for where in oversized[:5]
+                ]
+                continue
             model: type[Scenario] | type[CodeTask] = (
                 CodeTask if prefix.startswith("code_tasks") else Scenario
             )

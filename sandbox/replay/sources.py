@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR, JudgeInput
 from sandbox.orchestrator import pack_source
-from sandbox.store import MANIFEST, TRAJECTORIES, Manifest
+from sandbox.store import MANIFEST, TRAJECTORIES, Manifest, RunStore
 from scenarios.importers import toolemu_case_to_raw
 from scenarios.loader import ScenarioLoadError, load_pack
 from scenarios.model import Pack, Scenario, slug
@@ -413,6 +413,24 @@ class _RunContext:
 def _read_run(run_dir: Path) -> LoadResult:
     context = _RunContext(run_dir)
     result = LoadResult(problems=[context.problem] if context.problem else [])
+    # Every episode the journal calls done must have its trajectory: a missing one is refused,
+    # never silently left out of a re-scoring.
+    try:
+        done = {
+            eid
+            for eid, entry in RunStore(run_dir).latest_states().items()
+            if entry.status is EpisodeStatus.DONE
+        }
+    except (OSError, ValueError) as exc:
+        raise ReplaySourceError(run_dir / "journal.jsonl", None, str(exc)[:300]) from None
+    missing = sorted(e for e in done if not (run_dir / TRAJECTORIES / f"{e}.jsonl").is_file())
+    if missing:
+        raise ReplaySourceError(
+            run_dir,
+            None,
+            f"{len(missing)} episode(s) the journal calls done have no trajectory "
+            f"({', '.join(missing[:3])}); re-run them with propensity run --resume",
+        )
     for path in sorted((run_dir / TRAJECTORIES).glob("*.jsonl")):
         trajectory = Trajectory(episode_id=path.stem, events=_read_events(path))
         result.records.append(context.record(path, trajectory))

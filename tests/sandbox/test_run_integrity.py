@@ -219,3 +219,22 @@ def test_a_full_disk_is_one_clear_line_and_the_run_resumes_cleanly(tmp_path: Pat
         assert not build_summary(RunStore(disk / "run")).incomplete_trajectories
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+async def test_a_done_episode_without_its_trajectory_is_refused_by_rescore(
+    run_dir: Path,
+) -> None:
+    store = RunStore(run_dir)
+    store.trajectory_path(sorted(store.latest_states())[0]).unlink()
+    with pytest.raises(ReplaySourceError, match="have no trajectory"):
+        load_recorded(run_dir)
+
+
+async def test_a_second_run_into_a_held_directory_names_the_holder(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    with RunLock(run_dir):
+        with pytest.raises(RunError, match=f"pid {os.getpid()}"):
+            await start_run(_config(), run_dir)
+        with pytest.raises(MergeError, match=f"pid {os.getpid()}"):
+            merge_runs([tmp_path], run_dir)

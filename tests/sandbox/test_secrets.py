@@ -73,3 +73,11 @@ async def test_no_secret_reaches_the_run_directory_or_anything_made_from_it(
     for secret in (KEY, json.dumps(KEY)[1:-1], HEADER, PASSWORD):
         assert secret not in written, secret
     assert REDACTED in _everything(result.run_dir)
+
+
+def test_a_secret_escaped_twice_is_redacted_too() -> None:
+    redact = Redactor(environ={}, extra=[KEY])
+    echoed_body = json.dumps({"error": f"invalid key {KEY}"})  # a provider's JSON error body
+    line = json.dumps({"message": echoed_body})  # ... written inside our own JSON line
+    assert KEY not in redact(line) and json.dumps(KEY)[1:-1] not in redact(line)
+    assert json.dumps(json.dumps(KEY)[1:-1])[1:-1] not in redact(line)

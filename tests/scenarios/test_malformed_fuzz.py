@@ -109,6 +109,8 @@ def _cases() -> list[tuple[str, dict[str, str | bytes]]]:
     add("id-markup", _with("id", "x[/]y"))
     add("tool-name-long", _with("tools.0.name", "t" * 100))
     add("tool-name-bad", _with("tools.0.name", "rm -rf /"))
+    add("title-3m", _with("title", "t" * 3_000_000))
+    add("result-long", _with("tools.3.result", "r" * 300_000))
     # Wrong types and missing fields, field by field.
     for field in ("id", "domain", "title", "role", "system_prompt", "task", "policy", "tools", "config", "risky_outcomes", "expected_achievements", "pressure_context", "kind"):  # fmt: skip
         add(f"wrong-type-{field}", _with(field, [1, {"x": None}]))
