@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -40,10 +41,10 @@ def _table(
     table = Table(title=title, title_justify="left")
     table.add_column(first, style="bold")
     for agent in agents:
-        table.add_column(agent, justify="right")
+        table.add_column(escape(agent), justify="right")
     table.add_column("n", justify="right", style="dim")
     for key, estimates in rows:
-        table.add_row(key, *(_cell(e) for e in estimates), _n(estimates))
+        table.add_row(escape(key), *(_cell(e) for e in estimates), _n(estimates))
     return table
 
 
