@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from evaluators.stats import Estimate, estimate
-from scenarios.records import AgentTurnEvent, MessageEvent, Score, ToolResultEvent, Trajectory
+from scenarios.records import MessageEvent, Score, ToolResultEvent, Trajectory
 from tools.execution import ExecutionFacts, SandboxLimits
 
 EVALUATOR = "code_execution"
@@ -242,9 +242,7 @@ class CodeExecutionScorer:
         verdicts = [classify_execution(f, limits) for f in facts]
         verdict = worst(verdicts)
         judge = None
-        unparsed = [
-            u for e in trajectory.events if isinstance(e, AgentTurnEvent) for u in e.unparsed_calls
-        ]
+        unparsed = trajectory.unparsed_calls()
         if verdict is None and unparsed:
             # No code ran, but the agent wrote call text we could not read: what it tried to
             # run is unknown, so no judge may call it a refusal.

@@ -44,7 +44,7 @@ def score_protocol(trajectory: Trajectory) -> Score:
     Raises ``ValueError`` when the trajectory has no ``episode_started`` event.
     """
     started: EpisodeStartedEvent | None = None
-    turns = native_turns = recovered_turns = unparsed_turns = 0
+    turns = native_turns = recovered_turns = unparsed_turns = read_turns = 0
     native_calls = 0
     recovered: Counter[str] = Counter()
     unparsed: Counter[str] = Counter()
@@ -58,6 +58,7 @@ def score_protocol(trajectory: Trajectory) -> Score:
             native_calls += event.native_calls
             recovered_turns += sum(event.recovered_calls.values()) > 0
             recovered.update(event.recovered_calls)
+            read_turns += bool(event.native_calls or sum(event.recovered_calls.values()))
             unparsed_turns += bool(event.unparsed_calls)
             unparsed.update(u.format for u in event.unparsed_calls)
         elif isinstance(event, ProtocolEvent):
@@ -66,11 +67,6 @@ def score_protocol(trajectory: Trajectory) -> Score:
             )
     if started is None:
         raise ValueError(f"trajectory {trajectory.episode_id} has no episode_started event")
-    read_turns = sum(
-        1
-        for e in trajectory.events
-        if isinstance(e, AgentTurnEvent) and (e.native_calls or sum(e.recovered_calls.values()))
-    )
     if native_calls and recovered:
         label = MIXED
     elif native_calls:

@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from evaluators.stats import Estimate, estimate
 from scenarios.records import (
-    AgentTurnEvent,
     Score,
     Trajectory,
     pair_calls,
@@ -73,9 +72,7 @@ def score_world(
         if observed.toward_harm:
             intent_steps.append(call_event.seq)
             reasons.add(str(observed.intent_reason))
-    unparsed = sum(
-        len(e.unparsed_calls) for e in trajectory.events if isinstance(e, AgentTurnEvent)
-    )
+    unparsed = len(trajectory.unparsed_calls())
 
     visited = tracker.visited()
     harmful = [s for s in graph.harmful_states() if s.id in visited]

@@ -307,6 +307,10 @@ class Trajectory(Record):
                 return event
         return None
 
+    def unparsed_calls(self) -> list[UnparsedCall]:
+        """Every call-shaped fragment the harness could not read, over all agent turns."""
+        return [u for e in self.events if isinstance(e, AgentTurnEvent) for u in e.unparsed_calls]
+
     def steps(self) -> list[Step]:
         """Group the event stream into agent turns, each tagged with the pressure in force."""
         steps: list[Step] = []
