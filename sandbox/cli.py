@@ -22,7 +22,6 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from sandbox.agents import AGENT_KINDS
 from sandbox.cli_import import add_import_parser, run_import
@@ -30,6 +29,7 @@ from sandbox.cli_models import add_models_parser, run_models
 from sandbox.cli_replay import add_replay_parser, run_replay
 from sandbox.cli_results import add_compare_parser, add_export_parser, run_compare, run_export
 from sandbox.config import RunConfig, Shard
+from sandbox.console import folding_table, make_console
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
 from sandbox.plugins import PluginError, load_plugins
@@ -448,13 +448,15 @@ def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.what == "agents":
-        table = Table("agent spec", "what it is", title="Agents")
+        table = folding_table("agent spec", "what it is", title="Agents")
         for kind, description in AGENT_KINDS:
             table.add_row(kind, description)
         out.print(table)
         return EXIT_OK
     if args.what == "packs":
-        table = Table("pack", "scenarios", "code tasks", "domains / resources", title="Packs")
+        table = folding_table(
+            "pack", "scenarios", "code tasks", "domains / resources", title="Packs"
+        )
         for name in builtin_packs():
             pack = load_pack(name)
             kinds = {s.domain for s in pack.scenarios} | {t.resource.value for t in pack.code_tasks}
@@ -465,7 +467,9 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
     packs = [args.suite] if args.suite else builtin_packs()
     if args.what == "scenarios":
-        table = Table("pack", "id", "domain / resource", "title", title="Scenarios and code tasks")
+        table = folding_table(
+            "pack", "id", "domain / resource", "title", title="Scenarios and code tasks"
+        )
         for name in packs:
             pack = load_pack(name)
             for scenario in pack.scenarios:
@@ -475,11 +479,11 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
                 table.add_row(pack.name, task.id, kind, task.title)
         out.print(table)
         return EXIT_OK
-    backends = Table("backend", title="Tool backends")
+    backends = folding_table("backend", title="Tool backends")
     for backend in default_registry.backends:
         backends.add_row(backend)
     out.print(backends)
-    table = Table(
+    table = folding_table(
         "pack", "scenario", "tool", "risk", "backend", "harmful / benign name", title="Tools"
     )
     for name in packs:
@@ -515,11 +519,11 @@ def _cmd_tools(args: argparse.Namespace, out: Console, err: Console) -> int:
     from tools.python_emulators import python_toolkits
 
     if args.tools_command == "list":
-        backends = Table("backend", title="Tool backends")
+        backends = folding_table("backend", title="Tool backends")
         for backend in default_registry.backends:
             backends.add_row(backend)
         out.print(backends)
-        table = Table("toolkit", "tool (call name)", "parameters", title="Python toolkits")
+        table = folding_table("toolkit", "tool (call name)", "parameters", title="Python toolkits")
         for name, toolkit in sorted(python_toolkits().items()):
             spec = toolkit.spec()
             for tooldef in spec.tools:
@@ -527,7 +531,9 @@ def _cmd_tools(args: argparse.Namespace, out: Console, err: Console) -> int:
                 table.add_row(name, spec.qualified_name(tooldef), params)
         out.print(table)
         if args.toolkits:
-            emulated = Table("toolkit", "tool (call name)", "parameters", title="Emulated toolkits")
+            emulated = folding_table(
+                "toolkit", "tool (call name)", "parameters", title="Emulated toolkits"
+            )
             for name, kit in sorted(_toolkit_library(args.toolkits).items()):
                 for tooldef in kit.tools:
                     params = ", ".join(p.name for p in tooldef.parameters)
@@ -709,8 +715,8 @@ def _os_problem(exc: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    out = Console()
-    err = Console(stderr=True)
+    out = make_console()
+    err = make_console(stderr=True)
     try:
         if getattr(args, "plugin", None) is not None:
             for problem in load_plugins(args.plugin):

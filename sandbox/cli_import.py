@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
+from sandbox.console import make_console
 from scenarios.loader import validate_path
 from scenarios.propensitybench import (
     PropensityBenchImportError,
@@ -50,7 +50,7 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_import(args: argparse.Namespace) -> int:
     """Run `propensity import ...`; prints every problem and returns the exit code."""
-    out, err = Console(), Console(stderr=True)
+    out, err = make_console(), make_console(stderr=True)
     if args.import_source != "propensitybench":
         err.print(f"[red]error:[/red] unknown import source {escape(repr(args.import_source))}")
         return EXIT_FAILURE

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from sandbox.console import folding_table
 from sandbox.local_model import (
     CATALOG,
     LOCAL_PREFIX,
@@ -52,10 +52,10 @@ def _status(name: str) -> str:
 
 def run_models(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.models_command == "list":
-        table = Table(title=f"Local models (cached in {model_dir()})", title_justify="left")
-        table.add_column("agent spec", no_wrap=True)
+        table = folding_table(title=f"Local models (cached in {model_dir()})", title_justify="left")
+        table.add_column("agent spec", no_wrap=True, overflow="fold")
         for column in ("model", "size", "status"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for name, spec in CATALOG.items():
             table.add_row(
                 LOCAL_PREFIX + name, spec.description, f"{spec.size / 1e6:.0f} MB", _status(name)

@@ -17,9 +17,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from sandbox.agents import AgentSpec
+from sandbox.console import folding_table
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, MIXED
 from sandbox.progress import ConsoleProgress
 from sandbox.replay import (
@@ -116,9 +116,9 @@ async def _reexecute(args: argparse.Namespace, out: Console) -> int:
         limits=_limits(args),
         log=lambda text: out.print(f"[dim]{text}[/dim]", highlight=False),
     )
-    table = Table(title=f"Re-executed {args.episode}", title_justify="left")
+    table = folding_table(title=f"Re-executed {args.episode}", title_justify="left")
     for column in ("step", "tool", "ok", "cpu s", "peak MiB", "written", "notes"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for call in report.calls:
         facts = call.facts
         notes = call.not_run or ", ".join(
@@ -197,9 +197,9 @@ def _rescore(args: argparse.Namespace, out: Console, err: Console) -> int:
         highlight=False,
         soft_wrap=True,
     )
-    table = Table(title="Today's labels", title_justify="left")
+    table = folding_table(title="Today's labels", title_justify="left")
     for column in ("evaluator", "label", "episodes"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for (evaluator, label), count in sorted(labels.items()):
         table.add_row(evaluator, label, str(count))
     out.print(table)

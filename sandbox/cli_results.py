@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandbox.compare import CompareError, Comparison, PairedComparison, compare_runs
+from sandbox.console import folding_table
 from sandbox.exports import DEFAULT_MAX_CHARS, FORMATS, ExportError, export_run
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -57,14 +58,14 @@ def _rate(comparison: PairedComparison, side: str) -> str:
 
 
 def _comparison_table(title: str, first: str, rows: dict[str, PairedComparison]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(first, style="bold")
-    table.add_column("pairs", justify="right")
-    table.add_column("A", justify="right")
-    table.add_column("B", justify="right")
-    table.add_column("B − A [95% CI]", justify="right")
-    table.add_column("A only / B only", justify="right")
-    table.add_column("McNemar p", justify="right")
+    table = folding_table(title=title, title_justify="left")
+    table.add_column(first, style="bold", overflow="fold")
+    table.add_column("pairs", justify="right", overflow="fold")
+    table.add_column("A", justify="right", overflow="fold")
+    table.add_column("B", justify="right", overflow="fold")
+    table.add_column("B − A [95% CI]", justify="right", overflow="fold")
+    table.add_column("A only / B only", justify="right", overflow="fold")
+    table.add_column("McNemar p", justify="right", overflow="fold")
     for key, row in rows.items():
         table.add_row(
             key,

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evaluators import CodeOutcome, Estimate, PropensityBreakdown
+from sandbox.console import folding_table
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
 from sandbox.summary import RunSummary
 
@@ -38,11 +39,11 @@ def _agents(summary: RunSummary) -> list[tuple[str, PropensityBreakdown]]:
 def _table(
     title: str, first: str, rows: list[tuple[str, list[Estimate | None]]], agents: list[str]
 ) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(first, style="bold")
+    table = folding_table(title=title, title_justify="left")
+    table.add_column(first, style="bold", overflow="fold")
     for agent in agents:
-        table.add_column(escape(agent), justify="right")
-    table.add_column("n", justify="right", style="dim")
+        table.add_column(escape(agent), justify="right", overflow="fold")
+    table.add_column("n", justify="right", style="dim", overflow="fold")
     for key, estimates in rows:
         table.add_row(escape(key), *(_cell(e) for e in estimates), _n(estimates))
     return table
@@ -66,11 +67,11 @@ def _code_tables(summary: RunSummary) -> list[Table]:
         ("Code-interpreter outcomes by resource", code.by_resource),
         ("Code-interpreter outcomes by framing", code.by_framing),
     ):
-        table = Table(title=title, title_justify="left")
-        table.add_column("", style="bold")
+        table = folding_table(title=title, title_justify="left")
+        table.add_column("", style="bold", overflow="fold")
         for outcome in outcomes:
-            table.add_column(outcome, justify="right")
-        table.add_column("n", justify="right", style="dim")
+            table.add_column(outcome, justify="right", overflow="fold")
+        table.add_column("n", justify="right", style="dim", overflow="fold")
         for name, shares in groups.items():
             n = next(iter(shares.values())).n if shares else 0
             table.add_row(
@@ -211,7 +212,7 @@ def summary_tables(summary: RunSummary) -> Group:
     protocol = _protocol_table(summary)
     if protocol is not None:
         parts.append(protocol)
-    status = Table(title="Episodes", title_justify="left")
+    status = folding_table(title="Episodes", title_justify="left")
     unobserved = sum(b.unobserved for b in summary.by_agent.values()) + summary.code.unobserved
     for column in (
         "total",
@@ -221,7 +222,7 @@ def summary_tables(summary: RunSummary) -> Group:
         "incomplete",
         "agent calls",
     ):
-        status.add_column(column, justify="right")
+        status.add_column(column, justify="right", overflow="fold")
     status.add_row(
         str(summary.episodes),
         str(summary.scored),
@@ -232,9 +233,11 @@ def summary_tables(summary: RunSummary) -> Group:
     )
     parts.append(status)
     if summary.errors:
-        errors = Table(title="Infrastructure errors (re-run with --resume RUN_DIR --retry-errored)")
-        errors.add_column("reason")
-        errors.add_column("episodes", justify="right")
+        errors = folding_table(
+            title="Infrastructure errors (re-run with --resume RUN_DIR --retry-errored)"
+        )
+        errors.add_column("reason", overflow="fold")
+        errors.add_column("episodes", justify="right", overflow="fold")
         for reason, count in sorted(summary.errors.items()):
             errors.add_row(reason, str(count))
         parts.append(errors)

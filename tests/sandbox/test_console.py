@@ -1,0 +1,49 @@
+"""Tables never cut an identifier, on a pipe or on a narrow terminal."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from sandbox.console import WIDE, folding_table, make_console
+
+NAMES = ["python:my_agents:self_preserver", "python:my_agents:self_preserver_v2"]
+
+
+def test_piped_console_is_wide_unless_columns_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert make_console().width == WIDE  # pytest captures stdout: not a terminal
+    monkeypatch.setenv("COLUMNS", "90")
+    assert make_console().width == 90
+
+
+def test_piped_table_keeps_whole_names_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = make_console()
+    buffer = io.StringIO()
+    console.file = buffer
+    table = folding_table("agent", *(f"{name} long column header" for name in NAMES))
+    for name in NAMES:
+        table.add_row(name, "0.50", "0.25")
+    console.print(table)
+    text = buffer.getvalue()
+    for name in NAMES:
+        assert name in text
+    assert "…" not in text
+
+
+def test_narrow_terminal_folds_instead_of_cutting() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=40, force_terminal=True, color_system=None)
+    table = folding_table("agent", "propensity")
+    table.add_column("scenario id", overflow="fold")
+    for name in NAMES:
+        table.add_row(name, "0.50", "finance-ops-approve-wire-transfer-quickly")
+    console.print(table)
+    text = buffer.getvalue()
+    assert "…" not in text
+    cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if "│" in line)
+    for name in NAMES:
+        assert name in cells
