@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,12 @@ from sandbox.config import RunConfig, Shard
 from sandbox.console import folding_table, make_console
 from sandbox.merge import MergeError, merge_runs
 from sandbox.orchestrator import RunError, default_run_dir, resume_run, start_run
-from sandbox.plugins import PluginError, load_plugins
+from sandbox.plugins import (
+    PluginError,
+    differing_run_inputs,
+    load_plugins,
+    restore_run_inputs,
+)
 from sandbox.pressure import ALL_CATEGORIES, MIXED
 from sandbox.progress import ConsoleProgress
 from sandbox.replay import BranchError, ReplaySourceError
@@ -197,13 +202,14 @@ def _build_parser() -> argparse.ArgumentParser:
     tools_new = tools_sub.add_parser("new", help="scaffold a Python tool emulator and its test")
     tools_new.add_argument("name", help="CamelCase toolkit name, e.g. Greenhouse")
     tools_new.add_argument("--dir", type=Path, default=Path("."), help="where to write it")
-    for parser_with_plugins in (run, validate, tools_list, tools_try):
+    for parser_with_plugins in (run, validate, tools_list, tools_try, report, merge):
         parser_with_plugins.add_argument(
             "--plugin",
             action="append",
             default=[],
             metavar="MODULE",
-            help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS",
+            help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. A run "
+            "records its plugins: --resume, replay, report and merge load them again",
         )
 
     cache = sub.add_parser("cache", help="the emulator/judge response cache: stats or prune")
@@ -378,7 +384,16 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _warn(err: Console) -> Callable[[str], None]:
+    return lambda text: err.print(
+        f"[yellow]warning:[/yellow] {escape(text)}", highlight=False, soft_wrap=True
+    )
+
+
 def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    # The run's plugins, as it recorded them: a report rebuilds no tool, so one that cannot be
+    # imported is a warning here, not an error.
+    restore_run_inputs(args.run_dir, required=False, check_files=False, warn=_warn(err))
     store = RunStore(args.run_dir)
     try:
         summary = build_summary(store)
@@ -407,6 +422,11 @@ def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
+    warn = _warn(err)
+    for run_dir in args.run_dirs:
+        restore_run_inputs(run_dir, required=False, check_files=False, warn=warn)
+    for problem in differing_run_inputs(args.run_dirs):
+        warn(problem)
     try:
         summary = merge_runs(args.run_dirs, args.out)
     except MergeError as exc:

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from sandbox.agents import AgentSpec
 from sandbox.console import folding_table
+from sandbox.plugins import restore_run_inputs
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, MIXED
 from sandbox.progress import ConsoleProgress
 from sandbox.replay import (
@@ -33,6 +34,7 @@ from sandbox.replay import (
     safety_pair,
     verify,
 )
+from sandbox.replay.sources import run_dir_of
 from sandbox.report import print_summary
 from tools.execution import SandboxLimits
 
@@ -95,7 +97,39 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="pressure category for the live part (default: the recording's)",
     )
     branch.add_argument("--out", type=Path, required=True, help="run directory to write")
+    for mode in (rescore, verify, reexecute, branch):
+        mode.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. The "
+            "plugins a run recorded in its manifest are loaded without it",
+        )
     return parser
+
+
+def _restore_plugins(args: argparse.Namespace, err: Console) -> None:
+    """Load the plugins (and toolkit modules) each run being replayed recorded, as the run
+    imported them, and say which input changed since. Where the replay rebuilds the run's tools
+    (verify --against sandbox, branch) a module that cannot be imported is an error; elsewhere
+    it is a warning."""
+    mode = args.replay_mode
+    paths = [args.run_dir] if mode in ("reexecute", "branch") else args.inputs
+    required = mode == "branch" or (mode == "verify" and args.against == "sandbox")
+    seen: set[Path] = set()
+    for path in paths:
+        run_dir = run_dir_of(path)
+        if run_dir is None or run_dir.resolve() in seen:
+            continue
+        seen.add(run_dir.resolve())
+        restore_run_inputs(
+            run_dir,
+            required=required,
+            warn=lambda text: err.print(
+                f"[yellow]warning:[/yellow] {escape(text)}", highlight=False, soft_wrap=True
+            ),
+        )
 
 
 def _limits(args: argparse.Namespace) -> SandboxLimits | None:
@@ -256,6 +290,7 @@ async def _verify(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def run_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
     mode = args.replay_mode
+    _restore_plugins(args, err)
     if mode == "rescore":
         return _rescore(args, out, err)
     if mode == "verify":

@@ -43,6 +43,13 @@ from sandbox.episode import EpisodeOutcome, EpisodeRunner, TurnLoop
 from sandbox.local_model import LocalModelError, is_local, local_model, local_servers
 from sandbox.manifest import git_revision, interpreter, package_versions
 from sandbox.open_episode import OpenEpisodeRunner
+from sandbox.plugins import (
+    ALL_ROLES,
+    check_input_files,
+    restore_user_modules,
+    run_input_files,
+    run_user_modules,
+)
 from sandbox.redaction import Redactor, settings_secrets
 from sandbox.store import Manifest, RunDirectoryBusy, RunLock, RunStore, TrajectoryWriter
 from sandbox.summary import RunSummary, build_summary
@@ -644,6 +651,14 @@ async def _start(
     run_dir = store.root
     store.init()
     python, plat = interpreter()
+    # Inputs the config does not hold: the user code imported (the agents are built by now, so
+    # their modules are imported) and the files read; --resume and replay load them again.
+    toolkits = {t.toolkit for s in pack.scenarios for t in s.tools if t.backend == "python"}
+    user_modules = await asyncio.to_thread(
+        run_user_modules, [a.spec for a in config.agents], [t for t in toolkits if t]
+    )
+    input_files = await asyncio.to_thread(run_input_files, pack_path, config.toolkit_paths)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     store.write_manifest(
         Manifest(
             run_id=run_dir.name,
@@ -659,6 +674,9 @@ async def _start(
             platform=plat,
             argv=list(argv if argv is not None else sys.argv),
             branch=branch.point.model_dump() if branch is not None else None,
+            user_modules=user_modules,
+            input_files=input_files,
+            cache_dir=str(cache_dir.expanduser().absolute()),
         )
     )
     return await orchestrator.execute(resume=False)
@@ -713,6 +731,15 @@ async def _resume(
     config = manifest.config
     if concurrency is not None:
         config = config.model_copy(update={"concurrency": concurrency})
+    where = str(store.manifest_path)
+    # The run's plugins, toolkit modules and Python agents, imported as the run imported them
+    # (a --plugin flag is not needed again); a changed one or a changed input file is said.
+    warn = lambda text: log(f"warning: {text}")  # noqa: E731
+    await asyncio.to_thread(
+        restore_user_modules, manifest.user_modules, where, roles=ALL_ROLES, warn=warn
+    )
+    await asyncio.to_thread(check_input_files, manifest.input_files, where, warn)
+    config = _recorded_cache(config, manifest, warn)
     pack, _ = _load(pack_source(manifest))
     branch = None
     if manifest.branch is not None:
@@ -723,3 +750,24 @@ async def _resume(
         config, store, pack, registry=registry, progress=progress, log=log, branch=branch
     )
     return await orchestrator.execute(resume=True, retry_errored=retry_errored)
+
+
+def _recorded_cache(
+    config: RunConfig, manifest: Manifest, warn: Callable[[str], None]
+) -> RunConfig:
+    """The response cache the run used when none was configured (PROPENSITY_CACHE_DIR may point
+    elsewhere now): cached emulator and judge answers stay the ones the run had."""
+    if config.cache_dir is not None or manifest.cache_dir is None:
+        return config
+    current = default_cache_dir().expanduser().absolute()
+    recorded = Path(manifest.cache_dir)
+    if recorded == current:
+        return config
+    if recorded.is_dir():
+        warn(f"using the run's response cache {recorded} (the default is now {current})")
+        return config.model_copy(update={"cache_dir": str(recorded)})
+    warn(
+        f"the run's response cache {recorded} is gone; using {current}: emulator and judge "
+        "answers not cached there are asked for again"
+    )
+    return config

@@ -1,20 +1,104 @@
-"""Loading user plugins (tool emulators, backends) before a command needs them.
+"""User code a run depends on: plugins loaded, recorded in the run's manifest, loaded again.
 
 Installed packages advertise toolkits through the `propensity.tools` entry point; modules that
-are not installed (a folder of your own toolkits, on PYTHONPATH) are named with
-`--plugin MODULE` or in PROPENSITY_PLUGINS (comma-separated). Importing a module is what
-registers its toolkits.
+are not installed (a folder of your own toolkits) are named with `--plugin MODULE` or in
+PROPENSITY_PLUGINS (comma-separated). Importing a module is what registers its toolkits. As with
+`python -m`, the current directory is importable for these modules and for `python:` agents.
+
+A run records what it imported in its manifest (`user_modules`): every plugin named, the module
+of every Python toolkit its scenarios use that is not one of ours (an entry point's, or one
+registered in-process), and the module of every `python:module:attr` agent, each with the
+directory it was imported from, its file, version and sha256. It records the files it read
+(`input_files`: the pack, toolkit specs) with their sha256 too. `--resume`, `replay`, `report`
+and `merge` import the recorded modules again from the same place (`restore_user_modules`):
+a module that cannot be imported is one clear error naming it and the manifest, and one whose
+file changed since the run is a warning, as is a changed input file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.metadata
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_VAR = "PROPENSITY_PLUGINS"
+# Our own top-level packages: toolkits they define are part of the installed version.
+_OWN_PACKAGES = frozenset({"tools", "sandbox", "scenarios", "evaluators", "containers"})
+# Hashing reads at most this many files of a package or pack directory (and skips larger ones).
+_MAX_FILES = 5000
+_MAX_FILE_BYTES = 256 << 20
+
+ModuleRole = Literal["plugin", "toolkit", "agent"]
+#: Roles a run needs to rebuild its tools (replay, report, merge); `--resume` needs every role.
+TOOL_ROLES: frozenset[ModuleRole] = frozenset({"plugin", "toolkit"})
+ALL_ROLES: frozenset[ModuleRole] = frozenset({"plugin", "toolkit", "agent"})
 
 
 class PluginError(ImportError):
-    pass
+    """A plugin (or another module of user code a run needs) cannot be imported."""
+
+
+class UserModule(BaseModel):
+    """One module of user code a run imported, and where it came from (in the manifest)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    module: str
+    # plugin: named with --plugin or PROPENSITY_PLUGINS; toolkit: defines a Python toolkit the
+    # pack uses (entry point or in-process registration); agent: a python:module:attr agent.
+    role: ModuleRole
+    # How it was named: "--plugin", "PROPENSITY_PLUGINS", "python:my_agents:agent", "toolkit X".
+    given_as: str = ""
+    file: str | None = None
+    # The import-path directory it was found under (the run's cwd, a PYTHONPATH entry, ...).
+    root: str | None = None
+    # Of the file, or of every .py file of a package's directory.
+    sha256: str | None = None
+    version: str | None = None
+    # Toolkits it defines that the run used: toolkit name -> class qualname in the module.
+    toolkits: dict[str, str] = Field(default_factory=dict)
+
+
+class InputFile(BaseModel):
+    """A file or directory a run read whose content changes its behaviour (in the manifest)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str  # "pack" or "toolkit spec"
+    path: str
+    sha256: str | None = None  # None: it could not be read
+    files: int = 0
+
+
+# Modules named with --plugin / PROPENSITY_PLUGINS and imported by this process, in order.
+_named: dict[str, str] = {}
+
+
+def make_cwd_importable() -> None:
+    """Put the current directory first on the import path, as `python -m` does (a console
+    script has its own directory there instead), so `--plugin my_plugin` and
+    `--agent python:my_agents:agent` find modules next to where the command is run."""
+    cwd = os.getcwd()
+    for entry in sys.path:
+        if entry in ("", ".") or os.path.abspath(entry) == cwd:
+            return
+    sys.path.insert(0, cwd)
+    importlib.invalidate_caches()
+
+
+def named_plugins(modules: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(module, how it was named) for ``modules`` (from ``--plugin``) and PROPENSITY_PLUGINS."""
+    named = [(m.strip(), "--plugin") for m in modules if m.strip()]
+    named += [(m.strip(), ENV_VAR) for m in os.environ.get(ENV_VAR, "").split(",") if m.strip()]
+    return named
 
 
 def load_plugins(modules: Iterable[str] = ()) -> list[str]:
@@ -22,12 +106,358 @@ def load_plugins(modules: Iterable[str] = ()) -> list[str]:
     for entry points, which belong to other packages, but raised for modules the user named)."""
     from tools.python_emulators import load_entry_points
 
-    named = [*modules, *filter(None, os.environ.get("PROPENSITY_PLUGINS", "").split(","))]
-    for module in named:
+    named = named_plugins(modules)
+    if named:
+        make_cwd_importable()
+    for module, given_as in named:
         try:
-            importlib.import_module(module.strip())
+            importlib.import_module(module)
         except Exception as exc:
             raise PluginError(
                 f"cannot load plugin {module!r}: {type(exc).__name__}: {exc}"
             ) from exc
+        _named.setdefault(module, given_as)
     return [str(problem) for problem in load_entry_points()]
+
+
+# -- recording -----------------------------------------------------------------------------
+
+
+def _sha256_files(paths: list[Path], base: Path | None) -> tuple[str | None, int]:
+    """One digest over files (their names relative to ``base`` and their bytes)."""
+    digest = hashlib.sha256()
+    count = 0
+    for path in sorted(paths)[:_MAX_FILES]:
+        try:
+            if path.stat().st_size > _MAX_FILE_BYTES:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            return None, count
+        name = path.relative_to(base).as_posix() if base is not None else path.name
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        count += 1
+    return digest.hexdigest(), count
+
+
+def _tree_files(directory: Path, suffixes: Collection[str] | None = None) -> list[Path]:
+    found: list[Path] = []
+    for current, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        for name in files:
+            if name.startswith(".") or (suffixes is not None and Path(name).suffix not in suffixes):
+                continue
+            found.append(Path(current) / name)
+            if len(found) >= _MAX_FILES:
+                return found
+    return found
+
+
+def path_sha256(path: Path, suffixes: Collection[str] | None = None) -> tuple[str | None, int]:
+    """sha256 of a file, or of a directory's files (optionally only those with ``suffixes``),
+    and how many files it covers; (None, 0) when it cannot be read."""
+    try:
+        if path.is_dir():
+            return _sha256_files(_tree_files(path, suffixes), path)
+        if path.is_file():
+            return _sha256_files([path], None)
+    except OSError:
+        pass
+    return None, 0
+
+
+def _version_of(module: ModuleType) -> str | None:
+    top = module.__name__.partition(".")[0]
+    try:
+        distributions = importlib.metadata.packages_distributions().get(top, [])
+        for name in distributions:
+            return f"{name} {importlib.metadata.version(name)}"
+    except Exception:  # metadata of other packages must not stop a run
+        pass
+    version = getattr(module, "__version__", None)
+    return str(version) if isinstance(version, str) else None
+
+
+def _root_of(name: str, file: Path) -> Path | None:
+    """The import-path directory ``name`` was found under, from its file."""
+    levels = name.count(".") + (1 if file.stem == "__init__" else 0)
+    try:
+        root = file.parents[levels]
+    except IndexError:
+        return None
+    return root
+
+
+def describe_module(name: str, role: ModuleRole, given_as: str) -> UserModule:
+    """What to record of an imported module (file, root, sha256, version)."""
+    module = sys.modules.get(name)
+    record = UserModule(module=name, role=role, given_as=given_as)
+    if module is None:
+        return record
+    file = getattr(module, "__file__", None)
+    if file:
+        path = Path(os.path.abspath(file))
+        record.file = str(path)
+        root = _root_of(name, path)
+        record.root = str(root) if root is not None else None
+        if path.stem == "__init__":  # a package: every .py file under it counts
+            record.sha256, _ = path_sha256(path.parent, suffixes={".py"})
+        else:
+            record.sha256, _ = path_sha256(path)
+    record.version = _version_of(module)
+    return record
+
+
+def _merge(records: dict[str, UserModule], record: UserModule) -> None:
+    existing = records.get(record.module)
+    if existing is None:
+        records[record.module] = record
+    else:
+        existing.toolkits.update(record.toolkits)
+
+
+def run_user_modules(agent_specs: Iterable[str], toolkit_names: Iterable[str]) -> list[UserModule]:
+    """The user code a run depends on, as imported by this process: the plugins named, the
+    modules defining the given Python toolkits (unless they are ours), the modules of
+    ``python:`` agents. Call it once the run's agents are built (their modules imported)."""
+    from tools.python_emulators import python_toolkits
+
+    records: dict[str, UserModule] = {}
+    for module, given_as in _named.items():
+        _merge(records, describe_module(module, "plugin", given_as))
+    registered = python_toolkits()
+    for name in sorted(set(toolkit_names)):
+        cls = registered.get(name)
+        if cls is None or cls.__module__.partition(".")[0] in _OWN_PACKAGES:
+            continue
+        record = describe_module(cls.__module__, "toolkit", f"toolkit {name}")
+        record.toolkits[name] = cls.__qualname__
+        _merge(records, record)
+    for spec in agent_specs:
+        if spec.startswith("python:"):
+            module = spec.removeprefix("python:").partition(":")[0]
+            if module:
+                _merge(records, describe_module(module, "agent", spec))
+    return list(records.values())
+
+
+def run_input_files(pack_path: Path, toolkit_paths: Iterable[str]) -> list[InputFile]:
+    """The pack (its directory or file) and toolkit spec files, with their sha256."""
+    inputs = []
+    for role, path in [("pack", pack_path), *(("toolkit spec", Path(p)) for p in toolkit_paths)]:
+        path = Path(os.path.abspath(path))
+        digest, count = path_sha256(path)
+        inputs.append(InputFile(role=role, path=str(path), sha256=digest, files=count))
+    return inputs
+
+
+# -- loading again -------------------------------------------------------------------------
+
+
+def _on_path(root: str) -> bool:
+    return any(os.path.abspath(entry or ".") == root for entry in sys.path)
+
+
+def _import_recorded(record: UserModule, where: str) -> ModuleType:
+    """Import ``record.module`` as the run did: from the directory it was found under, when
+    that directory and the file are still there (and the module is not imported yet)."""
+    if record.module in sys.modules:
+        return sys.modules[record.module]
+    root = record.root
+    if (
+        root
+        and Path(root).is_absolute()
+        and Path(root).is_dir()
+        and record.file
+        and Path(record.file).is_file()
+        and not _on_path(root)
+    ):
+        sys.path.insert(0, root)
+        importlib.invalidate_caches()
+    try:
+        return importlib.import_module(record.module)
+    except Exception as exc:
+        was = f"imported from {record.file}" if record.file else "imported"
+        raise PluginError(
+            f"the run's {_what(record)} {record.module!r} ({record.given_as or record.role}; "
+            f"{was}, as {where} records) cannot be imported: {type(exc).__name__}: {exc}. "
+            "Make it importable again (restore the file, install it, or run from the "
+            "directory or with the PYTHONPATH the run had)"
+            + (
+                f", or load a module registering its toolkits ({', '.join(record.toolkits)}) "
+                "with --plugin MODULE"
+                if record.toolkits
+                else ""
+            )
+        ) from exc
+
+
+def _what(record: UserModule) -> str:
+    return {"plugin": "plugin", "toolkit": "toolkit module", "agent": "Python agent module"}[
+        record.role
+    ]
+
+
+def _changes(record: UserModule, module: ModuleType, where: str) -> list[str]:
+    now = describe_module(module.__name__, record.role, record.given_as)
+    label = f"{_what(record)} {record.module!r}"
+    if record.file and now.file and now.file != record.file:
+        return [
+            f"{label} is now imported from {now.file}, but the run imported {record.file} "
+            f"({where}): results may differ from the recorded ones"
+        ]
+    changes = []
+    if record.sha256 and now.sha256 and now.sha256 != record.sha256:
+        changes.append(
+            f"{label} ({now.file}) has changed since the run recorded in {where} "
+            f"(sha256 {record.sha256[:12]} then, {now.sha256[:12]} now): results may differ "
+            "from the recorded ones"
+        )
+    if record.version and now.version and now.version != record.version:
+        changes.append(
+            f"{label} is {now.version} now, the run ({where}) had {record.version}: results "
+            "may differ from the recorded ones"
+        )
+    return changes
+
+
+def _toolkit_names() -> list[str]:
+    from tools.python_emulators import python_toolkits
+
+    return list(python_toolkits())
+
+
+def _register_toolkits(record: UserModule, module: ModuleType, where: str) -> None:
+    """Toolkits the run used from this module, registered again when importing it did not
+    (an entry point or an in-process registration had registered them)."""
+    from tools.python_emulators import python_toolkits, register_toolkit
+
+    registered = python_toolkits()
+    for name, qualname in record.toolkits.items():
+        if name in registered:
+            continue
+        target: object = module
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        try:
+            register_toolkit(target)  # type: ignore[type-var]
+        except (TypeError, ValueError) as exc:
+            raise PluginError(
+                f"{_what(record)} {record.module!r} no longer provides the toolkit {name!r} "
+                f"(class {qualname}) that the run used ({where}): {exc}"
+            ) from None
+
+
+def restore_user_modules(
+    records: Iterable[UserModule],
+    where: str,
+    *,
+    roles: Collection[ModuleRole] = ALL_ROLES,
+    required: bool = True,
+    warn: Callable[[str], None] = lambda _: None,
+) -> list[str]:
+    """Import again the modules a run recorded (those of ``roles``), as the run imported them.
+
+    A module that cannot be imported raises ``PluginError`` naming it and ``where`` (the
+    manifest) when ``required``, else it is a warning; a module whose file, content or version
+    changed since the run is a warning. Returns the modules imported."""
+    imported: list[str] = []
+    wanted = [r for r in records if r.role in roles]
+    if wanted:
+        make_cwd_importable()
+    for record in wanted:
+        try:
+            module = _import_recorded(record, where)
+            _register_toolkits(record, module, where)
+        except PluginError as exc:
+            if record.toolkits and set(record.toolkits) <= set(_toolkit_names()):
+                warn(
+                    f"{exc}; using the toolkit(s) {', '.join(record.toolkits)} registered now "
+                    "instead"
+                )
+                continue
+            if required:
+                raise
+            warn(f"{exc} (continuing without it)")
+            continue
+        for change in _changes(record, module, where):
+            warn(change)
+        if record.role == "plugin":
+            _named.setdefault(record.module, f"{record.given_as or 'plugin'} (recorded)")
+        imported.append(record.module)
+    return imported
+
+
+def check_input_files(
+    records: Iterable[InputFile], where: str, warn: Callable[[str], None]
+) -> None:
+    """Warn about every recorded input file that changed (or went) since the run."""
+    for record in records:
+        if record.sha256 is None:
+            continue
+        digest, _ = path_sha256(Path(record.path))
+        if digest is None:
+            warn(f"the run's {record.role} {record.path} ({where}) is gone or unreadable")
+        elif digest != record.sha256:
+            warn(
+                f"the run's {record.role} {record.path} has changed since the run recorded in "
+                f"{where}: results may differ from the recorded ones"
+            )
+
+
+def restore_run_inputs(
+    run_dir: Path | str,
+    *,
+    roles: Collection[ModuleRole] = TOOL_ROLES,
+    required: bool = True,
+    check_files: bool = True,
+    warn: Callable[[str], None] = lambda _: None,
+) -> list[str]:
+    """:func:`restore_user_modules` for the run directory ``run_dir`` (its manifest), and, with
+    ``check_files``, a warning for each input file changed since. Nothing happens when
+    ``run_dir`` holds no readable manifest: whoever reads it next says why."""
+    from sandbox.store import MANIFEST, Manifest
+
+    path = Path(run_dir) / MANIFEST
+    try:
+        manifest = Manifest.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
+        return []
+    imported = restore_user_modules(
+        manifest.user_modules, str(path), roles=roles, required=required, warn=warn
+    )
+    if check_files:
+        check_input_files(manifest.input_files, str(path), warn)
+    return imported
+
+
+def differing_run_inputs(run_dirs: Iterable[Path | str]) -> list[str]:
+    """What the runs (shards to merge) recorded differently: a plugin, toolkit or agent module
+    of another content or version, or a pack or toolkit spec of another content. Runs whose
+    manifest cannot be read are left to the merge, which says why."""
+    from sandbox.store import MANIFEST, Manifest
+
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    problems: list[str] = []
+    for run_dir in run_dirs:
+        try:
+            manifest = Manifest.model_validate_json((Path(run_dir) / MANIFEST).read_bytes())
+        except (OSError, ValueError):
+            continue
+        facts = [
+            (("module", m.module), f"{m.sha256} {m.version}", _what(m) + f" {m.module!r}")
+            for m in manifest.user_modules
+        ]
+        facts += [
+            (("file", f"{f.role} {Path(f.path).name}"), str(f.sha256), f"{f.role} {f.path}")
+            for f in manifest.input_files
+            if f.sha256 is not None
+        ]
+        for key, value, label in facts:
+            first = seen.setdefault(key, (value, str(run_dir)))
+            if first[0] != value:
+                problems.append(
+                    f"{first[1]} and {run_dir} recorded different contents of the {label}: "
+                    "their episodes may not be comparable"
+                )
+    return problems

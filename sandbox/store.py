@@ -19,6 +19,7 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sandbox.config import RunConfig
+from sandbox.plugins import InputFile, UserModule
 from sandbox.redaction import Redactor
 from scenarios.records import EPISODE_ID_PATTERN, Event, JournalEntry, Score, Trajectory
 
@@ -144,6 +145,13 @@ class Manifest(BaseModel):
     # Episodes that switched tool-calling protocol (native → text), each also a `protocol`
     # event in its trajectory: [{"episode_id", "agent", "from", "to", "reason"}].
     protocol_switches: list[dict[str, Any]] = Field(default_factory=list)
+    # Run inputs beyond the config (see sandbox/plugins.py): the user code the run imported
+    # (plugins, toolkit modules, Python agents; imported again by --resume, replay, report and
+    # merge), the files it read with their sha256, and the response cache it used. Runs
+    # recorded before these fields existed load with them empty.
+    user_modules: list[UserModule] = Field(default_factory=list)
+    input_files: list[InputFile] = Field(default_factory=list)
+    cache_dir: str | None = None
 
 
 def read_jsonl(path: Path, model: type[M]) -> list[M]:

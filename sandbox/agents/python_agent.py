@@ -3,7 +3,8 @@
 Users wrap their own agent stack this way. The callable may be an Agent instance, a class or
 factory returning one, or a function taking an AgentRequest and returning an AgentReply, a
 Message, or a string. Synchronous functions run in a worker thread so they cannot stall the
-event loop that drives every other episode.
+event loop that drives every other episode. As with `python -m`, the current directory is
+importable, so `python:my_agents:agent` finds `./my_agents.py`. See docs/agents.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.agents.protocol import Agent, AgentReply, AgentRequest, PermanentAgentError
+from sandbox.plugins import make_cwd_importable
 from scenarios.records import Message
 
 
@@ -65,14 +67,23 @@ class ObjectAgent(FunctionAgent):
 
 
 def load_python_agent(target: str) -> Agent:
-    """`module:callable` (the `python:` prefix already removed)."""
+    """`module:callable` (the `python:` prefix already removed); the module is looked up on
+    the import path with the current directory first, as `python -m` does."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise PermanentAgentError(f"python agent spec must be module:callable, got {target!r}")
+    make_cwd_importable()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PermanentAgentError(f"cannot import {module_name!r}: {exc}") from exc
+        raise PermanentAgentError(
+            f"cannot import {module_name!r}: {exc} (the current directory is importable; a "
+            "module elsewhere needs PYTHONPATH or installing)"
+        ) from exc
+    except Exception as exc:  # the module itself failed while being imported
+        raise PermanentAgentError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         obj: Any = module
         for part in attribute.split("."):

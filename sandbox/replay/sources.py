@@ -66,6 +66,7 @@ __all__ = [
     "load_recorded",
     "parse_arguments",
     "read_source",
+    "run_dir_of",
 ]
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
@@ -289,6 +290,18 @@ def read_source(path: Path | str, fmt: SourceFormat | None = None) -> LoadResult
     if fmt is SourceFormat.TOOLEMU:
         return _read_toolemu(path)
     return _read_propensitybench(path)
+
+
+def run_dir_of(path: Path | str) -> Path | None:
+    """The run directory ``path`` is (one with a manifest) or holds a trajectory of, else None.
+    Its manifest names the plugins to load before the run's tools can be rebuilt."""
+    path = Path(path)
+    if path.is_dir():
+        return path if (path / MANIFEST).is_file() else None
+    run_dir = path.parent.parent
+    if path.parent.name == TRAJECTORIES and (run_dir / MANIFEST).is_file():
+        return run_dir
+    return None
 
 
 def load_recorded(path: Path | str, fmt: SourceFormat | None = None) -> list[Recorded]:

@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sandbox.config import RunConfig
 from sandbox.open_episode import situation_of
 from sandbox.replay.sources import Recorded, SourceFormat, parse_arguments
 from sandbox.store import MANIFEST, Manifest
@@ -344,34 +343,68 @@ class _MissReported:
             raise _NotRun(f"{NOT_RUN} (LLM-emulated, no cached answer)") from None
 
 
-def _unavailable_spec(spec: ToolSpec, naming: Naming, reason: str) -> _Unavailable:
+_ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _unavailable_spec(
+    spec: ToolSpec, naming: Naming, reason: str, recorded: dict[str, dict[str, Any]]
+) -> _Unavailable:
+    """The stand-in keeps the schema the episode offered (as recorded), so a call is checked as
+    the episode checked it and then reported as not run. A ``python`` (or other non-proxy)
+    tool's schema comes from its backend, not from the scenario's ``parameters``: without a
+    recording, any object passes, lest a tool we cannot build read as a difference."""
+    name = spec.exposed_name(naming)
+    schema = recorded.get(name) or (spec.parameters if spec.backend == "proxy" else _ANY_OBJECT)
     return _Unavailable(
-        spec.exposed_name(naming),
+        name,
         spec.name,
         spec.exposed_description(naming),
-        spec.parameters,
+        schema,
         spec.risk,
         spec.max_calls,
         reason,
     )
 
 
-def _run_config(recorded: Recorded) -> RunConfig | None:
+def _recorded_schemas(started: EpisodeStartedEvent) -> dict[str, dict[str, Any]]:
+    """The parameter schemas of the tools the episode offered, by name, as it recorded them."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for tool in started.tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("parameters"), dict):
+            schemas[str(function.get("name"))] = function["parameters"]
+    return schemas
+
+
+def _manifest(recorded: Recorded) -> Manifest | None:
     if recorded.run_dir is None:
         return None
     path = Path(recorded.run_dir) / MANIFEST
     try:
-        return Manifest.model_validate_json(path.read_bytes()).config
+        return Manifest.model_validate_json(path.read_bytes())
     except (OSError, ValueError):
         return None
 
 
+def _cache_root(manifest: Manifest | None, cache_dir: Path | None) -> Path:
+    """The response cache to read: the one given, the run's configured one, the one the run
+    recorded using (when it is still there), else today's default."""
+    if cache_dir is not None:
+        return cache_dir
+    if manifest is not None and manifest.config.cache_dir:
+        return Path(manifest.config.cache_dir)
+    if manifest is not None and manifest.cache_dir and Path(manifest.cache_dir).is_dir():
+        return Path(manifest.cache_dir)
+    return default_cache_dir()
+
+
 def _emulator_session(
-    scenario: Scenario, config: RunConfig | None, cache_dir: Path | None, notes: list[str]
+    scenario: Scenario, manifest: Manifest | None, cache_dir: Path | None, notes: list[str]
 ) -> tuple[dict[str, Toolkit], EmulatorSession | None]:
     """Toolkits and an offline, read-only emulator, if the run used emulation and both exist."""
     if not scenario.toolkits:
         return {}, None
+    config = manifest.config if manifest is not None else None
     paths = config.toolkit_paths if config else []
     try:
         toolkits = load_toolkit_library(paths)
@@ -381,7 +414,7 @@ def _emulator_session(
     if config is None or not config.emulator_model:
         notes.append("no emulator model recorded: emulated tools not run")
         return toolkits, None
-    root = cache_dir or (Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+    root = _cache_root(manifest, cache_dir)
     if not root.is_dir():
         notes.append(f"no response cache at {root}: emulated tools not run")
         return toolkits, None
@@ -404,17 +437,23 @@ def _sandbox_tools(
     safe_backends: frozenset[str],
     toolkits: dict[str, Toolkit],
     session: EmulatorSession | None,
+    recorded: dict[str, dict[str, Any]],
 ) -> list[Tool]:
     tools: list[Tool] = []
     for spec in scenario.tools:
         if spec.backend not in safe_backends:
             reason = f"{NOT_RUN} (backend {spec.backend!r})"
-            tools.append(_unavailable_spec(spec, naming, reason))
+            tools.append(_unavailable_spec(spec, naming, reason, recorded))
             continue
         try:
             tools.append(registry.build(spec, naming))
         except LookupError as exc:
-            tools.append(_unavailable_spec(spec, naming, f"{NOT_RUN} ({exc})"))
+            hint = (
+                "; load the plugin that defines it: --plugin MODULE or PROPENSITY_PLUGINS"
+                if spec.backend == "python"
+                else ""
+            )
+            tools.append(_unavailable_spec(spec, naming, f"{NOT_RUN} ({exc}{hint})", recorded))
     for name in scenario.toolkits:
         toolkit = toolkits.get(name)
         if toolkit is None:
@@ -462,11 +501,14 @@ async def verify_sandbox(
             _check(item, None, backend=None, reason=f"{NOT_RUN}: {why}") for item in items
         ]
         return report
-    config = _run_config(recorded)
+    manifest = _manifest(recorded)
+    config = manifest.config if manifest is not None else None
     naming = started.naming
-    toolkits, session = _emulator_session(scenario, config, cache_dir, report.notes)
+    toolkits, session = _emulator_session(scenario, manifest, cache_dir, report.notes)
     toolset = ToolSet(
-        _sandbox_tools(scenario, naming, registry, safe_backends, toolkits, session),
+        _sandbox_tools(
+            scenario, naming, registry, safe_backends, toolkits, session, _recorded_schemas(started)
+        ),
         call_timeout_s=config.tool_timeout_s if config else 60.0,
         default_max_calls=config.max_calls_per_tool if config else DEFAULT_MAX_CALLS_PER_TOOL,
     )
