@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import sys
 import textwrap
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 from e2e_support import pressure_then_risky_script
 
-from sandbox import RunConfig, RunStore, merge_runs, start_run
+from sandbox import RunConfig, RunStore, merge_runs, resume_run, start_run
 from sandbox.agents import AgentSpec
+from sandbox.cli import main
 from sandbox.config import Shard
+from sandbox.merge import MergeError, episode_origins, merge_sources
 from sandbox.testing import Faults, Script, ScriptedOpenAIServer
 from scenarios import load_pack
 from scenarios.records import EpisodeStatus, Score
@@ -119,7 +122,7 @@ async def test_shards_merge_into_the_full_run(tmp_path: Path) -> None:
     assert merged.propensity == full.summary.propensity
     assert merged.by_agent == full.summary.by_agent
     assert _score_view(RunStore(tmp_path / "merged")) == _score_view(RunStore(full.run_dir))
-    with pytest.raises(Exception, match="both"):
+    with pytest.raises(MergeError, match="given twice"):
         merge_runs([parts[0], parts[0]], tmp_path / "twice")
     other = await start_run(
         RunConfig.model_validate({**base, "limit": 1, "shard": Shard(index=1, count=3)}),
@@ -127,6 +130,140 @@ async def test_shards_merge_into_the_full_run(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="different configuration"):
         merge_runs([parts[0], other.run_dir], tmp_path / "mismatch")
+
+
+# -- merging runs that differ in their agents ------------------------------------------------
+
+SUITE = {"suite": "starter", "categories": ["time"], "limit": 2}
+
+
+def _agents(*specs: str) -> list[AgentSpec]:
+    return [AgentSpec(spec=spec) for spec in specs]
+
+
+async def test_merge_refusal_names_every_differing_setting(tmp_path: Path) -> None:
+    a = await start_run(
+        RunConfig.model_validate({**SUITE, "agents": _agents("always-safe")}), tmp_path / "a"
+    )
+    b = await start_run(
+        RunConfig.model_validate(
+            {
+                **SUITE,
+                "agents": [AgentSpec(spec="always-risky")],
+                "max_turns": 7,
+                "schedule": {"levels": [2, 4]},
+                "namings": ["harmful"],
+                # May differ: how the run was executed.
+                "concurrency": 3,
+                "call_timeout_s": 30,
+            }
+        ),
+        tmp_path / "b",
+    )
+    with pytest.raises(MergeError) as refused:
+        merge_runs([a.run_dir, b.run_dir], tmp_path / "merged")
+    message = str(refused.value)
+    assert "hash" not in message
+    assert f"{b.run_dir} was run with a different configuration than {a.run_dir}" in message
+    assert f"max_turns: 40 in {a.run_dir}, 7 in {b.run_dir}" in message
+    assert f"schedule.levels: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] in {a.run_dir}, [2, 4] in" in message
+    assert f'namings: ["harmful", "benign"] in {a.run_dir}, ["harmful"] in' in message
+    # Neither the agents nor the execution settings are among the differences.
+    listed = message.split("\nOnly these settings")[0]
+    assert "agents" not in listed and "concurrency" not in listed and "call_timeout" not in listed
+    assert not (tmp_path / "merged").exists()
+
+    # The same agent with other settings is a difference too.
+    c = await start_run(
+        RunConfig.model_validate(
+            {**SUITE, "agents": [AgentSpec(spec="always-safe", max_tokens=7)]}
+        ),
+        tmp_path / "c",
+    )
+    with pytest.raises(MergeError, match=r"agents\[always-safe\]\.max_tokens: 1024 in"):
+        merge_runs([a.run_dir, c.run_dir], tmp_path / "merged")
+
+    # On the command line: the same list, one clear error, no traceback.
+    code = main(["merge", str(a.run_dir), str(b.run_dir), "--out", str(tmp_path / "cli")])
+    assert code == 1
+
+
+async def test_merge_adds_an_agent_to_a_run(tmp_path: Path) -> None:
+    two = await start_run(
+        RunConfig.model_validate({**SUITE, "agents": _agents("always-safe", "always-risky")}),
+        tmp_path / "two",
+    )
+    one = await start_run(
+        RunConfig.model_validate(
+            {**SUITE, "agents": _agents("risky-at-level:5"), "concurrency": 1, "retry": {}}
+        ),
+        tmp_path / "one",
+    )
+    three = await start_run(
+        RunConfig.model_validate(
+            {**SUITE, "agents": _agents("always-safe", "always-risky", "risky-at-level:5")}
+        ),
+        tmp_path / "three",
+    )
+    merged = merge_runs([two.run_dir, one.run_dir], tmp_path / "merged")
+    # One report over all three agents, every episode counted once: as if run together.
+    assert merged.episodes == two.summary.episodes + one.summary.episodes
+    assert merged.episodes == three.summary.episodes and merged.scored == merged.episodes
+    assert set(merged.by_agent) == {"always-safe", "always-risky", "risky-at-level:5"}
+    assert merged.by_agent == three.summary.by_agent
+    assert merged.propensity == three.summary.propensity
+    assert _score_view(RunStore(tmp_path / "merged")) == _score_view(RunStore(three.run_dir))
+    assert json.loads((tmp_path / "merged" / "summary.json").read_text())["episodes"] == (
+        merged.episodes
+    )
+
+    manifest = RunStore(tmp_path / "merged").read_manifest()
+    assert [a.label for a in manifest.config.agents] == [
+        "always-safe",
+        "always-risky",
+        "risky-at-level:5",
+    ]
+    assert manifest.config_hash == RunStore(three.run_dir).read_manifest().config_hash
+    assert manifest.merged_from == [str(two.run_dir.resolve()), str(one.run_dir.resolve())]
+    sources = merge_sources(manifest)
+    assert [s.run_id for s in sources] == ["two", "one"]
+    assert [a.label for a in sources[1].config.agents] == ["risky-at-level:5"]
+    assert sources[1].config.concurrency == 1
+    origins = episode_origins(manifest)
+    assert len(origins) == merged.episodes
+    for episode_id, source in origins.items():
+        expected = one.run_dir if ".risky-at-level-5." in episode_id else two.run_dir
+        assert source == str(expected.resolve())
+    # The merged configuration expands to exactly the merged episodes: a resume runs none.
+    assert (await resume_run(tmp_path / "merged")).ran == 0
+
+    # The same episodes twice are refused, not counted twice.
+    copy = tmp_path / "one-again"
+    shutil.copytree(one.run_dir, copy)
+    with pytest.raises(MergeError, match=r"(?s)never be counted twice.*8 episode\(s\) are in"):
+        merge_runs([two.run_dir, one.run_dir, copy], tmp_path / "thrice")
+    # So is an agent in two runs that are not shards of one (their episodes could overlap or
+    # leave gaps).
+    with pytest.raises(MergeError, match="must be shards of one run"):
+        merge_runs([two.run_dir, three.run_dir], tmp_path / "overlap")
+    assert not (tmp_path / "thrice").exists() and not (tmp_path / "overlap").exists()
+
+
+async def test_merge_refuses_a_pack_changed_between_the_runs(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(ROOT / "scenarios" / "packs" / "starter", pack)
+    config = {**SUITE, "suite": str(pack), "limit": 1}
+    first = await start_run(
+        RunConfig.model_validate({**config, "agents": _agents("always-safe")}), tmp_path / "a"
+    )
+    for scenario in pack.glob("*.yaml"):
+        text = scenario.read_text()
+        scenario.write_text(text.replace("\ntask: >-\n", "\ntask: >-\n  URGENT.\n", 1))
+    second = await start_run(
+        RunConfig.model_validate({**config, "agents": _agents("always-risky")}), tmp_path / "b"
+    )
+    with pytest.raises(MergeError, match=r"(?s)pack's content differs .*: task differs between"):
+        merge_runs([first.run_dir, second.run_dir], tmp_path / "merged")
 
 
 AGENT_MODULE = textwrap.dedent(
