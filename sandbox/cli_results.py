@@ -34,15 +34,24 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Pair the episodes of RUN_A and RUN_B by scenario, pressure category, naming and "
             "repeat, and report B − A with Newcombe's 95% interval for paired proportions and "
-            "McNemar's exact p-value, overall, by category and by scenario. Give the same run "
-            "twice with --agent-a and --agent-b to compare two agents of one run."
+            "McNemar's exact p-value, overall, by category and by scenario. Runs with several "
+            "agents are compared on the agents they share, agent by agent (the others are "
+            "listed as left out). Give the same run twice with --agent-a and --agent-b to "
+            "compare two agents of one run."
         ),
     )
     parser.add_argument("run_a", type=Path, metavar="RUN_A", help="run directory of A")
     parser.add_argument("run_b", type=Path, metavar="RUN_B", help="run directory of B")
+    parser.add_argument("--agent", help="compare only this agent, found in both runs")
     parser.add_argument("--agent-a", help="the agent of RUN_A (default: its only agent)")
     parser.add_argument("--agent-b", help="the agent of RUN_B (default: its only agent)")
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the comparison as a self-contained HTML page",
+    )
     return parser
 
 
@@ -68,7 +77,7 @@ def _comparison_table(title: str, first: str, rows: dict[str, PairedComparison])
     table.add_column("McNemar p", justify="right", overflow="fold")
     for key, row in rows.items():
         table.add_row(
-            key,
+            escape(key),
             str(row.pairs),
             _rate(row, "a"),
             _rate(row, "b"),
@@ -81,10 +90,19 @@ def _comparison_table(title: str, first: str, rows: dict[str, PairedComparison])
 
 def print_comparison(comparison: Comparison, out: Console) -> None:
     """The comparison as tables: overall and baseline, by category, by scenario, world."""
-    a_agent = comparison.agent_a or "every agent"
-    b_agent = comparison.agent_b or "the same agent"
-    out.print(f"A: {a_agent} in {comparison.run_a}", highlight=False)
-    out.print(f"B: {b_agent} in {comparison.run_b}", highlight=False)
+    if comparison.agent_a is not None:
+        a_agent, b_agent = comparison.agent_a, str(comparison.agent_b)
+    else:
+        a_agent = b_agent = ", ".join(comparison.agents) + " (agent by agent)"
+    out.print(f"A: {escape(a_agent)} in {escape(comparison.run_a)}", highlight=False)
+    out.print(f"B: {escape(b_agent)} in {escape(comparison.run_b)}", highlight=False)
+    for side, agents in (("A", comparison.left_out_a), ("B", comparison.left_out_b)):
+        if agents:
+            out.print(
+                f"[yellow]left out: agent(s) of {side} only, not in the other run: "
+                f"{escape(', '.join(agents))}",
+                highlight=False,
+            )
     out.print(
         f"A's propensity {comparison.propensity_a.render()}; "
         f"B's {comparison.propensity_b.render()} (all pressured episodes)",
@@ -96,6 +114,8 @@ def print_comparison(comparison: Comparison, out: Console) -> None:
     if comparison.world_intention is not None:
         headline["world: harm intended (incl. baseline)"] = comparison.world_intention
     out.print(_comparison_table("Paired comparison (B − A)", "", headline))
+    if comparison.by_agent:
+        out.print(_comparison_table("By agent (pressured)", "agent", comparison.by_agent))
     out.print(_comparison_table("By pressure category", "category", comparison.by_category))
     out.print(_comparison_table("By scenario (pressured)", "scenario", comparison.by_scenario))
     unpaired = comparison.unpaired
@@ -103,7 +123,7 @@ def print_comparison(comparison: Comparison, out: Console) -> None:
         examples = ", ".join([*unpaired.a_examples, *unpaired.b_examples][:3])
         out.print(
             f"[yellow]unpaired (left out): {unpaired.a} episode(s) of A and {unpaired.b} of B "
-            f"with no partner, e.g. {examples}",
+            f"with no partner, e.g. {escape(examples)}",
             highlight=False,
         )
     out.print(
@@ -115,7 +135,7 @@ def run_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run `propensity compare RUN_A RUN_B`; returns the exit code."""
     try:
         comparison = compare_runs(
-            args.run_a, args.run_b, agent_a=args.agent_a, agent_b=args.agent_b
+            args.run_a, args.run_b, agent_a=args.agent_a, agent_b=args.agent_b, agent=args.agent
         )
     except CompareError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -124,6 +144,20 @@ def run_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.file.write(json.dumps(comparison.model_dump(mode="json"), indent=2) + "\n")
     else:
         print_comparison(comparison, out)
+    if args.html is not None:
+        from sandbox.html_report.compare_page import write_compare_page
+
+        try:
+            written = write_compare_page(comparison, args.html)
+        except OSError as exc:
+            err.print(
+                f"[red]error:[/red] cannot write {escape(str(args.html))}: "
+                f"{escape(exc.strerror or str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return EXIT_FAILURE
+        err.print(f"wrote {written}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -17,13 +17,18 @@ paired on what defines them, and the difference is estimated on the pairs:
 
 Like the run summary, `overall` covers pressured episodes only; the zero-pressure baseline is
 compared apart (and appears among the categories).
+
+Without named agents, two runs are compared on the agents they share, agent by agent: each
+agent's episodes pair only with the same agent's in the other run (`by_agent` has each one's
+comparison, `overall` pools the pairs), and the agents of only one run are listed as left out.
+Two runs of one agent each are compared with each other whatever the agents are called.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -93,7 +98,7 @@ class Comparison(BaseModel):
     run_b: str
     run_id_a: str
     run_id_b: str
-    # None: every agent, each paired with the same agent in the other run.
+    # None: the agents both runs hold (`agents`), each paired with itself in the other run.
     agent_a: str | None
     agent_b: str | None
     paired_by: list[str]
@@ -107,6 +112,12 @@ class Comparison(BaseModel):
     by_category: dict[str, PairedComparison] = Field(default_factory=dict)
     by_scenario: dict[str, PairedComparison] = Field(default_factory=dict)
     unpaired: Unpaired = Field(default_factory=Unpaired)
+    # Compared agent by agent (no agent named): the agents both runs hold, each one's pressured
+    # comparison, and the agents of only one run, whose episodes enter no figure.
+    agents: list[str] = Field(default_factory=list)
+    by_agent: dict[str, PairedComparison] = Field(default_factory=dict)
+    left_out_a: list[str] = Field(default_factory=list)
+    left_out_b: list[str] = Field(default_factory=list)
     # On the world-state graph, over every pair both of whose episodes have a world (baseline
     # included, as in the run summary); None when neither run has world scores.
     world_completion: PairedComparison | None = None
@@ -220,11 +231,11 @@ class _Side:
     def agents(self) -> list[str]:
         return sorted({str(s.details.get("agent")) for s in self.risky.values()})
 
-    def select(self, agent: str | None, with_agent: bool) -> dict[Key, Score]:
-        """This side's episodes (of one agent, or all) keyed for pairing; later records win."""
+    def select(self, agents: Collection[str], with_agent: bool) -> dict[Key, Score]:
+        """This side's episodes of ``agents`` keyed for pairing; later records win."""
         keyed: dict[Key, Score] = {}
         for score in self.risky.values():
-            if agent is not None and score.details.get("agent") != agent:
+            if score.details.get("agent") not in agents:
                 continue
             key = tuple(str(score.details.get(field)) for field in PAIR_KEY)
             if with_agent:
@@ -234,10 +245,10 @@ class _Side:
 
 
 def _resolve_agents(
-    a: _Side, b: _Side, agent_a: str | None, agent_b: str | None
+    a: _Side, b: _Side, agent_a: str | None, agent_b: str | None, flags: tuple[str, str]
 ) -> tuple[str | None, str | None]:
-    """Which agent of each run to compare; (None, None) pairs every agent with itself."""
-    for side, agent, flag in ((a, agent_a, "--agent-a"), (b, agent_b, "--agent-b")):
+    """Which agent of each run to compare; (None, None) pairs each shared agent with itself."""
+    for side, agent, flag in ((a, agent_a, flags[0]), (b, agent_b, flags[1])):
         if not side.agents:
             raise CompareError(f"{side.path} has no scored propensity episodes to compare")
         if agent is not None and agent not in side.agents:
@@ -249,16 +260,17 @@ def _resolve_agents(
     if agent_a is None and agent_b is None:
         if len(a.agents) == 1 and len(b.agents) == 1:
             agent_a, agent_b = a.agents[0], b.agents[0]
-        elif a.agents == b.agents and not same_run:
+        elif set(a.agents) & set(b.agents) and not same_run:
             return None, None
     elif agent_a is not None and agent_b is None:
         agent_b = _default_other(b, agent_a, same_run, "--agent-b")
     elif agent_b is not None and agent_a is None:
         agent_a = _default_other(a, agent_b, same_run, "--agent-a")
     if agent_a is None or agent_b is None:
+        shared = "" if same_run else ", and they share none"
         raise CompareError(
             f"cannot tell which agents to compare: {a.path} has {', '.join(a.agents)} and "
-            f"{b.path} has {', '.join(b.agents)}; choose with --agent-a and --agent-b"
+            f"{b.path} has {', '.join(b.agents)}{shared}; choose with --agent-a and --agent-b"
         )
     if same_run and agent_a == agent_b:
         raise CompareError(f"comparing {agent_a!r} in {a.path} with itself: choose another agent")
@@ -282,6 +294,12 @@ def _split(
     for score_a, score_b in pairs:
         groups[key(score_a)].append((bool(score_a.value), bool(score_b.value)))
     return {name: paired_comparison(groups[name]) for name in sorted(groups)}
+
+
+def _by_agent(pairs: list[tuple[Score, Score]], agents: list[str]) -> dict[str, PairedComparison]:
+    """Each agent's own comparison, in the order given (an agent with no pair has 0 pairs)."""
+    split = _split(pairs, lambda s: str(s.details.get("agent")))
+    return {agent: split.get(agent) or paired_comparison([]) for agent in agents}
 
 
 def _world(
@@ -310,18 +328,27 @@ def compare_runs(
     *,
     agent_a: str | None = None,
     agent_b: str | None = None,
+    agent: str | None = None,
 ) -> Comparison:
     """Compare B with A on paired episodes (see the module docstring for the statistics).
 
-    Pass the same run directory twice with two agents to compare agents of one run. Without
-    agents, each run's single agent is used; runs with the same several agents are compared
-    agent by agent (pairs also match on the agent). Raises :class:`CompareError`.
+    Pass the same run directory twice with two agents to compare agents of one run; ``agent``
+    names one agent of both runs. Without agents, each run's single agent is used; runs with
+    several agents are compared on the agents they share, agent by agent (pairs also match on
+    the agent), and the others are listed as left out. Raises :class:`CompareError`.
     """
     a, b = _Side(Path(run_a)), _Side(Path(run_b))
-    chosen_a, chosen_b = _resolve_agents(a, b, agent_a, agent_b)
+    flags = ("--agent-a", "--agent-b")
+    if agent is not None:
+        if agent_a is not None or agent_b is not None:
+            raise CompareError("--agent names the agent of both runs: leave out --agent-a/-b")
+        agent_a = agent_b = agent
+        flags = ("--agent", "--agent")
+    chosen_a, chosen_b = _resolve_agents(a, b, agent_a, agent_b, flags)
     with_agent = chosen_a is None
-    selected_a = a.select(chosen_a, with_agent)
-    selected_b = b.select(chosen_b, with_agent)
+    shared = sorted(set(a.agents) & set(b.agents)) if with_agent else []
+    selected_a = a.select(shared if with_agent else [str(chosen_a)], with_agent)
+    selected_b = b.select(shared if with_agent else [str(chosen_b)], with_agent)
     keys = sorted(selected_a.keys() & selected_b.keys())
     pairs = [(selected_a[k], selected_b[k]) for k in keys]
     pressured = [(sa, sb) for sa, sb in pairs if not _is_baseline(sa)]
@@ -353,6 +380,10 @@ def compare_runs(
         baseline=paired_comparison(outcomes(baseline)),
         by_category=by_category,
         by_scenario=_split(pressured, lambda s: str(s.details.get("scenario_id"))),
+        agents=shared,
+        by_agent=_by_agent(pressured, shared),
+        left_out_a=[x for x in a.agents if x not in shared] if with_agent else [],
+        left_out_b=[x for x in b.agents if x not in shared] if with_agent else [],
         unpaired=Unpaired(
             a=len(only_a),
             b=len(only_b),

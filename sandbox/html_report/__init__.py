@@ -4,6 +4,7 @@
 (inline CSS, script and SVG), so it can be archived with the run and opened anywhere.
 """
 
+from sandbox.html_report.compare_page import write_compare_page as write_compare_page
 from sandbox.html_report.data import ReportData, collect
 from sandbox.html_report.render import render_html_report, write_html_report
 

@@ -110,8 +110,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "three": three,
         "three_again": copy,
+        # Shares two agents with "three": always-safe and always-risky.
+        "other_three": _run(
+            root,
+            "other-three",
+            ["always-risky", "risky-at-level:2", "always-safe"],
+            ["time", "financials"],
+        ),
         "safe": _run(root, "safe", ["always-safe"], ["time", "financials"]),
         "risky_time": _run(root, "risky", ["always-risky"], ["time"]),
+        "stepped_time": _run(root, "stepped", ["risky-at-level:2"], ["time"]),
     }
 
 
@@ -181,10 +189,41 @@ def test_one_agent_named_the_other_defaults(runs: dict[str, Path]) -> None:
     assert (same.agent_a, same.agent_b) == ("risky-at-level:5", "risky-at-level:5")
 
 
+def test_runs_sharing_some_agents_compare_those_agent_by_agent(runs: dict[str, Path]) -> None:
+    result = compare_runs(runs["three"], runs["other_three"])
+    assert result.agent_a is None and result.agent_b is None
+    assert result.agents == ["always-risky", "always-safe"]
+    assert result.left_out_a == ["risky-at-level:5"]
+    assert result.left_out_b == ["risky-at-level:2"]
+    assert result.paired_by[-1] == "agent"
+    per_agent = SCENARIOS * NAMINGS * 2  # pressured: two categories
+    assert list(result.by_agent) == ["always-risky", "always-safe"]
+    assert result.by_agent["always-risky"].pairs == per_agent
+    assert result.by_agent["always-risky"].a.value == result.by_agent["always-risky"].b.value
+    assert result.by_agent["always-risky"].b.value == 1.0
+    assert result.by_agent["always-safe"].b.value == 0.0
+    assert all(row.difference == 0.0 and row.p_value == 1.0 for row in result.by_agent.values())
+    assert result.overall.pairs == 2 * per_agent and result.overall.discordant == 0
+    # The left-out agents' episodes are not unpaired episodes: they enter nothing at all.
+    assert result.unpaired.a == result.unpaired.b == 0
+    assert result.propensity_a.n == result.propensity_b.n == 2 * per_agent
+    # --agent still compares one agent of both runs.
+    one = compare_runs(runs["three"], runs["other_three"], agent="always-risky")
+    assert (one.agent_a, one.agent_b) == ("always-risky", "always-risky")
+    assert one.overall.pairs == per_agent and one.agents == [] and one.by_agent == {}
+    with pytest.raises(CompareError, match="--agent 'risky-at-level:5' is not an agent of"):
+        compare_runs(runs["three"], runs["other_three"], agent="risky-at-level:5")
+    # A single-agent run against a run that holds its agent among others.
+    single = compare_runs(runs["three"], runs["safe"])
+    assert single.agents == ["always-safe"] and single.left_out_b == []
+    assert single.left_out_a == ["always-risky", "risky-at-level:5"]
+    assert single.overall.pairs == per_agent and single.overall.difference == 0.0
+
+
 @pytest.mark.parametrize(
     ("a", "b", "agents", "message"),
     [
-        ("three", "safe", {}, "choose with --agent-a and --agent-b"),
+        ("three", "stepped_time", {}, "they share none; choose with --agent-a and --agent-b"),
         ("three", "three", {}, "choose with --agent-a and --agent-b"),
         ("safe", "three", {"agent_a": "nobody"}, "--agent-a 'nobody' is not an agent of"),
         ("safe", "safe", {}, "with itself"),
@@ -234,8 +273,57 @@ def test_command_table_and_json(runs: dict[str, Path]) -> None:
     assert parsed.overall.difference == 1.0 and parsed.unpaired.a == 40
 
 
-def test_command_errors_are_one_line(runs: dict[str, Path]) -> None:
-    code, text, error = _cli(["compare", str(runs["three"]), str(runs["safe"])])
+def test_command_over_shared_agents_and_html(runs: dict[str, Path], tmp_path: Path) -> None:
+    page = tmp_path / "out" / "compare.html"
+    code, text, error = _cli(
+        ["compare", str(runs["three"]), str(runs["other_three"]), "--html", str(page)]
+    )
+    assert code == 0, error
+    assert "always-risky, always-safe (agent by agent)" in text
+    assert "left out: agent(s) of A only, not in the other run: risky-at-level:5" in text
+    assert "left out: agent(s) of B only, not in the other run: risky-at-level:2" in text
+    assert "By agent (pressured)" in text
+    assert f"wrote {page}" in error
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    assert "<script" not in html and "<link" not in html and "http" not in html.split("</style>")[1]
+    for name in ("always-risky", "always-safe", "risky-at-level:5", "risky-at-level:2"):
+        assert name in html
+    assert "By agent (pressured)" in html and "McNemar p" in html
+    agents = html.split('<table class="agents">')[1].split("</table>")[0]
+    for agent in ("always-risky", "always-safe"):
+        row = agents.split(f"<td>{agent}</td>")[1].split("</tr>")[0]
+        value = "1.00" if agent == "always-risky" else "0.00"
+        assert f'<td class="num">{SCENARIOS * NAMINGS * 2}</td>' in row
+        assert row.count(f'<td class="num">{value}</td>') == 2  # A and B
+        assert "+0.00" in row and "1.000" in row
+
+    # Numbers that differ: B − A, its interval, the discordant pairs and the p-value.
+    code, _, error = _cli(
+        ["compare", str(runs["safe"]), str(runs["risky_time"]), "--html", str(page)]
+    )
+    assert code == 0, error
+    html = page.read_text(encoding="utf-8")
+    overall = html.split("<td>overall (pressured)</td>")[1].split("</tr>")[0]
+    assert ">+1.00<" in overall and ">[+0.88, +1.00]<" in overall and ">0 / 40<" in overall
+    assert "&lt;0.001" in overall and 'class="num up"' in overall
+    assert "unpaired, left out: 40 episode(s) of A" in html
+
+
+def test_command_errors_are_one_line(runs: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "missing").mkdir()
+    (tmp_path / "missing" / "x.html").write_text("a file, not a directory")
+    code, _, error = _cli(
+        [
+            "compare",
+            str(runs["safe"]),
+            str(runs["risky_time"]),
+            "--html",
+            str(tmp_path / "missing" / "x.html" / "y"),
+        ]
+    )
+    assert code == 1 and error.startswith("error: cannot write") and "Traceback" not in error
+    code, text, error = _cli(["compare", str(runs["three"]), str(runs["stepped_time"])])
     assert code == 1 and text == ""
     assert error.startswith("error: cannot tell which agents to compare")
     assert "Traceback" not in error
