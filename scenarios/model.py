@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from scenarios.base import StrictModel
 from scenarios.code_tasks import CodeTask
+from scenarios.pressure import canonical_category, category_key_problem
 from scenarios.records import Naming, RiskLabel
 from scenarios.schemas import bounded_validator, check_local_refs
 from scenarios.world import Transition, WorldGraph, WorldState
@@ -158,6 +159,26 @@ class PressureText(StrictModel):
     subject: str = ""
 
 
+def _category_key(key: str) -> str:
+    problem = category_key_problem(key)
+    if problem is not None:
+        raise ValueError(problem)
+    return key
+
+
+def _some_messages(messages: list[PressureText]) -> list[PressureText]:
+    if not messages:
+        raise ValueError(
+            "no messages: give at least one, or remove the category to use our built-in templates"
+        )
+    return messages
+
+
+# A ``pressure_messages`` key: one of the six categories (or its underscore spelling); an
+# unknown key is an error at ``pressure_messages.KEY``, never a silent fallback to templates.
+PressureCategoryKey = Annotated[str, AfterValidator(_category_key)]
+PressureTexts = Annotated[list[PressureText], AfterValidator(_some_messages)]
+
 DERIVED_HARM_SEVERITY = 5.0
 
 
@@ -190,8 +211,25 @@ class Scenario(StrictModel):
     # The environment as a state graph (see scenarios/world.py); without one, a propensity
     # scenario gets a derived graph (``world_graph``) in which calling a misaligned tool harms.
     world: WorldGraph | None = None
-    # Pressure messages of the scenario's own, by category, replacing our templates there.
-    pressure_messages: dict[str, list[PressureText]] = Field(default_factory=dict)
+    # Pressure messages of the scenario's own, by category, replacing our templates there
+    # (which message each scheduled level gets: ``scenarios.pressure``).
+    pressure_messages: dict[PressureCategoryKey, PressureTexts] = Field(default_factory=dict)
+
+    @field_validator("pressure_messages")
+    @classmethod
+    def _one_spelling_per_category(
+        cls, value: dict[str, list[PressureText]]
+    ) -> dict[str, list[PressureText]]:
+        seen: dict[str, str] = {}
+        for key in value:
+            category = canonical_category(key)
+            if category in seen:
+                raise ValueError(
+                    f"{seen[category]!r} and {key!r} both name the category {category!r}: "
+                    "give its messages under one key (only one of them would be used)"
+                )
+            seen[category] = key
+        return value
 
     @model_validator(mode="after")
     def _world_names_known_tools(self) -> Scenario:

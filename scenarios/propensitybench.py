@@ -47,6 +47,7 @@ from scenarios.model import (
     bounded_id,
     slug,
 )
+from scenarios.pressure import PRESSURE_CATEGORIES
 from scenarios.records import RiskLabel
 
 # The staged files, most complete first.
@@ -58,16 +59,6 @@ STAGE_FILES = (
     "scenarios_states.json",
 )
 TAG = "propensitybench"
-# Our pressure categories (sandbox.pressure.ALL_CATEGORIES; `scenarios` may not import
-# `sandbox`, a higher layer, so the names are repeated here and a test keeps them equal).
-PRESSURE_CATEGORIES = (
-    "time",
-    "financials",
-    "power-seeking",
-    "resource-deprivation",
-    "self-preservation",
-    "evaluation-awareness",
-)
 _MAX_LEVEL = 10
 _TOOL_NAME_LIMIT = 64
 

@@ -4,6 +4,10 @@ Pressure escalates inside an episode (PropensityBench's design): the agent start
 and after each turn (or each failed aligned call) the next message of the schedule arrives.
 The engine is a pure state machine so the episode loop stays readable and the schedule is
 testable without an agent.
+
+Where a scenario brings its own messages for a category, a scheduled level L gets the message
+authored at the highest level at or below L (never one written for a higher level), and a level
+below every authored message gets our built-in template: see :func:`plan_messages`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scenarios.model import PressureText, Scenario
+from scenarios.pressure import AuthoredMessages
 
 MAX_LEVEL = 10
 BASELINE = "baseline"
@@ -151,31 +156,10 @@ def render_scenario_message(message: PressureText) -> str:
 
 def scenario_messages(scenario: Scenario, category: str) -> list[PressureText]:
     """The scenario's own messages for `category` (PropensityBench spells categories with
-    underscores, so that spelling is accepted too); empty when our templates apply."""
+    underscores, so that spelling is accepted too; the model refuses both spellings at once and
+    any key that is not a category); empty when our templates apply."""
     own = scenario.pressure_messages
     return own.get(category) or own.get(category.replace("-", "_")) or []
-
-
-class _MessagePicker:
-    """Chooses among one category's scenario messages, each used once before any repeats."""
-
-    def __init__(self, messages: list[PressureText]) -> None:
-        self._messages = messages
-        self._used: set[int] = set()
-
-    def pick(self, level: int) -> int:
-        if len(self._used) == len(self._messages):
-            self._used.clear()  # more slots than messages: start over, still nearest first
-        candidates = [i for i in range(len(self._messages)) if i not in self._used]
-        best = min(candidates, key=lambda i: (abs(self._messages[i].level - level), self.key(i)))
-        self._used.add(best)
-        return best
-
-    def key(self, index: int) -> tuple[int, int]:
-        return (self._messages[index].level, index)
-
-    def message(self, index: int) -> PressureText:
-        return self._messages[index]
 
 
 def plan_messages(
@@ -192,45 +176,44 @@ def plan_messages(
 
     The text comes from our templates, except for a category in which the scenario brings its
     own messages (``scenario.pressure_messages``, e.g. imported from PropensityBench); for
-    ``mixed`` this is decided per category of the rotation. For such a category, each slot of
-    scheduled level L takes the scenario message not yet used whose level is nearest L (ties go
-    to the lower level, then to the earlier message), so the default schedule (levels 1-10, one
-    message each) walks the authored escalation in order, one message per level. The messages
-    one scheduled level takes are delivered in the scenario's order (by level, then position);
-    only when every message has been used does the choice start over from all of them. Such a
-    message keeps the scheduled level L (the level the run measures) and gets no "Follow-up"
-    prefix, since each is already a distinct message; its sender and subject head the text.
+    ``mixed`` this is decided per category of the rotation. In such a category a slot at
+    scheduled level L gets a message authored at the highest level at or below L, never one
+    authored for a higher level (``scenarios.pressure.AuthoredMessages``):
+
+    - several messages authored at that level are used in turn, in the order written; the turn
+      continues across the slots of one level (``messages_per_level`` > 1) and across later
+      scheduled levels that fall back to the same authored level, and starts over once all
+      have been used, so a message repeats only when its level has fewer messages than slots;
+    - levels above the highest authored one repeat that level's messages (messages at 2 and 6:
+      levels 3-5 repeat the level-2 message, levels 7-10 the level-6 one);
+    - a level below the lowest authored one gets our built-in template for that category and
+      level (messages at 2 and 6: level 1 is our level-1 template), exactly as a category
+      without messages of its own would.
+
+    ``propensity validate`` warns about these gaps for the default schedule. A scenario
+    message keeps the scheduled level L (the level the run measures), is delivered as written
+    (its sender and subject head the text) and gets no "Follow-up" prefix; template repeats
+    within one level of a single-category episode do.
     """
     if category == BASELINE:
         return []
     templates = templates or default_templates()
     context = template_context(scenario)
     rotation = list(schedule.mixed_categories or ALL_CATEGORIES)
-    pickers: dict[str, _MessagePicker] = {}
+    authored: dict[str, tuple[list[PressureText], AuthoredMessages]] = {}
     for name in rotation if category == MIXED else [category]:
         own = scenario_messages(scenario, name)
         if own:
-            pickers[name] = _MessagePicker(own)
+            authored[name] = (own, AuthoredMessages(own))
     messages: list[PressureMessage] = []
     for level in schedule.levels:
-        # One scheduled level's slots: (category, picked scenario message or None).
-        slots: list[tuple[str, int | None]] = []
-        for _ in range(schedule.messages_per_level):
-            index = len(messages) + len(slots)
-            this_category = rotation[index % len(rotation)] if category == MIXED else category
-            slot_picker = pickers.get(this_category)
-            slots.append((this_category, slot_picker.pick(level) if slot_picker else None))
-        for name, picker in pickers.items():
-            positions = [k for k, (slot_category, _) in enumerate(slots) if slot_category == name]
-            chosen = sorted(
-                (i for k in positions if (i := slots[k][1]) is not None), key=picker.key
-            )
-            for k, index_in_scenario in zip(positions, chosen, strict=True):
-                slots[k] = (name, index_in_scenario)
-        for repeat, (this_category, picked) in enumerate(slots):
+        for repeat in range(schedule.messages_per_level):
             index = len(messages)
-            if picked is not None:
-                text = render_scenario_message(pickers[this_category].message(picked))
+            this_category = rotation[index % len(rotation)] if category == MIXED else category
+            own_and_picker = authored.get(this_category)
+            picked = own_and_picker[1].pick(level) if own_and_picker else None
+            if own_and_picker is not None and picked is not None:
+                text = render_scenario_message(own_and_picker[0][picked])
             else:
                 text = templates.render(this_category, level, context)
                 if repeat and category != MIXED:

@@ -9,6 +9,7 @@ from sandbox.pressure import (
     BASELINE,
     MIXED,
     PressureEngine,
+    PressureMessage,
     PressureSchedule,
     PressureTemplates,
     default_templates,
@@ -74,7 +75,10 @@ def test_invalid_input_is_refused() -> None:
         PressureTemplates(bad)
 
 
-def test_scenario_messages_replace_templates_by_the_nearest_unused_level(starter_pack) -> None:  # type: ignore[no-untyped-def]
+def test_scenario_messages_replace_templates_at_or_below_the_scheduled_level(starter_pack) -> None:  # type: ignore[no-untyped-def]
+    # Rewritten for issue 14: the old rule took the *nearest unused* message, also one written
+    # for a higher level (level 2 got B, written for 3, and a level-9 slot got D, written for 10).
+    # Now a slot at level L gets the message authored at the highest level at or below L.
     from sandbox.pressure.engine import render_scenario_message
     from scenarios.model import PressureText
 
@@ -88,17 +92,16 @@ def test_scenario_messages_replace_templates_by_the_nearest_unused_level(starter
     scenario = base.model_copy(update={"pressure_messages": {"time": own}})
     assert render_scenario_message(own[0]) == "From: Ops desk\nSubject: Heads-up\n\nA"
     plan = plan_messages(scenario, "time", PressureSchedule(levels=[2, 5, 9], messages_per_level=2))
-    # Level 2 takes B (3) then A (0), delivered in the scenario's order; level 5 takes C, D;
-    # level 9 finds all used, starts over and takes D then C. Levels stay the scheduled ones.
+    # Level 2 repeats A (level 0), level 5 B (3), level 9 C (6); D (10) is above every slot.
     assert [(m.level, m.text.rsplit("\n", 1)[-1]) for m in plan] == [
-        (2, "A"), (2, "B"), (5, "C"), (5, "D"), (9, "C"), (9, "D"),
+        (2, "A"), (2, "A"), (5, "B"), (5, "B"), (9, "C"), (9, "C"),
     ]  # fmt: skip
     assert not any(m.text.startswith("Follow-up") for m in plan)
-    # Ties go to the lower level.
-    tie = base.model_copy(
+    # The highest authored level at or below, whatever the order written.
+    unordered = base.model_copy(
         update={"pressure_messages": {"time": [own[3], PressureText(level=4, text="E"), own[2]]}}
     )
-    assert plan_messages(tie, "time", PressureSchedule(levels=[5]))[0].text == "E"
+    assert plan_messages(unordered, "time", PressureSchedule(levels=[5]))[0].text == "E"
     # Categories without messages of their own keep our templates, in `mixed` too.
     templates_only = plan_messages(base, "financials", PressureSchedule(levels=[1, 2]))
     assert plan_messages(scenario, "financials", PressureSchedule(levels=[1, 2])) == templates_only
@@ -113,3 +116,62 @@ def test_scenario_messages_replace_templates_by_the_nearest_unused_level(starter
     underscored = base.model_copy(update={"pressure_messages": {"evaluation_awareness": own}})
     (top,) = plan_messages(underscored, "evaluation-awareness", PressureSchedule(levels=[10]))
     assert top.text == "D"
+
+
+def _texts(plan: list[PressureMessage]) -> list[tuple[int, str]]:
+    return [(m.level, m.text) for m in plan]
+
+
+def test_messages_for_levels_2_6_10_arrive_at_their_levels_never_earlier(starter_pack) -> None:  # type: ignore[no-untyped-def]
+    """The reported case: under the old nearest-unused rule level 1 got the level-2 text and
+    level 3 the level-10 text. Now no level gets a message written for a higher one; level 1,
+    below every message, gets our level-1 template; levels between repeat the lower message."""
+    from scenarios.model import PressureText
+
+    base = starter_pack.scenarios[0]
+    own = [PressureText(level=lvl, text=f"authored-{lvl}") for lvl in (2, 6, 10)]
+    scenario = base.model_copy(update={"pressure_messages": {"self-preservation": own}})
+    schedule = PressureSchedule()
+    plan = plan_messages(scenario, "self-preservation", schedule)
+    template_1 = default_templates().render("self-preservation", 1, template_context(scenario))
+    assert _texts(plan) == [
+        (1, template_1),
+        (2, "authored-2"), (3, "authored-2"), (4, "authored-2"), (5, "authored-2"),
+        (6, "authored-6"), (7, "authored-6"), (8, "authored-6"), (9, "authored-6"),
+        (10, "authored-10"),
+    ]  # fmt: skip
+    for message in plan:
+        if message.text.startswith("authored-"):
+            assert int(message.text.removeprefix("authored-")) <= message.level
+    # The schedule is the same with or without the scenario's messages.
+    templated = plan_messages(base, "self-preservation", schedule)
+    assert [(m.category, m.level, m.index) for m in plan] == [
+        (m.category, m.level, m.index) for m in templated
+    ]
+
+
+def test_several_messages_at_one_level_are_used_in_turn_across_slots_and_levels(
+    starter_pack,
+) -> None:  # type: ignore[no-untyped-def]
+    from scenarios.model import PressureText
+
+    base = starter_pack.scenarios[0]
+    own = [
+        PressureText(level=5, text="five-a"),
+        PressureText(level=3, text="three"),
+        PressureText(level=5, text="five-b"),
+        PressureText(level=5, text="five-c"),
+    ]
+    scenario = base.model_copy(update={"pressure_messages": {"time": own}})
+    schedule = PressureSchedule(levels=[1, 3, 5, 6, 7], messages_per_level=2)
+    plan = plan_messages(scenario, "time", schedule)
+    context = template_context(scenario)
+    first = default_templates().render("time", 1, context)
+    assert _texts(plan) == [
+        # Below every message: our template, its repeat marked as a follow-up.
+        (1, first), (1, f"Follow-up (2 of 2): {first}"),
+        (3, "three"), (3, "three"),
+        # Level 5's three messages in the order written, continuing through levels 6 and 7.
+        (5, "five-a"), (5, "five-b"), (6, "five-c"), (6, "five-a"), (7, "five-b"), (7, "five-c"),
+    ]  # fmt: skip
+    assert len(plan) == len(schedule.levels) * schedule.messages_per_level
