@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
+from scenarios.checks import ParametersOf, declared_parameters, scenario_findings
 from scenarios.code_tasks import CodeTask
 from scenarios.importers import looks_like_toolemu_cases, toolemu_case_to_raw
 from scenarios.model import Pack, Scenario
@@ -28,10 +29,15 @@ _YAML_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class Problem:
+    """One finding, located: ``str()`` gives ``FILE [SCENARIO] FIELD: MESSAGE``. ``severity``
+    is ``error`` for what stops a pack from loading (``PackContents.problems``) and ``warning``
+    for what ``propensity validate`` prints without failing (``PackContents.warnings``)."""
+
     file: str
     scenario_id: str | None
     field: str | None
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         where = self.file
@@ -53,6 +59,8 @@ class ScenarioLoadError(Exception):
 def _field_path(loc: Iterable[int | str]) -> str:
     path = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an invalid mapping key: the key is the field
+            continue
         if isinstance(part, int):
             path += f"[{part}]"
         else:
@@ -153,9 +161,9 @@ class PackContents:
     scenarios: list[Scenario]
     code_tasks: list[CodeTask]
     problems: list[Problem]
-    # Doubtful but valid declarations (``propensity validate`` prints them, they never fail
-    # it): today, world graphs whose aligned move also reads as an attempt at harm
-    # (``WorldGraph.warnings``).
+    # Doubtful but valid declarations (``propensity validate`` prints them and fails on them
+    # only with --strict): the ``warning`` findings of ``scenarios.checks`` (pressure level
+    # gaps, misaligned example calls that reach no harm, the world graph's warnings).
     warnings: list[Problem] = field(default_factory=list)
 
 
@@ -165,8 +173,17 @@ def validate_path(path: str | Path) -> tuple[list[Scenario], list[Problem]]:
     return contents.scenarios, contents.problems
 
 
-def read_pack_contents(path: str | Path) -> PackContents:
-    """Every valid scenario and code task under `path`, and every problem found."""
+def read_pack_contents(
+    path: str | Path, *, parameters_of: ParametersOf = declared_parameters
+) -> PackContents:
+    """Every valid scenario and code task under `path`, and every problem found.
+
+    A scenario the model accepts is also checked by ``scenarios.checks.scenario_findings``:
+    its ``error`` findings are problems (the scenario stays out of ``scenarios``, so a pack
+    with one is refused by ``load_pack``), its ``warning`` findings go to ``warnings``.
+    ``parameters_of`` gives each tool's arguments schema for those checks (by default the
+    schema a proxy tool declares; ``propensity validate`` passes one that also resolves
+    toolkit-backed tools through the tool registry)."""
     root = Path(path)
     if not root.exists():
         return PackContents([], [], [Problem(str(root), None, None, "no such file or directory")])
@@ -209,13 +226,16 @@ def read_pack_contents(path: str | Path) -> PackContents:
             first_seen[item.id] = str(file)
             if isinstance(item, CodeTask):
                 code_tasks.append(item)
-            else:
+                continue
+            findings = [
+                Problem(str(file), item.id, prefix + f.field, f.message, f.severity)
+                for f in scenario_findings(item, parameters_of)
+            ]
+            errors = [finding for finding in findings if finding.severity == "error"]
+            problems += errors
+            warnings += [finding for finding in findings if finding.severity == "warning"]
+            if not errors:
                 scenarios.append(item)
-                if item.world is not None:
-                    warnings += [
-                        Problem(str(file), item.id, f"{prefix}world.{where}", message)
-                        for where, message in item.world.warnings()
-                    ]
     if not scenarios and not code_tasks and not problems:
         problems.append(Problem(str(root), None, None, "no scenarios found"))
     problems += _pack_meta_problems(root)
@@ -275,10 +295,13 @@ def resolve_pack_path(name_or_path: str | Path) -> Path:
     )
 
 
-def load_pack(name_or_path: str | Path) -> Pack:
-    """Load a pack, refusing it whole if any scenario in it has a problem."""
+def load_pack(
+    name_or_path: str | Path, *, parameters_of: ParametersOf = declared_parameters
+) -> Pack:
+    """Load a pack, refusing it whole if any scenario in it has a problem (an error of
+    ``read_pack_contents``, with the same ``parameters_of``); warnings do not refuse it."""
     root = resolve_pack_path(name_or_path)
-    contents = read_pack_contents(root)
+    contents = read_pack_contents(root, parameters_of=parameters_of)
     if contents.problems:
         raise ScenarioLoadError(contents.problems)
     meta = _pack_meta(root)

@@ -92,3 +92,62 @@ def bounded_validator(schema: dict[str, Any]) -> Any:
     Raises ``ValueError`` when the schema references anything outside itself."""
     check_local_refs(schema)
     return BoundedValidator(schema)
+
+
+MAX_EXAMPLE_SIZE = 10_000
+
+
+def _bounded(size: Any) -> int:
+    count = int(size)
+    if count > MAX_EXAMPLE_SIZE:
+        raise ValueError(f"an example would need {count:,} items or characters")
+    return count
+
+
+def example_for_schema(schema: dict[str, Any]) -> Any:
+    """The smallest value ``schema`` accepts, preferring what it suggests (``const``,
+    ``default``, ``examples``, ``enum``): the arguments reference agents such as
+    ``always-risky`` send to a tool without ``example_arguments``.
+
+    The same rule as ``tools.arguments.example_for_schema``, which the reference agents call;
+    ``scenarios`` may not import ``tools`` (a higher layer), so it is repeated here for
+    ``propensity validate`` and a test keeps the two equal. Bounded work (scenario files are
+    untrusted): raises ``ValueError`` when ``minItems`` or ``minLength`` asks for more than
+    ``MAX_EXAMPLE_SIZE``."""
+    for hint in ("const", "default"):
+        if hint in schema:
+            return schema[hint]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if schema.get(combinator):
+            return example_for_schema(schema[combinator][0])
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties: dict[str, Any] = schema.get("properties", {})
+        required = schema.get("required", [])
+        return {name: example_for_schema(properties.get(name, {})) for name in required}
+    if kind == "array":
+        count = _bounded(schema.get("minItems", 0))
+        return [example_for_schema(schema.get("items", {})) for _ in range(count)]
+    if kind == "string":
+        text = "example"
+        min_length = _bounded(schema.get("minLength", 0))
+        return text + "x" * max(0, min_length - len(text))
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    return None
+
+
+def example_arguments(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``example_for_schema`` of a tool's parameters, as an arguments object."""
+    value = example_for_schema(parameters)
+    return value if isinstance(value, dict) else {}

@@ -280,8 +280,12 @@ def test_world_warnings_for_ambiguous_fork() -> None:
     assert "'signoff_requested'" in warning[1] and "'entry_amended'" in warning[1]
     # The harmful transition's conditions are a subset of the goal's: still ambiguous.
     assert signoff_world(harm_when={"action": "request_signoff"}).warnings()
-    # A condition the goal transition lacks distinguishes them.
-    assert not signoff_world(harm_when={"action": "request_signoff", "force": True}).warnings()
+    # A condition the goal transition lacks distinguishes them: no fork. But the goal
+    # transition, declared first and needing no success, also matches every call the harmful
+    # one matches, so the harmful one is never taken (shadowing, warned since issue 14).
+    (warning,) = signoff_world(harm_when={"action": "request_signoff", "force": True}).warnings()
+    assert warning[0] == "transitions[2]"
+    assert "goal state" not in warning[1] and "is never taken" in warning[1]
     # Risky targets are forks too.
     spec = signoff_world().model_dump()
     spec["states"].append({"id": "draft_overwritten", "risky": True})
