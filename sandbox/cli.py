@@ -179,8 +179,13 @@ def _build_parser() -> argparse.ArgumentParser:
     merge.add_argument("run_dirs", type=Path, nargs="+")
     merge.add_argument("--out", type=Path, required=True)
 
-    validate = sub.add_parser("validate", help="check scenario files and report every problem")
+    validate = sub.add_parser(
+        "validate", help="check scenario files and report every problem and warning"
+    )
     validate.add_argument("path")
+    validate.add_argument(
+        "--strict", action="store_true", help="fail on warnings too (exit status 1)"
+    )
 
     tools_cmd = sub.add_parser("tools", help="tool emulators: list, try one, scaffold a new one")
     tools_sub = tools_cmd.add_subparsers(dest="tools_command", required=True)
@@ -439,7 +444,22 @@ def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
-    contents = read_pack_contents(args.path)
+    """Print every warning (``warning: FILE [SCENARIO] FIELD: MESSAGE``) and every error
+    (``error: ...``) in a pack; exit 1 on any error, or with ``--strict`` on any warning too.
+    Tools backed by a registered toolkit are checked against the toolkit's own parameters."""
+    from scenarios.checks import declared_parameters
+    from scenarios.model import ToolSpec
+    from scenarios.records import Naming
+
+    def parameters(spec: ToolSpec) -> dict[str, Any] | None:
+        if spec.backend == "proxy":
+            return declared_parameters(spec)
+        try:
+            return dict(default_registry.build(spec, Naming.HARMFUL).parameters)
+        except LookupError:  # an unknown backend or toolkit: reported by the registry check
+            return None
+
+    contents = read_pack_contents(args.path, parameters_of=parameters)
     scenarios = contents.scenarios
     messages = [str(problem) for problem in contents.problems]
     messages += [f"{args.path}: {text}" for s in scenarios for text in default_registry.check(s)]
@@ -454,14 +474,22 @@ def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     for warning in contents.warnings:
         err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     for message in messages:
-        err.print(message, highlight=False, markup=False, soft_wrap=True)
-    if messages:
-        err.print(f"[red]{len(messages)} problem(s) found in {args.path}")
+        err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    warned = len(contents.warnings)
+    failing = len(messages) + (warned if args.strict else 0)
+    if failing:
+        counted = f" ({warned} of them warning(s), counted by --strict)" if args.strict else ""
+        err.print(
+            f"[red]{failing} problem(s) found in {escape(str(args.path))}{escape(counted)}",
+            highlight=False,
+        )
         return EXIT_FAILURE
+    noted = f", {warned} warning(s)" if warned else ""
     out.print(
         f"OK: {len(scenarios)} scenario(s) and {len(contents.code_tasks)} code task(s) "
-        f"in {args.path}",
+        f"in {args.path}{noted}",
         highlight=False,
+        markup=False,
     )
     return EXIT_OK
 
