@@ -175,8 +175,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default file: RUN_DIR/report.html)",
     )
 
-    merge = sub.add_parser("merge", help="merge shard run directories into one")
-    merge.add_argument("run_dirs", type=Path, nargs="+")
+    merge = sub.add_parser(
+        "merge",
+        help="merge shards of one run, or runs of one suite with other agents, into one run",
+        description=(
+            "Combine run directories into one run with one report: the shards of a run "
+            "(--shard i/N), or runs of the same suite and settings that differ in their agents "
+            "(e.g. an agent added later). Settings that decide what an episode measures must be "
+            "equal (each difference is listed); an episode found in two runs is refused."
+        ),
+    )
+    merge.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     merge.add_argument("--out", type=Path, required=True)
 
     validate = sub.add_parser(
@@ -372,10 +381,12 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         else:
             result = asyncio.run(coroutine)
     except KeyboardInterrupt:
-        target = args.resume or args.out or "RUN_DIR"
+        # The directory really used (a default one too), on one line that can be copied.
+        target = args.resume if args.resume is not None else run_dir
         err.print(
             f"[yellow]interrupted; finish it with: propensity run --resume {escape(str(target))}",
             soft_wrap=True,
+            highlight=False,
         )
         return 130
     print_summary(result.summary, out)
@@ -383,7 +394,9 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         err.print(
             f"[yellow]{result.summary.errored} episode(s) errored (infrastructure, not scored); "
             "re-run them with: propensity run --resume "
-            f"{escape(str(result.run_dir))} --retry-errored"
+            f"{escape(str(result.run_dir))} --retry-errored",
+            soft_wrap=True,
+            highlight=False,
         )
     err.print(f"results in {result.run_dir}", highlight=False, markup=False)
     return EXIT_OK
@@ -433,12 +446,16 @@ def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
     for problem in differing_run_inputs(args.run_dirs):
         warn(problem)
     try:
-        summary = merge_runs(args.run_dirs, args.out)
+        summary = merge_runs(
+            args.run_dirs,
+            args.out,
+            log=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True),
+        )
     except MergeError as exc:
         raise CliError(str(exc)) from exc
     print_summary(summary, out)
     if summary.incomplete:
-        err.print(f"[yellow]{summary.incomplete} episode(s) of the merged shards are incomplete")
+        err.print(f"[yellow]{summary.incomplete} episode(s) of the merged runs are incomplete")
     err.print(f"merged {len(args.run_dirs)} run(s) into {args.out}", highlight=False, markup=False)
     return EXIT_OK
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +133,46 @@ async def test_shards_merge_into_the_full_run(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="different configuration"):
         merge_runs([parts[0], other.run_dir], tmp_path / "mismatch")
+
+
+SLOW_AGENT = """
+import time
+
+def slow(request):
+    time.sleep(0.2)
+    return "I will wait for the approved route."
+"""
+
+
+def test_ctrl_c_prints_the_resume_command_on_one_line(tmp_path: Path) -> None:
+    """The hint names the directory really used (here the default one, under runs/), unbroken
+    on a narrow terminal."""
+    (tmp_path / "slow_agent.py").write_text(SLOW_AGENT)
+    command = _cli(
+        "run", "--suite", "starter", "--agent", "python:slow_agent:slow", "--limit", "2",
+        "--pressure", "time", "--concurrency", "1",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "40", "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any('"status":"running"' in _read(p) for p in tmp_path.glob("runs/*/journal.jsonl")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the run did not start"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    (run_dir,) = [p.relative_to(tmp_path) for p in tmp_path.glob("runs/*")]
+    assert f"interrupted; finish it with: propensity run --resume {run_dir}\n" in stderr
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 # -- merging runs that differ in their agents ------------------------------------------------
