@@ -1,10 +1,16 @@
-"""Turning a RunSummary into tables for people and flat rows for tools (CSV/JSON)."""
+"""Turning a RunSummary into tables for people and flat rows for tools (CSV/JSON).
+
+Every propensity figure is per agent: one column (or CSV row group) per agent, never a column
+pooling different agents (``summary.propensity`` pools them and is shown nowhere). The by-level
+table states its definition (``BY_LEVEL_DEFINITION``) under it, and each CSV row carries a
+``note`` where a bare number would be ambiguous.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -12,11 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from evaluators import CodeOutcome, Estimate, PropensityBreakdown
+from evaluators.risky_choice import BY_LEVEL_DEFINITION, BY_LEVEL_SHORT
 from sandbox.console import folding_table
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
 from sandbox.summary import RunSummary
 
-CSV_FIELDS = ("agent", "breakdown", "key", "value", "ci_low", "ci_high", "n", "k")
+CSV_FIELDS = ("agent", "breakdown", "key", "value", "ci_low", "ci_high", "n", "k", "note")
 
 
 def _cell(estimate: Estimate | None) -> str:
@@ -32,12 +39,26 @@ def _n(estimates: list[Estimate | None]) -> str:
 
 
 def _agents(summary: RunSummary) -> list[tuple[str, PropensityBreakdown]]:
-    """Columns of every table: one per agent (the pooled figure is in summary.json)."""
-    return list(summary.by_agent.items()) or [("all", summary.propensity)]
+    """Columns of every propensity table: one per agent, and nothing else (no pooled column:
+    a figure pooling different agents is no agent's propensity)."""
+    return list(summary.by_agent.items())
+
+
+def _level_cell(estimate: Estimate | None) -> str:
+    """A by-level cell, with how many of its n ended before the level (no misaligned call)."""
+    text = _cell(estimate)
+    ended = getattr(estimate, "ended_before", None)
+    if ended:
+        text += f" [dim]({ended} ended before)[/dim]"
+    return text
 
 
 def _table(
-    title: str, first: str, rows: list[tuple[str, list[Estimate | None]]], agents: list[str]
+    title: str,
+    first: str,
+    rows: list[tuple[str, list[Estimate | None]]],
+    agents: list[str],
+    cell: Callable[[Estimate | None], str] = _cell,
 ) -> Table:
     table = folding_table(title=title, title_justify="left")
     table.add_column(first, style="bold", overflow="fold")
@@ -45,7 +66,7 @@ def _table(
         table.add_column(escape(agent), justify="right", overflow="fold")
     table.add_column("n", justify="right", style="dim", overflow="fold")
     for key, estimates in rows:
-        table.add_row(escape(key), *(_cell(e) for e in estimates), _n(estimates))
+        table.add_row(escape(key), *(cell(e) for e in estimates), _n(estimates))
     return table
 
 
@@ -75,7 +96,7 @@ def _code_tables(summary: RunSummary) -> list[Table]:
         for name, shares in groups.items():
             n = next(iter(shares.values())).n if shares else 0
             table.add_row(
-                name,
+                escape(name),
                 *(
                     f"{shares[o].value:.2f}" if o in shares and shares[o].value else "·"
                     for o in outcomes
@@ -90,7 +111,9 @@ def _world_table(summary: RunSummary) -> Table | None:
     world = summary.world
     if world is None:
         return None
-    groups = list(world.by_agent.items()) or [("all", world.overall)]
+    groups = list(world.by_agent.items())  # per agent only; world.overall pools agents
+    if not groups:
+        return None
     names = [name for name, _ in groups]
     table = _table(
         "World state: intention vs completion of harm (all episodes, baseline included)",
@@ -141,11 +164,11 @@ def _protocol_table(summary: RunSummary) -> Table | None:
 
     table.add_row(
         "calls read from text, by format (count)",
-        *(formats(h.recovered_by_format) for _, h in groups),
+        *(escape(formats(h.recovered_by_format)) for _, h in groups),
     )
     table.add_row(
         "unreadable call text, by format (count)",
-        *(formats(h.unparsed_by_format) for _, h in groups),
+        *(escape(formats(h.unparsed_by_format)) for _, h in groups),
     )
     table.add_row("protocol switches", *(str(h.protocol_switches) for _, h in groups))
     return table
@@ -174,12 +197,16 @@ def protocol_warnings(summary: RunSummary) -> list[str]:
     return lines
 
 
-def summary_tables(summary: RunSummary) -> Group:
+def _propensity_tables(summary: RunSummary) -> list[Table]:
+    """The propensity tables, one column per agent; none when no agent was scored."""
     agents = _agents(summary)
+    if not agents:
+        return []
     names = [name for name, _ in agents]
     parts: list[Table] = [
         _table(
-            f"Propensity: share of episodes calling a misaligned tool (run {summary.run_id})",
+            f"Propensity per agent: share of episodes calling a misaligned tool "
+            f"(run {summary.run_id})",
             "",
             [
                 ("under pressure", [b.overall for _, b in agents]),
@@ -197,13 +224,25 @@ def summary_tables(summary: RunSummary) -> Group:
     levels = [str(level) for level in range(0, 11)]
     for title, first, pick, order in (
         ("By pressure category", "category", "by_category", [BASELINE, *ALL_CATEGORIES]),
-        ("By pressure level (cumulative: called by this level)", "level", "by_level", levels),
+        ("By pressure level (cumulative)", "level", "by_level", levels),
         ("By domain (under pressure)", "domain", "by_domain", None),
         ("By naming of the misaligned tool (under pressure)", "naming", "by_naming", None),
     ):
         rows = _breakdown_rows(agents, pick, order)
         if rows:
-            parts.append(_table(title, first, rows, names))
+            cell = _level_cell if pick == "by_level" else _cell
+            table = _table(title, first, rows, names, cell)
+            if pick == "by_level":
+                table.caption = escape(f"By-level propensity is {BY_LEVEL_DEFINITION}")
+                table.caption_justify = "left"
+            parts.append(table)
+    return parts
+
+
+def summary_tables(summary: RunSummary) -> Group:
+    parts: list[Table | Text] = list(_propensity_tables(summary))
+    if not parts:
+        parts.append(Text("No risky-tool-choice episode was scored: no propensity table."))
     world = _world_table(summary)
     if world is not None:
         parts.append(world)
@@ -239,7 +278,7 @@ def summary_tables(summary: RunSummary) -> Group:
         errors.add_column("reason", overflow="fold")
         errors.add_column("episodes", justify="right", overflow="fold")
         for reason, count in sorted(summary.errors.items()):
-            errors.add_row(reason, str(count))
+            errors.add_row(escape(reason), str(count))
         parts.append(errors)
     warnings: list[Table | Text] = [
         Text(f"warning: {line}", style="bold yellow") for line in protocol_warnings(summary)
@@ -251,7 +290,9 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     (console or Console()).print(summary_tables(summary))
 
 
-def _row(agent: str, breakdown: str, key: str, estimate: Estimate) -> dict[str, object]:
+def _row(
+    agent: str, breakdown: str, key: str, estimate: Estimate, note: str = ""
+) -> dict[str, object]:
     return {
         "agent": agent,
         "breakdown": breakdown,
@@ -261,31 +302,45 @@ def _row(agent: str, breakdown: str, key: str, estimate: Estimate) -> dict[str, 
         "ci_high": estimate.ci[1] if estimate.ci else None,
         "n": estimate.n,
         "k": estimate.k,
+        "note": note,
     }
 
 
+_LEVEL_NOTE = f"{BY_LEVEL_SHORT} (n counts every pressured episode)"
+
+
+def _level_note(estimate: Estimate) -> str:
+    ended = getattr(estimate, "ended_before", None)
+    if ended:
+        return f"{_LEVEL_NOTE}; {ended} of n ended before this level"
+    return _LEVEL_NOTE
+
+
 def flat_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
-    agents: list[tuple[str, PropensityBreakdown]] = [("*", summary.propensity)]
-    agents += list(summary.by_agent.items())
-    for agent, breakdown in agents:
-        singles = {"overall": breakdown.overall, "baseline": breakdown.baseline}
-        groups: list[tuple[str, dict[str, Estimate]]] = [("summary", singles)]
-        groups += [
-            ("category", breakdown.by_category),
-            ("level", breakdown.by_level),
-            ("domain", breakdown.by_domain),
-            ("naming", breakdown.by_naming),
+    """Propensity rows per agent only (no row pools different agents)."""
+    for agent, breakdown in summary.by_agent.items():
+        singles: dict[str, Estimate] = {
+            "overall": breakdown.overall,
+            "baseline": breakdown.baseline,
+        }
+        groups: list[tuple[str, dict[str, Estimate]]] = [
+            ("summary", singles),
+            ("category", dict(breakdown.by_category)),
+            ("level", dict(breakdown.by_level)),
+            ("domain", dict(breakdown.by_domain)),
+            ("naming", dict(breakdown.by_naming)),
         ]
         for name, values in groups:
             for key, estimate in values.items():
-                yield _row(agent, name, key, estimate)
+                note = _level_note(estimate) if name == "level" else ""
+                yield _row(agent, name, key, estimate, note)
 
 
 def world_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
+    """World-state rates per agent only (``world.overall`` pools agents: not written)."""
     if summary.world is None:
         return
-    groups = [("*", summary.world.overall), *summary.world.by_agent.items()]
-    for agent, rates in groups:
+    for agent, rates in summary.world.by_agent.items():
         for key in ("intention", "completion", "task_completion"):
             yield _row(agent, "world", key, getattr(rates, key))
 
@@ -300,6 +355,7 @@ def _count_row(agent: str, breakdown: str, key: str, n: int) -> dict[str, object
         "ci_high": None,
         "n": n,
         "k": None,
+        "note": "a count (in n), not a rate",
     }
 
 

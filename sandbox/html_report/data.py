@@ -22,7 +22,7 @@ from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
 from evaluators.protocol_health import EVALUATOR as TOOL_CALL_PROTOCOL
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
-from evaluators.risky_choice import UNOBSERVED
+from evaluators.risky_choice import UNOBSERVED, cumulative_by_level, episode_category
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import cvar
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
@@ -184,25 +184,16 @@ def _group(scores: Iterable[Score], key: str) -> dict[str, list[Score]]:
     return {name: groups[name] for name in sorted(groups)}
 
 
-def _cumulative(cells: _Cells, label: str, pressured: list[Score]) -> dict[int, Rate]:
-    """Propensity *by* each level, as ``evaluators.risky_choice._by_level`` defines it: of the
-    episodes observed at level L (they called the misaligned tool at some level, or were still
-    going at L), the share that had called it by L. The cell is that denominator."""
-    levels = sorted({0} | {int(lv) for s in pressured for lv in s.details.get("levels_seen", [])})
+def _cumulative(
+    cells: _Cells, label: str, pressured: list[Score], schedule: list[int]
+) -> dict[int, Rate]:
+    """Propensity *by* each level of the schedule, exactly as ``evaluators.risky_choice``
+    defines it (``BY_LEVEL_DEFINITION``, one shared implementation): every pressured episode is
+    in every level's denominator, which is the cell."""
     result: dict[int, Rate] = {}
-    for level in levels:
-        ids: list[str] = []
-        k = 0
-        for score in pressured:
-            called_at = score.details.get("level")
-            if called_at is not None:
-                ids.append(score.episode_id)
-                k += int(called_at) <= level
-            elif int(score.details.get("max_level", 0)) >= level:
-                ids.append(score.episode_id)
-        if ids:
-            cell = cells.add(f"{label} · by level {level}", ids)
-            result[level] = Rate(estimate(k, len(ids)), cell)
+    for level, count in cumulative_by_level(pressured, schedule).items():
+        cell = cells.add(f"{label} · by level {level}", count.episodes)
+        result[level] = Rate(count.estimate(), cell)
     return result
 
 
@@ -257,16 +248,18 @@ def _meta_from_trajectory(store: RunStore, episode_id: str) -> dict[str, str] | 
     if not path.exists():
         return None
     try:
-        started = store.read_trajectory(episode_id).started
+        trajectory = store.read_trajectory(episode_id)
     except ValueError:
         return None
+    started = trajectory.started
     if started is None:
         return None
     return {
         "scenario": started.scenario_id,
         "domain": started.domain,
         "agent": started.agent,
-        "category": started.category,
+        # A branched episode's category is the pressure it was shown, as its score says.
+        "category": episode_category(trajectory) or started.category,
         "naming": started.naming.value,
     }
 
@@ -283,6 +276,7 @@ def latest_scores(store: RunStore, done: set[str]) -> dict[tuple[str, str], Scor
 def collect(store: RunStore) -> ReportData:
     """Every number of the report, from the run directory's records."""
     manifest = store.read_manifest()
+    schedule = list(manifest.config.schedule.levels)
     states = store.latest_states()
     summary = build_summary(store)
     done = {e for e, s in states.items() if s.status is EpisodeStatus.DONE}
@@ -339,9 +333,9 @@ def collect(store: RunStore) -> ReportData:
                     f"{agent} · {category}", groups[category], _called
                 )
                 by_category_level[category][agent] = _cumulative(
-                    cells, f"{agent} · {category}", groups[category]
+                    cells, f"{agent} · {category}", groups[category], schedule
                 )
-        by_level[agent] = _cumulative(cells, f"{agent} · all categories", pressured)
+        by_level[agent] = _cumulative(cells, f"{agent} · all categories", pressured, schedule)
         by_domain[agent] = {
             d: cells.rate(f"{agent} · domain {d}", g, _called)
             for d, g in _group(pressured, "domain").items()

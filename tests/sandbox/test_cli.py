@@ -37,11 +37,29 @@ def test_run_report_and_list(tmp_path: Path) -> None:
     summary = json.loads(as_json.stdout)
     assert summary["episodes"] == 12 and summary["errored"] == 0
     levels = summary["by_agent"]["risky-at-level:2"]["by_level"]
-    assert {k: v["value"] for k, v in levels.items()} == {"0": 0.0, "1": 0.0, "2": 1.0}
+    # Every level of the schedule (--levels 1-4), cumulative: risky from 2 on, carried forward.
+    assert {k: v["value"] for k, v in levels.items()} == {
+        "0": 0.0,
+        "1": 0.0,
+        "2": 1.0,
+        "3": 1.0,
+        "4": 1.0,
+    }
+    assert "cumulative" in summary["definitions"]["by_agent.AGENT.by_level"]
+    assert "POOLED" in summary["propensity"]["scope"]
     rows = list(
         csv.DictReader(io.StringIO(propensity("report", str(run_dir), "--format", "csv").stdout))
     )
     assert {"agent", "breakdown", "key", "value", "ci_low", "ci_high", "n", "k"} <= set(rows[0])
+    # Per agent only, and each by-level row says how it was obtained.
+    assert {row["agent"] for row in rows} == {"risky-at-level:2"}
+    level_rows = [row for row in rows if row["breakdown"] == "level"]
+    assert [row["key"] for row in level_rows] == ["0", "1", "2", "3", "4"]
+    assert all(row["note"].startswith("cumulative") for row in level_rows)
+    table = propensity("report", str(run_dir)).stdout
+    words = " ".join(table.split())  # the definition under the table wraps to its width
+    assert "By-level propensity is cumulative: the value at level L" in words
+    assert "│ all " not in table
     assert (run_dir / "summary.csv").exists() and (run_dir / "summary.json").exists()
 
     checked = propensity("validate", "scenarios/packs/code-interpreter")
