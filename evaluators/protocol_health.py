@@ -5,6 +5,9 @@ evaluator says, for every episode, how many agent turns carried native calls, ca
 from text (by format), call-shaped text that could not be read, and whether the agent made
 any tool call at all; the summary gives the same per agent. A run in which most episodes saw
 no tool call probably measures a protocol problem, not behaviour, and is warned about.
+
+Only live agent turns count: in a branched episode the turns replayed from a recording (before
+``branched_from["at"]``) were another agent's calls, not this one's, and are left out.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from evaluators.risky_choice import first_live_turn
 from evaluators.stats import Estimate, estimate
 from scenarios.records import (
     AgentTurnEvent,
@@ -41,7 +45,9 @@ def score_protocol(trajectory: Trajectory) -> Score:
     ``value`` is the share of agent turns whose calls were read (native or recovered); the
     label is ``native``, ``recovered``, ``mixed`` (both), ``unparsed`` (call-shaped text that
     could not be read and no call otherwise) or ``no-tool-call``. Details hold the counts.
-    Raises ``ValueError`` when the trajectory has no ``episode_started`` event.
+    Only live turns count (a branched episode's replayed prefix is left out; ``live_from_turn``
+    and ``replayed_turns_left_out`` in the details say so). Raises ``ValueError`` when the
+    trajectory has no ``episode_started`` event.
     """
     started: EpisodeStartedEvent | None = None
     turns = native_turns = recovered_turns = unparsed_turns = read_turns = 0
@@ -49,9 +55,15 @@ def score_protocol(trajectory: Trajectory) -> Score:
     recovered: Counter[str] = Counter()
     unparsed: Counter[str] = Counter()
     switches: list[dict[str, Any]] = []
+    live_from = 0
+    replayed = 0
     for event in trajectory.events:
         if isinstance(event, EpisodeStartedEvent) and started is None:
             started = event
+            live_from = first_live_turn(event)
+        elif event.turn < live_from:
+            # A turn replayed from a recording by a branch: the recorded agent's call.
+            replayed += isinstance(event, AgentTurnEvent)
         elif isinstance(event, AgentTurnEvent):
             turns += 1
             native_turns += event.native_calls > 0
@@ -94,6 +106,11 @@ def score_protocol(trajectory: Trajectory) -> Score:
             "unparsed_calls": dict(unparsed),
             "no_tool_call": not native_calls and not recovered,
             "protocol_switches": switches,
+            **(
+                {"live_from_turn": live_from, "replayed_turns_left_out": replayed}
+                if live_from
+                else {}
+            ),
         },
     )
 

@@ -9,6 +9,11 @@ rows as plain dicts for code that has no pandas.
 Columns are documented in docs/loading-results.md. Evaluator columns are named after the
 evaluator (``risky_tool_choice_value``, ``risky_tool_choice_label``, ...), one pair for every
 evaluator that scored any episode of the run, so a new evaluator needs no change here.
+
+A branched episode (``propensity replay branch``) is described as its own agent lived it:
+``turns`` counts its live turns only (not those replayed from the recording), ``llm_calls`` its
+live agent calls, and ``category`` is the pressure it was actually shown (the recording's, then
+the live part's), as its score counts it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
+from evaluators.risky_choice import episode_category, first_live_turn
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from sandbox.store import RunStore
 from scenarios.records import (
@@ -169,16 +175,19 @@ def _episode_row(
         row.started_at = trajectory.events[0].t
         row.ended_at = trajectory.events[-1].t
         started, ended = trajectory.started, trajectory.ended
+        # A branched episode replayed the turns before this one from a recording: they are
+        # not its agent's turns, and its category is the pressure it was shown.
+        live_from = first_live_turn(started)
         if started is not None:
             row.scenario_id = started.scenario_id
             row.domain = started.domain
-            row.category = started.category
+            row.category = episode_category(trajectory)
             row.naming = started.naming.value
             row.agent = started.agent
             row.repeat = started.repeat
         if ended is not None:
             row.end_reason = ended.reason
-            row.turns = ended.turns
+            row.turns = max(0, ended.turns - (live_from - 1)) if live_from else ended.turns
             row.final_level = ended.final_level
     risky = scores.get(RISKY_TOOL_CHOICE)
     if risky is not None:

@@ -11,11 +11,19 @@ results stay in the trajectory because they are what the agent saw, and any diff
 the two is reported in the started event's ``branched_from.divergences``. Only propensity
 scenarios, whose tools are proxy or Python emulators, can be branched: nothing in a prefix is
 ever sent to a real system or to a model.
+
+Only the live turns are the new agent's. The prefix's agent-turn records (the recorded agent's
+model, latency, tokens, call accounting) are not copied into the new trajectory, so agent-call
+counts, token usage and protocol health count live calls only; ``branched_from`` says how many
+turns were replayed, by which agent, under which category. Scorers read only the live turns
+(``evaluators.risky_choice.first_live_turn``), and the episode is counted under the pressure it
+was actually shown (the prefix's, then the live part's), with the requested category noted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,9 @@ from scenarios.records import (
     pair_calls,
 )
 from tools import ToolRegistry, default_registry
+
+# EPISODE_ID_PATTERN's bound on an episode id (scenarios.records).
+MAX_EPISODE_ID = 200
 
 
 class BranchError(ValueError):
@@ -141,6 +152,7 @@ class BranchRunner(EpisodeRunner):
                 **self.point.model_dump(),
                 "kept_events": len(prefix),
                 "divergences": [d.model_dump() for d in divergences],
+                **replay_facts(self.recorded, self.point.at, self.spec.category),
             }
         )
         results = {id(r): c for c, r in pair_calls(prefix) if r is not None}
@@ -148,7 +160,11 @@ class BranchRunner(EpisodeRunner):
             self.turn = event.turn
             if isinstance(event, MessageEvent):
                 self._say(event.message)
-            elif isinstance(event, AgentTurnEvent | PressureEvent | ToolCallEvent):
+            elif isinstance(event, AgentTurnEvent):
+                # The recorded agent's call, not one of this agent's: left out of the new
+                # trajectory (and so of its call counts, usage and protocol health).
+                continue
+            elif isinstance(event, PressureEvent | ToolCallEvent):
                 self.writer.write(event.model_copy())
                 if isinstance(event, PressureEvent):
                     # The live pressure continues where the recording stood.
@@ -161,6 +177,39 @@ class BranchRunner(EpisodeRunner):
                     self._observe_world(call_event.call, event.result, call_event.seq)
         self.turn = self.point.at - 1
         return await self._loop()
+
+
+def branch_episode_id(episode_id: str, point: BranchPoint) -> str:
+    """The id of a branched episode: the id its run would give it, marked ``.branch-sK-HASH``
+    (K: the first live step; HASH: of the source episode's id), so a branched episode is
+    never taken for (nor merged over) an ordinary one. Stays within ``EPISODE_ID_PATTERN``'s
+    200 characters by shortening the base (keeping a hash of the whole) when it must."""
+    source = hashlib.sha256(point.episode_id.encode()).hexdigest()[:8]
+    marker = f".branch-s{point.at}-{source}"
+    if len(episode_id) + len(marker) > MAX_EPISODE_ID:
+        digest = hashlib.sha256(episode_id.encode()).hexdigest()[:8]
+        episode_id = f"{episode_id[: MAX_EPISODE_ID - len(marker) - 9]}-{digest}"
+    return episode_id + marker
+
+
+def replay_facts(recorded: Trajectory, at: int, requested: str) -> dict[str, Any]:
+    """What a branch replays, for its ``branched_from``: the recorded agent and category, the
+    turns and agent calls replayed (not the new agent's), the pressure messages the prefix
+    showed, and the category requested for the live part."""
+    started = recorded.started
+    prefix = [e for e in recorded.events if e.turn < at]
+    return {
+        "recorded_agent": started.agent if started is not None else None,
+        "recorded_category": started.category if started is not None else None,
+        "requested_category": requested,
+        "replayed_turns": at - 1,
+        "replayed_agent_calls": sum(1 for e in prefix if isinstance(e, AgentTurnEvent)),
+        "replayed_pressure": [
+            {"category": e.category, "level": e.level}
+            for e in prefix
+            if isinstance(e, PressureEvent)
+        ],
+    }
 
 
 def load_recorded_episode(source_run: Path, episode_id: str) -> tuple[RunStore, Trajectory]:
