@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,8 @@ class TurnLoop:
         self.protocol_switches: list[ProtocolEvent] = []
         # Call-shaped text of the last agent turn that could not be read as a call.
         self.unparsed: list[UnparsedCall] = []
+        # Told as each agent call (every attempt) goes out: live progress for slow models.
+        self.on_agent_call: Callable[[EpisodeSpec], None] = lambda _: None
 
     def track_world(self, graph: WorldGraph | None) -> None:
         """Follow the episode through ``graph``: gate tools by state and record transitions."""
@@ -236,6 +239,11 @@ class TurnLoop:
         self.protocol_switches.append(event)
         self.protocol = "text"
 
+    def _act(self, request: AgentRequest) -> Awaitable[AgentReply]:
+        """One attempt at the agent call, announced to ``on_agent_call`` as it goes out."""
+        self.on_agent_call(self.spec)
+        return self.agent.act(request)
+
     async def _agent_turn(self) -> AgentReply | EpisodeOutcome:
         """One agent reply (retried on provider errors), or the end of an errored episode."""
         while True:
@@ -244,7 +252,7 @@ class TurnLoop:
             started = time.perf_counter()
             try:
                 reply, attempts = await call_with_retries(
-                    functools.partial(self.agent.act, request),
+                    functools.partial(self._act, request),
                     self.config.retry,
                     timeout_s=self.config.call_timeout_s,
                     on_error=self._record_error,

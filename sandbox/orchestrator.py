@@ -79,6 +79,10 @@ class RunError(Exception):
 
 
 class ProgressSink(Protocol):
+    """Told when the run starts and as each episode ends. A sink may also have an
+    ``agent_call(spec)`` method: it is then told as each agent call (every attempt) goes out,
+    so a display can show a slow model working; sinks without it work as before."""
+
     def start(self, total: int, completed: int) -> None: ...
 
     def advance(self, spec: EpisodeSpec, status: EpisodeStatus) -> None: ...
@@ -159,6 +163,9 @@ class Orchestrator:
         self.pack = pack
         self.registry = registry
         self.progress = progress or _NoProgress()
+        self._agent_call: Callable[[EpisodeSpec], None] = getattr(
+            self.progress, "agent_call", lambda _: None
+        )
         self.evaluator = RiskyToolChoice()
         self.code_scorer = CodeExecutionScorer(
             config.sandbox,
@@ -278,6 +285,7 @@ class Orchestrator:
                             writer,
                             environment,
                         )
+                        runner.on_agent_call = self._agent_call
                         outcome = await runner.run()
                 elif spec.kind == "open":
                     assert self._emulator is not None
@@ -291,6 +299,7 @@ class Orchestrator:
                         self._toolkits,
                         self._emulator,
                     )
+                    runner.on_agent_call = self._agent_call
                     outcome = await runner.run()
                 elif self.branch is not None:
                     from sandbox.replay.branch import BranchRunner
@@ -305,6 +314,7 @@ class Orchestrator:
                         self.branch.point,
                         self.registry,
                     )
+                    runner.on_agent_call = self._agent_call
                     outcome = await runner.run()
                 else:
                     runner = EpisodeRunner(
@@ -315,6 +325,7 @@ class Orchestrator:
                         writer,
                         self.registry,
                     )
+                    runner.on_agent_call = self._agent_call
                     outcome = await runner.run()
         except TimeoutError:
             outcome = self._crash(writer, "episode_timeout", "episode exceeded its time limit")
