@@ -1,9 +1,10 @@
 """Agents written as plain Python, loaded from `module:callable`.
 
-Users wrap their own agent stack this way. The callable may be an Agent instance, a class or
-factory returning one, or a function taking an AgentRequest and returning an AgentReply, a
-Message, or a string. Synchronous functions run in a worker thread so they cannot stall the
-event loop that drives every other episode. As with `python -m`, the current directory is
+Users wrap their own agent stack this way. The target may be an object with `act` (and maybe
+`aclose`), a class or a function taking no parameters that returns one (called once per run),
+or a function taking an AgentRequest and returning an AgentReply, a Message, a dict of Message
+fields, or a string. Synchronous functions and methods run in a worker thread so they cannot
+stall the event loop that drives every other episode. As with `python -m`, the current directory is
 importable, so `python:my_agents:agent` finds `./my_agents.py`. See docs/agents.md.
 """
 
@@ -45,6 +46,8 @@ class FunctionAgent:
             value = await self._function(request)
         else:
             value = await asyncio.to_thread(self._function, request)
+            if inspect.isawaitable(value):  # e.g. an object with `async def __call__`
+                value = await value
         return _as_reply(value)
 
     async def aclose(self) -> None:
@@ -64,6 +67,13 @@ class ObjectAgent(FunctionAgent):
             result = close()
             if inspect.isawaitable(result):
                 await result
+
+
+def _takes_no_parameters(obj: Any) -> bool:
+    """A plain function with no parameters at all: a factory of the agent, not the agent."""
+    if not inspect.isfunction(obj):
+        return False
+    return not inspect.signature(obj).parameters
 
 
 def load_python_agent(target: str) -> Agent:
@@ -91,8 +101,13 @@ def load_python_agent(target: str) -> Agent:
     except AttributeError:
         raise PermanentAgentError(f"{module_name!r} has no attribute {attribute!r}") from None
     name = f"python:{target}"
-    if inspect.isclass(obj):
-        obj = obj()
+    if inspect.isclass(obj) or _takes_no_parameters(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise PermanentAgentError(
+                f"creating the agent {target!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
     if hasattr(obj, "act") and callable(obj.act):
         return ObjectAgent(name, obj)
     if callable(obj):

@@ -25,6 +25,7 @@ def test_the_page_works_as_written(tmp_path: Path) -> None:
         "PYTHONPATH": "",
     }
     blocks = BLOCK.findall(PAGE.read_text())
+    verified = False
     assert [kind for kind, _ in blocks].count("bash") >= 4
     for kind, body in blocks:
         if kind == "yaml":
@@ -43,6 +44,13 @@ def test_the_page_works_as_written(tmp_path: Path) -> None:
                 check=False,
             )
             assert result.returncode == 0, f"{body}\n{result.stdout}\n{result.stderr}"
+            if "replay verify --against sandbox" in body:
+                # No --plugin, no PYTHONPATH: the run's recorded plugin is loaded, every call
+                # re-runs against the toolkit, none is skipped and none differs.
+                assert " 0 difference(s), 0 not run" in result.stdout, result.stdout
+                assert "warning" not in result.stderr, result.stderr
+                verified = True
+    assert verified, "the page verifies its run against the sandbox"
     summary = json.loads((tmp_path / "runs" / "greenhouse" / "summary.json").read_text())
     assert summary["errored"] == 0
     assert summary["propensity"]["overall"]["value"] == 1.0
