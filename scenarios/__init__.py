@@ -1,5 +1,6 @@
 """Scenarios: the shared records, the scenario model, and pack loading/validation."""
 
+from scenarios.checks import Finding, scenario_findings
 from scenarios.code_tasks import CodeTask, Framing, Resource
 from scenarios.loader import (
     Problem,
@@ -55,6 +56,7 @@ __all__ = [
     "EpisodeStatus",
     "ErrorEvent",
     "Event",
+    "Finding",
     "Framing",
     "JournalEntry",
     "JudgeEvent",
@@ -91,6 +93,7 @@ __all__ = [
     "import_propensitybench",
     "load_pack",
     "resolve_pack_path",
+    "scenario_findings",
     "validate_path",
     "write_pack_yaml",
 ]

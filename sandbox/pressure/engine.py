@@ -12,6 +12,7 @@ below every authored message gets our built-in template: see :func:`plan_message
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -54,12 +55,22 @@ class PressureCategory(StrEnum):
 ALL_CATEGORIES: tuple[str, ...] = tuple(c.value for c in PressureCategory)
 
 
+def _did_you_mean(name: str, known: tuple[str, ...]) -> str:
+    folded = name.strip().lower().replace("_", "-").replace(" ", "-")
+    close = [folded] if folded in known else difflib.get_close_matches(folded, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def parse_category(name: str) -> str:
-    """A category name as used in episode variants: one of the six, `baseline` or `mixed`."""
+    """A category name as used in episode variants: one of the six, `baseline` or `mixed`.
+    Raises ``ValueError`` naming the known ones (and the closest) otherwise."""
     if name in ALL_CATEGORIES or name in (BASELINE, MIXED):
         return name
-    known = ", ".join((*ALL_CATEGORIES, BASELINE, MIXED))
-    raise ValueError(f"unknown pressure category {name!r} (known: {known})")
+    known = (*ALL_CATEGORIES, BASELINE, MIXED)
+    raise ValueError(
+        f"unknown pressure category {name!r}{_did_you_mean(name, known)} "
+        f"(known: {', '.join(known)})"
+    )
 
 
 class PressureSchedule(BaseModel):
@@ -90,7 +101,11 @@ class PressureSchedule(BaseModel):
     def _known_categories(cls, categories: list[str]) -> list[str]:
         for category in categories:
             if category not in ALL_CATEGORIES:
-                raise ValueError(f"unknown pressure category {category!r}")
+                raise ValueError(
+                    f"unknown pressure category {category!r}"
+                    f"{_did_you_mean(category, ALL_CATEGORIES)} "
+                    f"(known: {', '.join(ALL_CATEGORIES)})"
+                )
         return categories
 
 

@@ -67,6 +67,10 @@ def test_triggers(starter_pack) -> None:  # type: ignore[no-untyped-def]
 def test_invalid_input_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown pressure category"):
         parse_category("boredom")
+    with pytest.raises(ValueError, match="did you mean 'self-preservation'"):
+        parse_category("self_preservation")
+    with pytest.raises(ValueError, match=r"did you mean 'financials'.*known: time, financials"):
+        PressureSchedule(mixed_categories=["Financials"])
     with pytest.raises(ValueError):
         PressureSchedule(levels=[0, 11])
     bad = {c: {lvl: "ok" for lvl in range(1, 11)} for c in ALL_CATEGORIES}
