@@ -11,6 +11,10 @@ each one as ``<g id="mark-K">``, which becomes ``<g class="cell" data-cell="N" .
 ``<title>`` tooltip (the estimate, its 95% interval and n). The page's script filters the
 trajectory viewer to that cell's episodes on click or Enter. All text goes through
 :func:`esc`.
+
+Names (agents, categories, resources) are never cut: a long one wraps over several lines
+(:func:`wrap_name`, the lines put back together give the name), the chart grows to fit them,
+and the group holding them carries the whole name as its tooltip.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from evaluators.risky_choice import LevelEstimate
 from sandbox.html_report.data import Rate
 
 PALETTE = (
@@ -56,6 +61,9 @@ OUTCOME_COLORS = {
     "timeout": "#f4a582",
     "contained": "#b2182b",
 }
+# Legend and label text: characters per line before a name wraps, and pixels per line.
+LEGEND_CHARS = 22
+LINE_PX = 15
 MUTED = "#5b6570"
 GRID = "#e3e6ea"
 EMPTY = "#f3f4f6"
@@ -98,12 +106,48 @@ def describe(rate: Rate) -> str:
     e = rate.estimate
     if e.value is None or e.ci is None:
         return f"– (n={e.n})"
-    return f"{e.value:.2f} [{e.ci[0]:.2f}, {e.ci[1]:.2f}] n={e.n} (k={e.k})"
+    text = f"{e.value:.2f} [{e.ci[0]:.2f}, {e.ci[1]:.2f}] n={e.n} (k={e.k})"
+    if isinstance(e, LevelEstimate) and e.ended_before:
+        text += f"; {e.ended_before} of n ended before this level without a misaligned call"
+    return text
 
 
-def _short(text: str, limit: int) -> str:
-    limit = max(6, limit)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_STRONG_BREAKS = frozenset(" :/")
+_WEAK_BREAKS = frozenset("._-@+")
+
+
+def wrap_name(text: str, width: int) -> list[str]:
+    """``text`` as lines of at most ``width`` characters, broken after a space, ``:`` or ``/``
+    (else after ``.``, ``_``, ``-``, ``@`` or ``+``) that falls in the second half of a line,
+    else at ``width``. ``"".join(lines) == text``: nothing is cut or added."""
+    width = max(4, width)
+    lines: list[str] = []
+    rest = text
+    while len(rest) > width:
+        cut = 0
+        for breaks in (_STRONG_BREAKS, _WEAK_BREAKS):
+            cut = max((i + 1 for i, ch in enumerate(rest[:width]) if ch in breaks), default=0)
+            if cut > width // 2:
+                break
+        if cut <= width // 2:
+            cut = width
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    lines.append(rest)
+    return lines
+
+
+def _wrapped(text: str, width: int) -> str:
+    return "\n".join(wrap_name(text, width))
+
+
+def _lines(text: str, width: int) -> int:
+    return len(wrap_name(text, width))
+
+
+def legend_px(names: Sequence[str]) -> int:
+    """Height the legend of ``names`` needs (wrapped lines plus the space between entries)."""
+    return sum(_lines(n, LEGEND_CHARS) for n in names) * LINE_PX + 6 * len(names) + 10
 
 
 def _shown(rate: Rate | None) -> tuple[float, float, float] | None:
@@ -239,15 +283,19 @@ def _proportion_axis(ax: Axes, label: str, *, axis: Literal["x", "y"] = "y") -> 
     ax.grid(axis=axis, color=GRID, linewidth=0.8)
 
 
-def _legend(ax: Axes, handles: Sequence[Artist], names: Sequence[str]) -> None:
-    ax.legend(
+def _legend(chart: _Chart, ax: Axes, handles: Sequence[Artist], names: Sequence[str]) -> None:
+    """The legend right of the axes, every name whole (wrapped), each entry's text carrying
+    the name as its tooltip."""
+    legend = ax.legend(
         handles,
-        [_short(n, 24) for n in names],
+        [_wrapped(n, LEGEND_CHARS) for n in names],
         loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
         borderaxespad=0.0,
         handlelength=1.2,
     )
+    for text, name in zip(legend.get_texts(), names, strict=True):
+        chart.mark(text, name, None, "tip")
 
 
 @dataclass(frozen=True)
@@ -260,12 +308,14 @@ def line_chart(title: str, series: Sequence[Series], *, width: int = 460) -> str
     """Propensity (y, 0–1) against pressure level (x), one line per series, with the Wilson
     95% interval as a shaded band, so overlapping bands show where agents do not differ."""
     levels = sorted({lv for s in series for lv in s.points}) or [0]
-    with _chart(title, width, 260) as chart:
-        ax = chart.axes(left=48, right=170, top=28, bottom=40)
+    top, bottom = 28, 40
+    height = max(260, top + legend_px([s.name for s in series]) + bottom)
+    with _chart(title, width, height) as chart:
+        ax = chart.axes(left=48, right=170, top=top, bottom=bottom)
         _proportion_axis(ax, "propensity")
         ax.set_xlim(levels[0] - 0.3, max(levels[-1], levels[0] + 1) + 0.3)
         ax.set_xticks(levels, [str(lv) for lv in levels])
-        ax.set_xlabel("pressure level (cumulative: called by this level)")
+        ax.set_xlabel("pressure level (cumulative: called at this level or lower)")
         handles: list[Artist] = []
         for i, s in enumerate(series):
             handles.append(Line2D([], [], color=color(i), linewidth=2, marker="o"))
@@ -286,7 +336,7 @@ def line_chart(title: str, series: Sequence[Series], *, width: int = 460) -> str
                 rate = s.points[lv]
                 (dot,) = ax.plot([lv], [value], "o", color=color(i), markersize=7, zorder=3)
                 chart.mark(dot, f"{s.name} · level {lv}: {describe(rate)}", rate)
-        _legend(ax, handles, [s.name for s in series])
+        _legend(chart, ax, handles, [s.name for s in series])
     return chart.svg
 
 
@@ -299,10 +349,14 @@ def grouped_bars(
 ) -> str:
     """Proportions as bars grouped by ``groups`` (e.g. agents), one bar per ``bar_names`` entry
     (e.g. harmful / benign naming), each with its 95% interval as an error bar."""
-    left, right = 48, 160
+    left, right, top = 48, 160, 28
     slot_px = (width - left - right) / max(1, len(groups))
-    with _chart(title, width, 280) as chart:
-        ax = chart.axes(left=left, right=right, top=28, bottom=48)
+    chars = max(6, int(slot_px / 7))
+    label_lines = max((_lines(group, chars) for group, _ in groups), default=1)
+    bottom = 34 + LINE_PX * label_lines
+    height = max(280, top + 180 + bottom, top + legend_px(bar_names) + bottom)
+    with _chart(title, width, height) as chart:
+        ax = chart.axes(left=left, right=right, top=top, bottom=bottom)
         _proportion_axis(ax, "share")
         ax.set_xlim(0, max(1, len(groups)))
         ax.set_xticks([])
@@ -310,12 +364,13 @@ def grouped_bars(
         for g, (group, bars) in enumerate(groups):
             label = ax.text(
                 g + 0.5,
-                -0.06,
-                _short(group, int(slot_px / 7)),
+                -10 / (height - top - bottom),
+                _wrapped(group, chars),
                 transform=ax.get_xaxis_transform(),
                 ha="center",
                 va="top",
                 fontsize=FONT - 1,
+                linespacing=1.15,
             )
             chart.mark(label, group, None, "tip")
             start = g + (1 - bar * len(bar_names)) / 2
@@ -347,7 +402,7 @@ def grouped_bars(
                 )
                 for piece in (*err.lines[1], *err.lines[2]):
                     chart.mark(piece, text, rate, "part")
-        _legend(ax, [Patch(color=color(b)) for b in range(len(bar_names))], bar_names)
+        _legend(chart, ax, [Patch(color=color(b)) for b in range(len(bar_names))], bar_names)
     return chart.svg
 
 
@@ -359,7 +414,12 @@ def heatmap(
 ) -> str:
     """Category (rows) × agent (columns) propensity; each cell shows value, interval and n.
     Darker red means the risky tool was chosen more often."""
-    label_w, cell_w, cell_h, top = 170, 150, 44, 52
+    label_w, cell_w, cell_h = 170, 150, 44
+    head_chars, row_chars = 20, 24
+    head_lines = max((_lines(c, head_chars) for c in columns), default=1)
+    row_lines = max((_lines(r, row_chars) for r in rows), default=1)
+    cell_h = max(cell_h, LINE_PX * row_lines + 8)
+    top = 36 + LINE_PX * head_lines
     n_cols, n_rows = max(1, len(columns)), max(1, len(rows))
     width = label_w + cell_w * n_cols + 10
     height = top + cell_h * n_rows + 10
@@ -371,10 +431,25 @@ def heatmap(
         ax.set_ylim(n_rows, 0)
         ax.set_axis_off()
         for c, column in enumerate(columns):
-            head = ax.text(c + 0.5, -0.15, _short(column, 22), ha="center", va="bottom")
+            head = ax.text(
+                c + 0.5,
+                -6 / cell_h,
+                _wrapped(column, head_chars),
+                ha="center",
+                va="bottom",
+                linespacing=1.15,
+            )
             chart.mark(head, column, None, "tip")
         for r, row in enumerate(rows):
-            ax.text(-8 / cell_w, r + 0.5, row, ha="right", va="center")
+            side = ax.text(
+                -8 / cell_w,
+                r + 0.5,
+                _wrapped(row, row_chars),
+                ha="right",
+                va="center",
+                linespacing=1.15,
+            )
+            chart.mark(side, row, None, "tip")
             for c, column in enumerate(columns):
                 rate = values.get((row, column))
                 shown = _shown(rate)
@@ -391,7 +466,7 @@ def heatmap(
                 middle = c + (1 - gap_x) / 2
                 big = ax.text(
                     middle,
-                    r + 18 / cell_h,
+                    r + 0.5 - 4 / cell_h,
                     f"{value:.2f}",
                     ha="center",
                     va="baseline",
@@ -401,7 +476,7 @@ def heatmap(
                 )
                 small = ax.text(
                     middle,
-                    r + 34 / cell_h,
+                    r + 0.5 + 12 / cell_h,
                     f"[{low:.2f}, {high:.2f}] n={rate.estimate.n}",
                     ha="center",
                     va="baseline",
@@ -423,29 +498,36 @@ def stacked_bars(
 ) -> str:
     """Each row (a resource, a framing) as one 100% bar split into outcome shares."""
     label_w, legend_w, bar_h, top, bottom = 150, 150, 26, 30, 42
+    name_chars = 18
+    heads = [
+        (name, f"{name} (n={segments[0][1].estimate.n if segments else 0})")
+        for name, segments in rows
+    ]
+    # A row grows with its wrapped name: every row gets the height of the tallest.
+    row_px = max([bar_h + 8, *(LINE_PX * _lines(head, name_chars) + 6 for _, head in heads)])
     n_rows = max(1, len(rows))
-    height = max(top + (bar_h + 8) * n_rows + bottom, top + 18 * len(segment_names) + bottom)
+    height = max(top + row_px * n_rows + bottom, top + legend_px(segment_names) + bottom)
     bar_px = width - label_w - legend_w
     palette = {name: color(i) for i, name in enumerate(segment_names)} | (colors or {})
     with _chart(title, width, height) as chart:
         plot_h = height - top - bottom
         ax = chart.axes(left=label_w, right=legend_w, top=top, bottom=bottom)
         _proportion_axis(ax, "share of episodes", axis="x")
-        # One row is bar_h + 8 pixels: rows keep their height whatever the legend needs.
-        ax.set_ylim(plot_h / (bar_h + 8), 0)
+        # One row is row_px pixels: rows keep their height whatever the legend needs.
+        ax.set_ylim(plot_h / row_px, 0)
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
-        thickness = bar_h / (bar_h + 8)
-        for r, (name, segments) in enumerate(rows):
+        thickness = bar_h / row_px
+        for r, ((name, segments), (_, head_text)) in enumerate(zip(rows, heads, strict=True)):
             y = r + 0.5
-            n = segments[0][1].estimate.n if segments else 0
             head = ax.text(
                 -8 / bar_px,
                 y,
-                f"{_short(name, 15)} (n={n})",
+                _wrapped(head_text, name_chars),
                 ha="right",
                 va="center",
                 fontsize=FONT - 1,
+                linespacing=1.15,
             )
             chart.mark(head, name, None, "tip")
             x = 0.0
@@ -470,5 +552,5 @@ def stacked_bars(
                     )
                     chart.mark(text, label, rate, "part")
                 x += share
-        _legend(ax, [Patch(color=palette[n]) for n in segment_names], segment_names)
+        _legend(chart, ax, [Patch(color=palette[n]) for n in segment_names], segment_names)
     return chart.svg

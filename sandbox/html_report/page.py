@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
+from evaluators.risky_choice import BY_LEVEL_DEFINITION
 from sandbox.html_report import charts
 from sandbox.html_report.charts import Series, esc
 from sandbox.html_report.data import PRESSURED, Rate, ReportData
@@ -80,7 +81,9 @@ def _section(anchor: str, title: str, intro: str, body: str) -> str:
     )
 
 
-def _header(data: ReportData) -> str:
+def _header(data: ReportData, nav: Sequence[tuple[str, str]]) -> str:
+    """The run's facts and the navigation: one link per section the page holds (``nav``:
+    anchor and label), so no link points at a section that is not there."""
     errored = (
         f'<a href="#errors" class="bad">{data.errored}</a>' if data.errored else str(data.errored)
     )
@@ -100,13 +103,10 @@ def _header(data: ReportData) -> str:
         f"<header><h1>Propensity report · {esc(data.run_id)}</h1><dl class='facts'>{items}</dl>"
         "<p class='intro'>Propensity is the share of scored episodes in which the agent called "
         "a misaligned tool, with Wilson 95% intervals in brackets. Click any number, bar, point "
-        "or cell to list the episodes behind it in the trajectory viewer.</p>"
-        '<nav><a href="#headline">Headline</a><a href="#levels">Pressure levels</a>'
-        '<a href="#categories">Categories</a><a href="#naming">Naming</a>'
-        '<a href="#world">Intention vs completion</a><a href="#code">Code outcomes</a>'
-        '<a href="#judges">Judges</a><a href="#protocol">Protocol health</a>'
-        '<a href="#errors">Errors</a>'
-        '<a href="#viewer">Trajectories</a></nav></header>'
+        "or cell to list the episodes behind it in the trajectory viewer. Every figure is per "
+        "agent: nothing on this page pools different agents.</p>"
+        "<nav>" + "".join(f'<a href="#{esc(a)}">{esc(label)}</a>' for a, label in nav) + "</nav>"
+        "</header>"
     )
 
 
@@ -118,8 +118,9 @@ def _headline(data: ReportData) -> str:
     return _section(
         "headline",
         "Headline: propensity per agent",
-        "Under pressure pools every pressured episode (all categories and levels); the baseline "
-        "is the same scenarios with no pressure at all.",
+        "One row per agent, never pooled across agents. Under pressure: the share of the agent's "
+        "pressured episodes (all categories and levels) in which it called a misaligned tool at "
+        "least once; the baseline is the same scenarios with no pressure at all.",
         _table(["agent", "under pressure", "baseline (no pressure)"], rows, "headline")
         if rows
         else "<p>No risky-tool-choice scores in this run.</p>",
@@ -142,17 +143,29 @@ def _levels(data: ReportData) -> str:
             )
         )
     levels = sorted({lv for rates in data.by_level.values() for lv in rates})
-    rows = [[str(lv), *(num(data.by_level[a].get(lv)) for a in data.by_level)] for lv in levels]
+    rows = [
+        [str(lv), *(_level_cell(data.by_level[a].get(lv)) for a in data.by_level)] for lv in levels
+    ]
     table = _table(["level", *data.by_level], rows)
     return _section(
         "levels",
         "Propensity against pressure level",
-        "Cumulative: at level L, the share of episodes observed at L (still running, or already "
-        "risky) that had called a misaligned tool by L. Shaded bands are 95% intervals. One "
-        "chart pools all categories; the others split by pressure category.",
+        f"Each line is one agent. By-level propensity is {BY_LEVEL_DEFINITION} Shaded bands are "
+        "95% intervals. One chart pools the pressure categories (never the agents); the others "
+        "split by pressure category.",
         f'<div class="charts">{"".join(charts_html)}</div>'
-        f"<details><summary>Table</summary>{table}</details>",
+        "<details><summary>Table (same definition; “ended before” counts the episodes of n that "
+        f"ended without a misaligned call before this level)</summary>{table}</details>",
     )
+
+
+def _level_cell(rate: Rate | None) -> str:
+    """A by-level number, with how many of its n had ended before that level."""
+    cell = num(rate)
+    ended = getattr(rate.estimate, "ended_before", None) if rate is not None else None
+    if ended:
+        cell += f" <small>{ended} ended before</small>"
+    return cell
 
 
 def _categories(data: ReportData) -> str:
@@ -470,24 +483,28 @@ def viewer_payload(data: ReportData, views: list[dict[str, Any]]) -> dict[str, A
     }
 
 
+def _sections(data: ReportData) -> list[tuple[str, str, str]]:
+    """(anchor, navigation label, markup) of every section, in page order; a section with
+    nothing to show renders as an empty string and gets no link."""
+    return [
+        ("headline", "Headline", _headline(data)),
+        ("levels", "Pressure levels", _levels(data)),
+        ("categories", "Categories", _categories(data)),
+        ("naming", "Naming", _naming(data)),
+        ("world", "Intention vs completion", _world(data)),
+        ("code", "Code outcomes", _code(data)),
+        ("judges", "Judges", _judges(data)),
+        ("protocol", "Protocol health", _protocol(data)),
+        ("errors", "Errors", _errors(data)),
+        ("viewer", "Trajectories", _VIEWER),
+    ]
+
+
 def render_page(data: ReportData, views: list[dict[str, Any]]) -> str:
-    body = "".join(
-        [
-            _header(data),
-            "<main>",
-            _headline(data),
-            _levels(data),
-            _categories(data),
-            _naming(data),
-            _world(data),
-            _code(data),
-            _judges(data),
-            _protocol(data),
-            _errors(data),
-            _VIEWER,
-            "</main>",
-        ]
-    )
+    sections = _sections(data)
+    # A link only for a section whose element is on the page.
+    nav = [(a, label) for a, label, html in sections if f'<section id="{a}"' in html]
+    body = "".join([_header(data, nav), "<main>", *(html for _, _, html in sections), "</main>"])
     payload = embed_json(viewer_payload(data, views))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

@@ -19,6 +19,7 @@ from typing import Any
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
+from evaluators.risky_choice import first_live_turn
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from scenarios.records import (
     AgentTurnEvent,
@@ -39,6 +40,8 @@ TEXT_LIMIT = 20_000
 DETAIL_LIMIT = 4_000
 # Bulky fields that repeat what the transcript already shows (judge and emulator prompts).
 _DROPPED = frozenset({"prompt", "attempts"})
+# Blocks a branched episode may have replayed from its recording (marked ``replayed``).
+_REPLAYABLE = frozenset({"user", "pressure", "assistant", "call", "tool", "world"})
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -176,9 +179,14 @@ class _Builder:
         self.turn_info: dict[str, Any] | None = None
         self.seen_task = False
         self.header: dict[str, Any] | None = None
+        # A branched episode's first live turn; blocks of earlier turns were replayed.
+        self.live_from = 0
+        self.turn = 0
 
     def add(self, kind: str, seq: int, **fields: Any) -> dict[str, Any]:
         block = {"kind": kind, "seqs": [seq], "seq": seq, **fields}
+        if self.turn < self.live_from and kind in _REPLAYABLE:
+            block["replayed"] = True  # the recording's, not the live agent's
         self.blocks.append(block)
         return block
 
@@ -223,8 +231,10 @@ class _Builder:
                 self.add("tool", event.seq, name=message.name, text=text)
 
     def event(self, event: Any) -> None:
+        self.turn = event.turn
         if isinstance(event, EpisodeStartedEvent):
             self.header = _header(event)
+            self.live_from = first_live_turn(event)
         elif isinstance(event, MessageEvent):
             self.message(event)
         elif isinstance(event, AgentTurnEvent):

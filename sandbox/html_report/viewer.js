@@ -267,6 +267,7 @@
         break;
       default: title(b.kind);
     }
+    if (b.replayed) head.appendChild(badge("replayed from the recording"));
     head.appendChild(el("span", { class: "seq", text: "#" + b.seqs.join(", #") }));
     if (citedBy.length) head.appendChild(badge("cited by " + Array.from(new Set(citedBy)).join(", "), "warn"));
     node.appendChild(head);

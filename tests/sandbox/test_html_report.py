@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -401,8 +402,8 @@ def test_report_renders_in_a_headless_browser(
     assert _js_errors(dom) == ""
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
     assert found, dom[-2000:]
-    marks, missing, clicked = found.group(1).split("\n")[:3]
-    assert int(marks) > 50 and missing == "", missing
+    mark_count, missing, clicked = found.group(1).split("\n")[:3]
+    assert int(mark_count) > 50 and missing == "", missing
     naming = collect(RunStore(run_dir)).by_naming["always-safe"]["harmful"]
     assert clicked == f"{naming.estimate.n} of {len(RunStore(run_dir).latest_states())} episodes"
 
@@ -413,3 +414,102 @@ def test_report_renders_in_a_headless_browser(
     assert _js_errors(dom) == ""
     assert f"{rate.estimate.n} of {len(data.episodes)} episodes" in dom
     assert "always-safe · under pressure" in dom
+
+
+# -- navigation and names ---------------------------------------------------------------------
+
+
+def _nav_and_ids(html: str) -> tuple[list[str], set[str]]:
+    markup, _ = _parse(html)
+    nav = re.search(r"<nav>(.*?)</nav>", html, re.DOTALL)
+    assert nav is not None
+    links = re.findall(r'href="#([^"]+)"', nav.group(1))
+    ids = {str(attrs.get("id")) for _, attrs in markup.tags if attrs.get("id")}
+    return links, ids
+
+
+def test_every_nav_link_points_at_a_section_that_exists(
+    run: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """With judges and code outcomes (the decorated run), and without them, and without world
+    states or any propensity score: every link of the navigation has its section."""
+    run_dir, _ = run
+    links, ids = _nav_and_ids(render_html_report(run_dir))
+    assert links and set(links) <= ids
+    assert {"headline", "levels", "judges", "code", "world", "viewer"} <= set(links)
+
+    # The same run without the judge and code scores, then without world or choice scores.
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare)
+    scores = (bare / "scores.jsonl").read_text(encoding="utf-8").splitlines()
+
+    def keep(*evaluators: str) -> None:
+        kept = [line for line in scores if json.loads(line)["evaluator"] in evaluators]
+        (bare / "scores.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+    keep("risky_tool_choice", "world_state", "tool_call_protocol")
+    links, ids = _nav_and_ids(render_html_report(bare))
+    assert set(links) <= ids and "judges" not in links and "levels" in links
+    keep("tool_call_protocol")
+    links, ids = _nav_and_ids(render_html_report(bare))
+    assert set(links) <= ids
+    assert not {"judges", "levels", "categories", "naming"} & set(links)
+    assert {"headline", "world", "code", "protocol", "errors", "viewer"} <= set(links)
+
+
+LONG_AGENTS = textwrap.dedent(
+    """
+    from sandbox.agents import AgentReply
+    from scenarios.records import Message, ToolCall
+
+    def _call(request, risk):
+        name = next(n for n, r in request.episode.tool_risks.items() if r.value == risk)
+        call = ToolCall(id="c1", name=name, arguments=request.episode.example_arguments[name])
+        return AgentReply(message=Message(role="assistant", tool_calls=[call]))
+
+    async def self_preserver(request):
+        return _call(request, "misaligned")
+
+    async def self_preserver_v2(request):
+        return _call(request, "aligned")
+    """
+)
+
+
+def test_long_agent_names_appear_whole_in_every_legend_and_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "html_report_long_agents.py").write_text(LONG_AGENTS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = [
+        "python:html_report_long_agents:self_preserver",
+        "python:html_report_long_agents:self_preserver_v2",
+    ]
+    config = RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec=n) for n in names],
+        categories=["time"],
+        limit=1,
+        max_turns=4,
+    )
+    result = asyncio.run(start_run(config, tmp_path / "run"))
+    assert result.summary.errored == 0
+    html = render_html_report(result.run_dir)
+    svgs = re.findall(r'<svg class="chart".*?</svg>', html, re.DOTALL)
+    assert svgs and not any("…" in svg for svg in svgs)  # no name cut with an ellipsis
+    levels = next(svg for svg in svgs if "pressure level" in svg)
+    # Each legend entry: a group titled with the whole name whose text lines put it together.
+    entries = {
+        title: "".join(re.findall(r"<text[^>]*>([^<]*)</text>", body))
+        for title, body in re.findall(r"<g><title>([^<]*)</title>(.*?)</g>", levels, re.DOTALL)
+    }
+    for name in names:
+        assert entries.get(name) == name, entries
+    # Heatmap columns and naming bars (agents as labels) carry the whole names too.
+    for svg in svgs:
+        if "Propensity by pressure category" in svg or "naming" in svg:
+            labels = {
+                title: "".join(re.findall(r"<text[^>]*>([^<]*)</text>", body))
+                for title, body in re.findall(r"<g><title>([^<]*)</title>(.*?)</g>", svg, re.DOTALL)
+            }
+            assert all(labels.get(name) == name for name in names), labels

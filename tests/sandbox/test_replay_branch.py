@@ -10,6 +10,8 @@ import pytest
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
 from sandbox.exports import load_episodes
+from sandbox.html_report import collect
+from sandbox.html_report.transcript import episode_view
 from sandbox.orchestrator import BranchPoint, resume_run
 from sandbox.replay.branch import BranchError, branch_episode_id, branch_run
 from scenarios.records import (
@@ -135,6 +137,12 @@ async def test_a_branch_counts_the_pressure_it_saw_and_only_its_live_calls(
     assert started.branched_from["requested_category"] == "self-preservation"
     (row,) = load_episodes(result.run_dir)
     assert (row["category"], row["turns"], row["llm_calls"]) == ("time", 1, 1)
+    # The report lists it as a time episode and marks the replayed turns in its transcript.
+    data = collect(store)
+    assert [e.category for e in data.episodes] == ["time"]
+    view = episode_view(trajectory, list(scores.values()))
+    turns = {b["turn"]: bool(b.get("replayed")) for b in view["blocks"] if b["kind"] == "assistant"}
+    assert turns == {1: True, 2: True, 3: False}
 
     # always-safe keeps going: the live part shows self-preservation pressure, so the episode
     # saw both, in order; its calls are its live turns (3 to max_turns 6).
