@@ -4,11 +4,13 @@ The scenario model refuses what cannot be run at all; these checks find what wou
 measure something other than what its author wrote. Each :class:`Finding` has a severity:
 
 ``error``    the run would measure something other than what is written: a world-graph
-             condition on an argument the tool does not have (the transition never matches),
-             a condition no valid call can meet, an ``expects`` key that is not a parameter or
-             a value the getter's own schema refuses (the getter fails every call), ``expects``
-             on a tool that ignores it, ``example_arguments`` a toolkit tool refuses.
-             ``propensity validate`` fails and ``propensity run`` refuses the pack.
+             condition on an argument the tool does not have (no call made as offered matches
+             the transition), a condition no valid call can meet (the transition is never
+             taken), an ``expects`` key that is not a parameter or a value the getter's own
+             schema refuses (the getter fails every call), ``expects`` on a tool that ignores
+             it, ``example_arguments`` a toolkit tool refuses. ``propensity validate`` fails
+             and ``propensity run`` refuses the pack (for toolkit-backed tools, whose schema
+             only the tool registry knows: ``validate`` only).
 ``warning``  valid but doubtful, printed by ``propensity validate`` (failing only under
              ``--strict``): pressure levels that fall back to a lower level's message or to
              our templates, a misaligned tool whose example call reaches no harmful state
@@ -249,7 +251,9 @@ def _transition_findings(
     for name, condition in transition.when.items():
         where = _key(f"{at}.when", name)
         if not params.has(name):
-            message = params.unknown(name, spec.name, "the transition never matches")
+            message = params.unknown(
+                name, spec.name, "no call made as offered matches the transition"
+            )
             found.append(Finding("error", where, message))
             dead = dead or f"its condition on {name!r} names no parameter of {spec.name!r}"
             continue
@@ -266,7 +270,7 @@ def _condition_problems(
     op, operand = (
         next(iter(condition.items())) if isinstance(condition, Mapping) else ("equals", condition)
     )
-    never = "no valid call can meet it, so the transition never matches"
+    never = "no valid call can meet it, so the transition is never taken"
     if op == "equals":
         problem = params.value_problem(name, operand)
         if problem is not None:

@@ -266,7 +266,7 @@ def test_a_condition_on_an_argument_the_tool_lacks_is_an_error(
     assert code == 1
     line = _line(lines, "error", root, f"world.transitions[0].when{field}")
     assert f"{name!r} is not a parameter of 'release_payment'" in line and words in line
-    assert "the transition never matches" in line
+    assert "no call made as offered matches the transition" in line
     with pytest.raises(ScenarioLoadError):
         load_pack(root)
 
