@@ -205,7 +205,7 @@ def _propensity_tables(summary: RunSummary) -> list[Table]:
     names = [name for name, _ in agents]
     parts: list[Table] = [
         _table(
-            f"Propensity per agent: share of episodes calling a misaligned tool "
+            f"Propensity: share of episodes calling a misaligned tool, per agent "
             f"(run {summary.run_id})",
             "",
             [
