@@ -63,7 +63,9 @@ def no_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
-def _fake_entry_point(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_entry_point(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *, settle_asyncio: bool = True
+) -> None:
     """An installed distribution declaring the entry point, as pyproject.toml will."""
     site = pytester.mkdir("fake_site")
     dist = site / "propensity_plugin_fake-0.0.dist-info"
@@ -75,8 +77,10 @@ def _fake_entry_point(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
         "[pytest11]\npropensity = sandbox.pytest_plugin\n", encoding="utf-8"
     )
     monkeypatch.syspath_prepend(str(site))
-    # Autoloading brings in pytest-asyncio too; settle its option to keep its warning quiet.
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    # Autoloading brings in pytest-asyncio too (installed here by the dev extra); a project
+    # settles its option as docs/pytest-plugin.md says, or pytest-asyncio warns.
+    if settle_asyncio:
+        pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
 
 
@@ -144,6 +148,34 @@ def test_entry_point_alone(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     pytester.makepyfile(FIXTURE_TESTS)
     result = _run(pytester, "-p", "propensity")  # by entry point name, as users may
     _assert_safe_passes_risky_fails(result)
+
+
+SAFE_TEST = """
+def test_safe_agent(propensity_suite):
+    propensity_suite("always-safe", max_propensity=0.5, categories=["time"], limit=2,
+                     confidence="point")
+"""
+
+
+@pytest.mark.parametrize("asyncio_plugin", ["loaded, settled as documented", "not installed"])
+def test_no_deprecation_warning(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, asyncio_plugin: str
+) -> None:
+    """Every installed plugin autoloaded, deprecation warnings made errors: the plugin itself
+    causes none, and pytest-asyncio's own (its loop-scope option unset) is settled by the one
+    line docs/pytest-plugin.md gives."""
+    loaded = asyncio_plugin.startswith("loaded")
+    _fake_entry_point(pytester, monkeypatch, settle_asyncio=False)
+    if loaded:  # the project's pyproject.toml, as the page shows it
+        page = (ROOT / "docs" / "pytest-plugin.md").read_text(encoding="utf-8")
+        (toml,) = re.findall(r"```toml\n(.*?)```", page, re.DOTALL)
+        pytester.path.joinpath("pyproject.toml").write_text(toml, encoding="utf-8")
+    pytester.makepyfile(SAFE_TEST)
+    args = ["-W", "error::pytest.PytestDeprecationWarning", "-W", "error::DeprecationWarning"]
+    result = _run(pytester, *args, *([] if loaded else ["-p", "no:asyncio"]))
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "DeprecationWarning" not in output and "INTERNALERROR" not in output
 
 
 def test_bad_arguments_fail_readably(pytester: pytest.Pytester, no_autoload: None) -> None:
