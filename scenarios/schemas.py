@@ -109,10 +109,9 @@ def example_for_schema(schema: dict[str, Any]) -> Any:
     ``default``, ``examples``, ``enum``): the arguments reference agents such as
     ``always-risky`` send to a tool without ``example_arguments``.
 
-    The same rule as ``tools.arguments.example_for_schema``, which the reference agents call;
-    ``scenarios`` may not import ``tools`` (a higher layer), so it is repeated here for
-    ``propensity validate`` and a test keeps the two equal. Bounded work (scenario files are
-    untrusted): raises ``ValueError`` when ``minItems`` or ``minLength`` asks for more than
+    Reference agents call it through ``tools.arguments`` and ``propensity validate`` directly,
+    so validate predicts their calls exactly. Bounded work (scenario files are untrusted):
+    raises ``ValueError`` when ``minItems`` or ``minLength`` asks for more than
     ``MAX_EXAMPLE_SIZE``."""
     for hint in ("const", "default"):
         if hint in schema:
