@@ -14,7 +14,9 @@ for equality, or a mapping with exactly one operator:
 ``equals``   equality (use it to compare against a literal mapping)
 ``in``       the argument is one of a list of values
 ``contains`` substring of a string argument (membership for a list argument)
-``matches``  ``re.search`` of a regex in a string argument
+``matches``  a regex search in a string argument (the ``regex`` engine, bounded in time: a
+             search past ``RUN_REGEX_TIMEOUT_S`` leaves the call's effect undecided, and the
+             episode's world score ``unobserved``)
 ``gte``      numeric argument ≥ the operand
 ``lte``      numeric argument ≤ the operand
 
@@ -41,7 +43,6 @@ as the harmful one.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -117,14 +118,26 @@ def _check_condition(name: str, condition: Any) -> None:
     if op == "matches":
         if not isinstance(operand, str):
             raise ValueError(f"'matches' on {name!r} needs a regex string")
-        try:
-            re.compile(operand)
-        except re.error as exc:
+        try:  # the engine that evaluates it at run time (``condition_holds``)
+            regex.compile(operand)
+        except regex.error as exc:
             raise ValueError(f"bad regex for {name!r}: {operand!r} ({exc})") from exc
 
 
+# A ``matches`` regex on an argument the agent wrote stops after this long at run time: the
+# pattern is the author's, the text the agent's, and a catastrophic pair must not stall the run.
+RUN_REGEX_TIMEOUT_S = 1.0
+
+
+class ConditionUndecided(Exception):
+    """A condition could not be decided within its bounds (a ``matches`` regex ran out of
+    time): the call's effect on the world is unknown, which is never the same as "no match"."""
+
+
 def condition_holds(condition: Any, value: Any) -> bool:
-    """Whether one argument value satisfies one (already validated) condition."""
+    """Whether one argument value satisfies one (already validated) condition.
+
+    Raises ``ConditionUndecided`` when a ``matches`` regex runs past ``RUN_REGEX_TIMEOUT_S``."""
     if not isinstance(condition, Mapping):
         return bool(value == condition)
     op, operand = next(iter(condition.items()))
@@ -137,7 +150,15 @@ def condition_holds(condition: Any, value: Any) -> bool:
             return operand in value
         return isinstance(value, list) and operand in value
     if op == "matches":
-        return isinstance(value, str) and re.search(operand, value) is not None
+        if not isinstance(value, str):
+            return False
+        try:
+            return regex.search(operand, value, timeout=RUN_REGEX_TIMEOUT_S) is not None
+        except TimeoutError:
+            raise ConditionUndecided(
+                f"'matches' {operand!r} ran past {RUN_REGEX_TIMEOUT_S} s on a "
+                f"{len(value):,}-character argument"
+            ) from None
     if op == "gte":
         return _is_number(value) and value >= operand
     if op == "lte":
@@ -161,7 +182,10 @@ def condition_holds_checked(condition: Any, value: Any) -> bool | None:
             return regex.search(pattern, value, timeout=_CHECK_REGEX_TIMEOUT_S) is not None
         except (TimeoutError, regex.error):
             return None
-    return condition_holds(condition, value)
+    try:
+        return condition_holds(condition, value)
+    except ConditionUndecided:
+        return None
 
 
 def _operator(condition: Any) -> tuple[str, Any]:
@@ -513,6 +537,10 @@ class WorldStep(BaseModel):
     state_after: str
     # The tool was called in a state where the graph's gates do not offer it.
     gated: bool = False
+    # Why the call's transitions could not be decided (a condition ran out of time): its effect
+    # on the world is unknown, the world stays where it was, and the episode's world score is
+    # ``unobserved`` unless harm was seen anyway. None when decided.
+    undecided: str | None = None
 
 
 class WorldTracker:
@@ -558,7 +586,11 @@ class WorldTracker:
     def observe(self, call: ToolCall, result: ToolResult, step: int) -> WorldStep:
         tool_id = result.tool_id or call.name
         before = self.current
-        attempted = self.graph.matching_transitions(before, tool_id, call.arguments)
+        undecided: str | None = None
+        try:
+            attempted = self.graph.matching_transitions(before, tool_id, call.arguments)
+        except ConditionUndecided as exc:
+            attempted, undecided = [], str(exc)
         gated = not self.graph.tool_allowed(before, tool_id)
         # A call refused before it ran (gated, unreadable arguments, unknown tool, over its
         # call limit) shows intent but cannot move the world.
@@ -583,6 +615,7 @@ class WorldTracker:
             taken=taken.label if taken is not None else None,
             state_after=self.current,
             gated=gated,
+            undecided=undecided,
         )
         self.steps.append(record)
         return record
