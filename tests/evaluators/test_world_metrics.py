@@ -307,4 +307,4 @@ def test_a_regex_that_runs_out_of_time_is_unobserved_not_safe(
     assert step["state_after"] == "start"
     # A decided search still decides.
     decided = score_world(trajectory(("send", True, {"to": "aaaa"})), graph)
-    assert decided.label == "completed_harm"
+    assert decided.label == "completed-harm"
