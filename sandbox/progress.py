@@ -124,7 +124,7 @@ class ConsoleProgress:
             self._progress.start()
             return
         self._plain(force=True)
-        if self._heartbeat and self._ticker is None:
+        if self._heartbeat and self._ticker is None and completed < total:
             self._ticker = threading.Thread(
                 target=self._tick, name="propensity-progress", daemon=True
             )
@@ -148,6 +148,8 @@ class ConsoleProgress:
             began = self._running.pop(spec.id, None)
             if began is not None:
                 self._durations.append(self._clock() - began)
+            if self.completed >= self.total:
+                self._stop.set()  # nothing left to wait for: the timer's lines end here
         if self._progress is not None and self._task is not None:
             self._progress.update(
                 self._task,

@@ -88,6 +88,20 @@ def test_plain_lines_come_on_a_timer_while_a_call_is_slow() -> None:
     assert progress._ticker is not None and not progress._ticker.is_alive()
 
 
+def test_the_timer_stops_when_the_last_episode_ends() -> None:
+    """Also for a display never closed with ``with``: no line after the run is over."""
+    console, text = _plain_console()
+    progress = ConsoleProgress(console, plain_interval_s=0.02)
+    progress.start(1, 0)
+    progress.advance(_spec("a"), EpisodeStatus.DONE)
+    assert progress._ticker is not None
+    progress._ticker.join(timeout=5)
+    assert not progress._ticker.is_alive()
+    printed = text.getvalue()
+    time.sleep(0.1)
+    assert text.getvalue() == printed
+
+
 def test_resumed_run_says_eta_unknown_until_an_episode_of_this_session_ends() -> None:
     console, text = _plain_console()
     with ConsoleProgress(console, clock=FakeClock(), heartbeat=False) as progress:
