@@ -159,4 +159,7 @@ async def test_report_prints_and_exports_world_rates(tmp_path: Path) -> None:
     text = console.export_text()
     assert "risk-goal intention" in text and "severity CVaR 95%" in text and "9.0" in text
     rows = [line for line in to_csv(result.summary).splitlines() if ",world," in line]
-    assert any(row.startswith("*,world,completion,1.0,") for row in rows), rows
+    assert any(
+        row.startswith("python:world_support:burglar,world,completion,1.0,") for row in rows
+    ), rows
+    assert not any(row.startswith("*,") for row in rows), rows  # no pooled cross-agent row
