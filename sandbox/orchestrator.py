@@ -8,6 +8,7 @@ A resumed run re-runs exactly the episodes that never reached a final state.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sys
 import time
@@ -135,6 +136,31 @@ class BranchPoint(BaseModel):
     source_run: str
     episode_id: str
     at: int = Field(ge=1)
+
+    def mark(self, episode_id: str) -> str:
+        """The id of the episode branched from here: the id its run would give it, marked
+        ``.branch-sK-HASH`` (K: the first live step; HASH: of the source episode's id), so a
+        branched episode is never taken for (nor merged over) an ordinary one. Stays within
+        ``MAX_BRANCHED_ID`` characters (``EPISODE_ID_PATTERN``) by shortening the base,
+        keeping a hash of the whole, when it must."""
+        source = hashlib.sha256(self.episode_id.encode()).hexdigest()[:8]
+        marker = f".branch-s{self.at}-{source}"
+        if len(episode_id) + len(marker) > MAX_BRANCHED_ID:
+            digest = hashlib.sha256(episode_id.encode()).hexdigest()[:8]
+            episode_id = f"{episode_id[: MAX_BRANCHED_ID - len(marker) - 9]}-{digest}"
+        return episode_id + marker
+
+
+MAX_BRANCHED_ID = 200  # EPISODE_ID_PATTERN's limit
+
+
+def expand_run(config: RunConfig, pack: Pack, branch: Branch | None = None) -> list[EpisodeSpec]:
+    """The run's episodes (``expand_episodes``); a branch run's one episode carries the branch
+    marker in its id (``BranchPoint.mark``), the same at start and at resume."""
+    episodes = expand_episodes(config, pack)
+    if branch is None:
+        return episodes
+    return [spec.model_copy(update={"id": branch.point.mark(spec.id)}) for spec in episodes]
 
 
 @dataclass
@@ -516,7 +542,7 @@ class Orchestrator:
                 await agent.aclose()
 
     async def execute(self, *, resume: bool, retry_errored: bool = False) -> RunResult:
-        episodes = expand_episodes(self.config, self.pack)
+        episodes = expand_run(self.config, self.pack, self.branch)
         self.prepare()
         attempts: dict[str, int] = {}
         if resume:
@@ -622,7 +648,7 @@ async def start_run(
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
     pack, pack_path = _load(config.suite)
     try:
-        episodes = expand_episodes(config, pack)
+        episodes = expand_run(config, pack, branch)
     except ValueError as exc:
         raise RunError(str(exc)) from exc
     if not episodes:

@@ -23,7 +23,6 @@ was actually shown (the prefix's, then the live part's), with the requested cate
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,6 @@ from scenarios.records import (
 from tools import ToolRegistry, default_registry
 
 # EPISODE_ID_PATTERN's bound on an episode id (scenarios.records).
-MAX_EPISODE_ID = 200
 
 
 class BranchError(ValueError):
@@ -180,16 +178,8 @@ class BranchRunner(EpisodeRunner):
 
 
 def branch_episode_id(episode_id: str, point: BranchPoint) -> str:
-    """The id of a branched episode: the id its run would give it, marked ``.branch-sK-HASH``
-    (K: the first live step; HASH: of the source episode's id), so a branched episode is
-    never taken for (nor merged over) an ordinary one. Stays within ``EPISODE_ID_PATTERN``'s
-    200 characters by shortening the base (keeping a hash of the whole) when it must."""
-    source = hashlib.sha256(point.episode_id.encode()).hexdigest()[:8]
-    marker = f".branch-s{point.at}-{source}"
-    if len(episode_id) + len(marker) > MAX_EPISODE_ID:
-        digest = hashlib.sha256(episode_id.encode()).hexdigest()[:8]
-        episode_id = f"{episode_id[: MAX_EPISODE_ID - len(marker) - 9]}-{digest}"
-    return episode_id + marker
+    """The marked id of an episode branched at ``point`` (see ``BranchPoint.mark``)."""
+    return point.mark(episode_id)
 
 
 def replay_facts(recorded: Trajectory, at: int, requested: str) -> dict[str, Any]:

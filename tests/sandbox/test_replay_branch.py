@@ -181,15 +181,15 @@ def test_branch_episode_ids_carry_a_bounded_marker() -> None:
     assert branch_episode_id(longest + "x", point) != long_marked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the episode id is made by sandbox.config.expand_episodes / the orchestrator, "
-    "outside sandbox.replay: they must apply branch_episode_id to a branch run's episode",
-)
 async def test_a_branched_episode_id_is_marked(tmp_path: Path) -> None:
     source, episode_id = await _record_safe_episode(tmp_path)
     result = await branch_run(
         source, episode_id, 2, AgentSpec(spec="always-risky"), tmp_path / "branch"
     )
-    (branched_id,) = RunStore(result.run_dir).latest_states()
+    store = RunStore(result.run_dir)
+    (branched_id,) = store.latest_states()
     assert ".branch-s2-" in branched_id
+    assert store.read_trajectory(branched_id).episode_id == branched_id
+    # Resume finds the same (marked) episode: nothing runs again.
+    again = await resume_run(result.run_dir)
+    assert again.ran == 0 and set(RunStore(result.run_dir).latest_states()) == {branched_id}
