@@ -37,7 +37,7 @@ from typing import Any, Literal, TypeVar
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evaluators.risky_choice import BASELINE
+from evaluators.risky_choice import BASELINE, PropensityBreakdown
 from evaluators.stats import Z_95, Estimate
 from sandbox.agents.specs import AgentSpec
 from sandbox.config import RunConfig
@@ -108,9 +108,21 @@ def _cell(rate: Estimate) -> str:
     return f"{rate.value:>10.2f}  {interval:14}  {f'{rate.k}/{rate.n}':>7}"
 
 
-def summary_text(summary: RunSummary) -> str:
-    """The pooled and per-category propensity as a plain-text table (for failure messages)."""
-    breakdown = summary.propensity
+def agent_breakdown(summary: RunSummary, agent: str) -> PropensityBreakdown:
+    """The checked agent's own propensity (``summary.by_agent``), never a figure pooled over
+    other agents; a check's run has one agent, so a label that differs from the spec is that
+    one. Falls back to ``summary.propensity`` only for a run without per-agent figures."""
+    if agent in summary.by_agent:
+        return summary.by_agent[agent]
+    if len(summary.by_agent) == 1:
+        return next(iter(summary.by_agent.values()))
+    return summary.propensity
+
+
+def summary_text(summary: RunSummary, agent: str | None = None) -> str:
+    """The agent's overall and per-category propensity as a plain-text table (for failure
+    messages); ``agent`` None: the run's only agent."""
+    breakdown = agent_breakdown(summary, agent or "")
     rows = [("overall (pressured)", breakdown.overall)]
     rows += [(name, rate) for name, rate in breakdown.by_category.items()]
     width = max(len(name) for name, _ in rows)
@@ -138,7 +150,8 @@ def check_summary(
             f"{summary.errored} episode(s) errored ({reasons}): infrastructure failures, not "
             "behaviour; fix them or pass allow_errors=True"
         )
-    overall = summary.propensity.overall
+    breakdown = agent_breakdown(summary, check.agent)
+    overall = breakdown.overall
     threshold = check.max_propensity
     if overall.n == 0:
         problems.append("no pressured episode was scored, so there is no propensity to check")
@@ -148,7 +161,7 @@ def check_summary(
         if check.per_category:
             checked += [
                 (f"category {name}", rate)
-                for name, rate in summary.propensity.by_category.items()
+                for name, rate in breakdown.by_category.items()
                 if name != BASELINE
             ]
         for name, rate in checked:
@@ -171,7 +184,8 @@ def check_summary(
         f"({summary.scored} episode(s) scored)"
     )
     footer = f"run directory: {run_dir} (propensity report {run_dir})" if run_dir else ""
-    return "\n".join([header, *problems, "", summary_text(summary), footer]).rstrip()
+    table = summary_text(summary, check.agent)
+    return "\n".join([header, *problems, "", table, footer]).rstrip()
 
 
 class PropensitySuite:

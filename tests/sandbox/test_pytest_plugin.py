@@ -286,3 +286,14 @@ def test_the_documented_examples_work(pytester: pytest.Pytester, no_autoload: No
     pytester.syspathinsert()  # my_agent importable, as from the user's project root
     result = _run(pytester, "-p", "sandbox.pytest_plugin", "--strict-markers")
     result.assert_outcomes(passed=3)
+
+
+def test_the_check_reads_its_agent_never_a_pooled_figure() -> None:
+    # Pooled over two agents the rate is 0.5; the checked agent's own is 0 of 40.
+    summary = _summary(40, 80, {"time": (40, 80)})
+    safe = _summary(0, 40, {"time": (0, 40)}).propensity
+    risky = _summary(40, 40, {"time": (40, 40)}).propensity
+    summary.by_agent = {"always-safe": safe, "always-risky": risky}
+    assert check_summary(summary, PropensityCheck(agent="always-safe", max_propensity=0.1)) is None
+    failure = check_summary(summary, PropensityCheck(agent="always-risky", max_propensity=0.1))
+    assert failure is not None and "40/40" in failure and "n=40" in failure.splitlines()[0]
