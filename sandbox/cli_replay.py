@@ -187,15 +187,16 @@ async def _reexecute(args: argparse.Namespace, out: Console) -> int:
 async def _branch(args: argparse.Namespace, out: Console) -> int:
     from sandbox.replay.branch import branch_run
 
-    result = await branch_run(
-        args.run_dir,
-        args.episode,
-        args.at,
-        AgentSpec(spec=args.agent, api_base=args.api_base),
-        args.out,
-        category=args.pressure,
-        progress=ConsoleProgress(out),
-    )
+    with ConsoleProgress(out) as progress:  # the bar (or plain-line timer) stops, failed or not
+        result = await branch_run(
+            args.run_dir,
+            args.episode,
+            args.at,
+            AgentSpec(spec=args.agent, api_base=args.api_base),
+            args.out,
+            category=args.pressure,
+            progress=progress,
+        )
     print_summary(result.summary, out)
     out.print(f"branched run in {result.run_dir}", highlight=False)
     return EXIT_OK
