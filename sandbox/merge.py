@@ -32,7 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -435,6 +435,10 @@ def _write(
             "config_hash": config.identity_hash(),
             "episodes_total": sum(m.episodes_total for m in manifests),
             "merged_from": [str(s.resolve()) for s in sources],
+            # Every source's user code and input files (the union, first seen first), so resume
+            # and replay of the merged run load the plugins and agents of every source.
+            "user_modules": _union(m.user_modules for m in manifests),
+            "input_files": _union(m.input_files for m in manifests),
             "started_at": min(m.started_at for m in manifests),
             "finished_at": time.time(),
             "shards": shards,
@@ -448,3 +452,15 @@ def _write(
     summary = build_summary(target)
     target.write_json("summary.json", summary.model_dump(mode="json"))
     return summary
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _union(lists: Iterable[list[R]]) -> list[R]:
+    """The records of every list, each distinct record once, in first-seen order."""
+    seen: dict[str, R] = {}
+    for records in lists:
+        for record in records:
+            seen.setdefault(record.model_dump_json(), record)
+    return list(seen.values())

@@ -383,3 +383,24 @@ async def test_unusable_agents_and_run_dirs_fail_before_running(tmp_path: Path) 
             RunConfig(suite="starter", agents=[AgentSpec(spec="always-safe")]), ok.run_dir
         )
     assert isinstance(RunStore(ok.run_dir).read_scores()[0], Score)
+
+
+async def test_a_merged_run_keeps_every_source_s_user_code(tmp_path: Path) -> None:
+    # Each source imported its own plugin: resume and replay of the merged run need both.
+    from sandbox.plugins import InputFile, UserModule
+
+    runs = []
+    for name, agent in (("a", "always-safe"), ("b", "always-risky")):
+        result = await start_run(
+            RunConfig.model_validate({**SUITE, "agents": _agents(agent)}), tmp_path / name
+        )
+        store = RunStore(result.run_dir)
+        manifest = store.read_manifest()
+        manifest.user_modules = [UserModule(module=f"plugin_{name}", role="plugin")]
+        manifest.input_files = [InputFile(role="pack", path=f"/packs/{name}", sha256=name)]
+        store.write_manifest(manifest)
+        runs.append(result.run_dir)
+    merge_runs(runs, tmp_path / "merged")
+    merged = RunStore(tmp_path / "merged").read_manifest()
+    assert [m.module for m in merged.user_modules] == ["plugin_a", "plugin_b"]
+    assert [f.path for f in merged.input_files] == ["/packs/a", "/packs/b"]
