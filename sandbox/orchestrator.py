@@ -773,7 +773,12 @@ async def _resume(
     # (a --plugin flag is not needed again); a changed one or a changed input file is said.
     warn = lambda text: log(f"warning: {text}")  # noqa: E731
     await asyncio.to_thread(
-        restore_user_modules, manifest.user_modules, where, roles=ALL_ROLES, warn=warn
+        restore_user_modules,
+        manifest.user_modules,
+        where,
+        roles=ALL_ROLES,
+        warn=warn,
+        run_dir=store.root,
     )
     await asyncio.to_thread(check_input_files, manifest.input_files, where, warn)
     config = _recorded_cache(config, manifest, warn)

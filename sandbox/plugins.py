@@ -258,11 +258,30 @@ def _on_path(root: str) -> bool:
     return any(os.path.abspath(entry or ".") == root for entry in sys.path)
 
 
-def _import_recorded(record: UserModule, where: str) -> ModuleType:
+def _inside(path: str | None, directory: Path | None) -> bool:
+    if not path or directory is None:
+        return False
+    try:
+        return Path(path).resolve().is_relative_to(directory.resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def _import_recorded(record: UserModule, where: str, run_dir: Path | None = None) -> ModuleType:
     """Import ``record.module`` as the run did: from the directory it was found under, when
-    that directory and the file are still there (and the module is not imported yet)."""
+    that directory and the file are still there (and the module is not imported yet).
+
+    Never from inside ``run_dir``, the run directory being read: a run directory is data (it
+    may come from someone else), and a manifest naming code shipped beside its records must not
+    make reading it run that code (``PluginError``)."""
     if record.module in sys.modules:
         return sys.modules[record.module]
+    if _inside(record.root, run_dir) or _inside(record.file, run_dir):
+        raise PluginError(
+            f"the run's {_what(record)} {record.module!r} is recorded (in {where}) as imported "
+            f"from inside the run directory {run_dir}; code is never imported from a run "
+            "directory (it is data). Install the module or load it with --plugin MODULE"
+        )
     root = record.root
     if (
         root
@@ -355,8 +374,10 @@ def restore_user_modules(
     roles: Collection[ModuleRole] = ALL_ROLES,
     required: bool = True,
     warn: Callable[[str], None] = lambda _: None,
+    run_dir: Path | None = None,
 ) -> list[str]:
-    """Import again the modules a run recorded (those of ``roles``), as the run imported them.
+    """Import again the modules a run recorded (those of ``roles``), as the run imported them
+    (never from inside ``run_dir``, the run directory being read: see ``_import_recorded``).
 
     A module that cannot be imported raises ``PluginError`` naming it and ``where`` (the
     manifest) when ``required``, else it is a warning; a module whose file, content or version
@@ -367,7 +388,7 @@ def restore_user_modules(
         make_cwd_importable()
     for record in wanted:
         try:
-            module = _import_recorded(record, where)
+            module = _import_recorded(record, where, run_dir)
             _register_toolkits(record, module, where)
         except PluginError as exc:
             if record.toolkits and set(record.toolkits) <= set(_toolkit_names()):
@@ -424,7 +445,12 @@ def restore_run_inputs(
     except (OSError, ValueError):
         return []
     imported = restore_user_modules(
-        manifest.user_modules, str(path), roles=roles, required=required, warn=warn
+        manifest.user_modules,
+        str(path),
+        roles=roles,
+        required=required,
+        warn=warn,
+        run_dir=Path(run_dir),
     )
     if check_files:
         check_input_files(manifest.input_files, str(path), warn)

@@ -413,3 +413,30 @@ def test_a_package_plugin_is_recorded_with_its_root_and_every_file(
     finally:
         for name in ("plugpkg_rec.kit", "plugpkg_rec"):
             sys.modules.pop(name, None)
+
+
+def test_code_shipped_inside_a_run_directory_is_never_imported(tmp_path: Path) -> None:
+    # A run directory from elsewhere whose manifest names a module stored beside its records:
+    # reading the run must not execute it.
+    from sandbox.plugins import PluginError, UserModule, restore_user_modules
+
+    run_dir = tmp_path / "downloaded-run"
+    (run_dir / "code").mkdir(parents=True)
+    marker = tmp_path / "executed"
+    (run_dir / "code" / "shipped_plugin_x1.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8"
+    )
+    record = UserModule(
+        module="shipped_plugin_x1",
+        role="plugin",
+        root=str(run_dir / "code"),
+        file=str(run_dir / "code" / "shipped_plugin_x1.py"),
+    )
+    with pytest.raises(PluginError, match="never imported from a run directory"):
+        restore_user_modules([record], "manifest.json", run_dir=run_dir)
+    warnings: list[str] = []
+    restore_user_modules(
+        [record], "manifest.json", required=False, warn=warnings.append, run_dir=run_dir
+    )
+    assert not marker.exists() and "shipped_plugin_x1" not in sys.modules
+    assert warnings and "never imported" in warnings[0]
