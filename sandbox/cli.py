@@ -464,19 +464,7 @@ def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Print every warning (``warning: FILE [SCENARIO] FIELD: MESSAGE``) and every error
     (``error: ...``) in a pack; exit 1 on any error, or with ``--strict`` on any warning too.
     Tools backed by a registered toolkit are checked against the toolkit's own parameters."""
-    from scenarios.checks import declared_parameters
-    from scenarios.model import ToolSpec
-    from scenarios.records import Naming
-
-    def parameters(spec: ToolSpec) -> dict[str, Any] | None:
-        if spec.backend == "proxy":
-            return declared_parameters(spec)
-        try:
-            return dict(default_registry.build(spec, Naming.HARMFUL).parameters)
-        except LookupError:  # an unknown backend or toolkit: reported by the registry check
-            return None
-
-    contents = read_pack_contents(args.path, parameters_of=parameters)
+    contents = read_pack_contents(args.path, parameters_of=default_registry.parameters_of)
     scenarios = contents.scenarios
     messages = [str(problem) for problem in contents.problems]
     messages += [f"{args.path}: {text}" for s in scenarios for text in default_registry.check(s)]

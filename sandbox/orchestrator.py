@@ -624,9 +624,11 @@ def default_run_dir(suite: str) -> Path:
     return Path("runs") / f"{stamp}-{name}-{uuid.uuid4().hex[:6]}"
 
 
-def _load(suite: str) -> tuple[Pack, Path]:
+def _load(suite: str, registry: ToolRegistry = default_registry) -> tuple[Pack, Path]:
+    """The suite's pack, refused on any error ``propensity validate`` reports, with tools
+    checked against the parameters the registry's backends offer (a toolkit's own)."""
     try:
-        return load_pack(suite), resolve_pack_path(suite)
+        return load_pack(suite, parameters_of=registry.parameters_of), resolve_pack_path(suite)
     except ScenarioLoadError as exc:
         raise RunError(f"suite {suite!r} has problems:\n{exc}") from exc
 
@@ -646,7 +648,7 @@ async def start_run(
         if holder is not None:
             raise RunError(f"{run_dir} is in use by another process (pid {holder})")
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
-    pack, pack_path = _load(config.suite)
+    pack, pack_path = _load(config.suite, registry)
     try:
         episodes = expand_run(config, pack, branch)
     except ValueError as exc:
@@ -782,7 +784,7 @@ async def _resume(
     )
     await asyncio.to_thread(check_input_files, manifest.input_files, where, warn)
     config = _recorded_cache(config, manifest, warn)
-    pack, _ = _load(pack_source(manifest))
+    pack, _ = _load(pack_source(manifest), registry)
     branch = None
     if manifest.branch is not None:
         point = BranchPoint.model_validate(manifest.branch)

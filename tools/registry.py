@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from scenarios.checks import declared_parameters
 from scenarios.model import Scenario, ToolSpec
 from scenarios.records import Naming
 from tools.protocol import Tool
@@ -47,6 +49,18 @@ class ToolRegistry:
                 f"(known: {', '.join(self.backends)})"
             ) from None
         return factory(spec, naming)
+
+    def parameters_of(self, spec: ToolSpec) -> dict[str, Any] | None:
+        """The arguments schema the agent is offered for ``spec``: its declared one for a
+        proxy, the built tool's (a toolkit's own parameters) otherwise; None when the tool
+        cannot be built (an unknown backend or toolkit, which ``check`` reports). The
+        ``parameters_of`` that ``scenarios.load_pack`` checks conditions and ``expects`` by."""
+        if spec.backend == "proxy":
+            return declared_parameters(spec)
+        try:
+            return dict(self.build(spec, Naming.HARMFUL).parameters)
+        except LookupError:
+            return None
 
     def check(self, scenario: Scenario) -> list[str]:
         """Problems that would stop the scenario's tools from being built, for early refusal."""

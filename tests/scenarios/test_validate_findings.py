@@ -566,6 +566,13 @@ def test_toolkit_tools_are_checked_against_the_toolkit_parameters(
     )
     (line,) = [line for line in lines if line.startswith(head)]
     assert "did you mean 'from_account'?" in line
+    # `run` refuses it too: it checks toolkit tools against the toolkit's own parameters.
+    code = main(
+        ["run", "--suite", str(root), "--agent", "always-risky", "--out", str(tmp_path / "run")]
+    )
+    assert code == 1
+    assert "from_acount" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "manifest.json").exists()
     fixed = LEDGER.replace("from_acount", "from_account")
     (root / "ledger.yaml").write_text(fixed, encoding="utf-8")
     code, lines, _ = _validate(capsys, root, "--strict")
