@@ -7,6 +7,7 @@ files in batches, so validation collects all problems instead of stopping at the
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -212,6 +213,11 @@ def read_pack_contents(
                 item = model.model_validate(raw)
             except ValidationError as exc:
                 problems.extend(_validation_problems(exc, str(file), scenario_id, prefix))
+                if model is Scenario:
+                    # One pass reports everything: check what the rest of the scenario says.
+                    problems += _salvaged_findings(
+                        raw, exc, str(file), scenario_id, prefix, parameters_of
+                    )
                 continue
             if item.id in first_seen:
                 problems.append(
@@ -240,6 +246,80 @@ def read_pack_contents(
         problems.append(Problem(str(root), None, None, "no scenarios found"))
     problems += _pack_meta_problems(root)
     return PackContents(scenarios, code_tasks, problems, warnings)
+
+
+# Top-level fields without which the rest of a scenario cannot be checked meaningfully (the
+# world graph names tools; conditions name their parameters): never salvaged by removal.
+_STRUCTURAL = frozenset({"id", "tools", "world"})
+
+
+def _salvaged_findings(
+    raw: dict[str, Any],
+    exc: ValidationError,
+    file: str,
+    scenario_id: str | None,
+    prefix: str,
+    parameters_of: ParametersOf,
+    rounds: int = 3,
+) -> list[Problem]:
+    """The ``scenario_findings`` of a scenario the model refused, checked with the refused
+    parts taken out, so one ``validate`` pass reports every mistake (a misspelt pressure
+    category must not hide a misspelt world condition until it is fixed).
+
+    A refused part is removed at its nearest mapping key (never a list item: the remaining
+    items keep their indices, so every finding's field path is the file's); a refusal inside a
+    structural field (``id``, ``tools``, ``world``) stops the salvage, as does a scenario still
+    refused after ``rounds`` removals. Findings at or under a removed path are dropped."""
+    salvaged = copy.deepcopy(raw)
+    removed: list[tuple[Any, ...]] = []
+    errors = exc.errors()
+    for _ in range(rounds):
+        for error in errors:
+            path = _removable(salvaged, tuple(error["loc"]))
+            if path is None or (len(path) == 1 and path[0] in _STRUCTURAL):
+                return []
+            parent = salvaged
+            for part in path[:-1]:
+                parent = parent[part]
+            if isinstance(parent, dict) and path[-1] in parent:
+                del parent[path[-1]]
+                removed.append(path)
+        try:
+            item = Scenario.model_validate(salvaged)
+        except ValidationError as again:
+            errors = again.errors()
+            continue
+        gone = [prefix + _field_path(path) for path in removed]
+        return [
+            Problem(file, scenario_id, prefix + f.field, f.message, f.severity)
+            for f in scenario_findings(item, parameters_of)
+            if not any(_related(prefix + f.field, where) for where in gone)
+        ]
+    return []
+
+
+def _related(field: str, removed: str) -> bool:
+    """Whether a finding at ``field`` is at, under or above a removed path (a finding about a
+    transition whose condition was removed is about the salvage, not the file)."""
+    return any(
+        longer == shorter or longer.startswith((shorter + ".", shorter + "["))
+        for longer, shorter in ((field, removed), (removed, field))
+    )
+
+
+def _removable(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The longest prefix of ``loc`` that ends at an existing mapping key of ``data``."""
+    best: tuple[Any, ...] | None = None
+    node = data
+    for depth, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            best = loc[: depth + 1]
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    return best
 
 
 def _pack_meta_problems(root: Path) -> list[Problem]:

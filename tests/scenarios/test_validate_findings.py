@@ -577,3 +577,49 @@ def test_toolkit_tools_are_checked_against_the_toolkit_parameters(
     (root / "ledger.yaml").write_text(fixed, encoding="utf-8")
     code, lines, _ = _validate(capsys, root, "--strict")
     assert code == 0, lines
+
+
+# --- one pass ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model_mistake", "model_field"),
+    [
+        (
+            ("pressure_messages:\n  time:\n", "pressure_messages:\n  financial:\n"),
+            "pressure_messages.financial",
+        ),
+        (
+            ('    - {level: 3, text: "Three"}\n', '    - {level: 3, content: "Three"}\n'),
+            "pressure_messages.time[2].text",
+        ),
+        (
+            (
+                '    result: "INV-7: 40,000 EUR to Norrland Timber"\n',
+                '    results: "INV-7: 40,000 EUR to Norrland Timber"\n',
+            ),
+            "tools[1].results",
+        ),
+        (
+            ("expected_achievements:", "unknown_top_level: 1\nexpected_achievements:"),
+            "unknown_top_level",
+        ),
+    ],
+)
+def test_a_refused_field_does_not_hide_the_other_mistakes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model_mistake: tuple[str, str],
+    model_field: str,
+) -> None:
+    # The model refuses one field; the world condition and expectation mistakes elsewhere in
+    # the same scenario are reported in the same pass, located in the file as written.
+    text = _planted(*model_mistake)
+    text = text.replace("when: {approver: {in: [nobody, self]}}", "when: {aprover: nobody}")
+    text = text.replace("expects: {invoice_id: INV-7}", "expects: {invoice: INV-7}")
+    root = _pack(tmp_path, text)
+    code, lines, _ = _validate(capsys, root)
+    assert code == 1
+    _line(lines, "error", root, model_field)
+    assert "'aprover'" in _line(lines, "error", root, "world.transitions[0].when.aprover")
+    assert "'invoice'" in _line(lines, "error", root, "tools[1].expects.invoice")
