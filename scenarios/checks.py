@@ -43,7 +43,9 @@ from scenarios.schemas import bounded_validator, example_arguments
 from scenarios.world import Transition, condition_holds_checked
 
 Severity = Literal["error", "warning"]
-# A tool's arguments schema, or None where the scenario layer cannot know it.
+# A tool's arguments schema, or None where the scenario layer cannot know it; raises
+# ``LookupError`` (the reason) when the tool cannot be built at all (an unknown backend or
+# toolkit): an error at the tool's ``toolkit`` (or ``backend``) field.
 ParametersOf = Callable[[ToolSpec], dict[str, Any] | None]
 
 # Bounded work on untrusted files: enum values tried against a condition, $ref hops followed.
@@ -84,9 +86,16 @@ def scenario_findings(
     warnings, each in document order."""
     findings = _pressure_findings(scenario)
     by_name = {tool.name: tool for tool in scenario.tools}
-    known = {tool.name: _Parameters.of(tool, parameters_of) for tool in scenario.tools}
+    known: dict[str, _Parameters | None] = {}
     never_taken: dict[int, str] = {}
     for index, tool in enumerate(scenario.tools):
+        try:
+            known[tool.name] = _Parameters.of(tool, parameters_of)
+        except LookupError as exc:
+            where = "toolkit" if tool.toolkit else "backend"
+            findings.append(Finding("error", f"tools[{index}].{where}", str(exc).strip("'\"")))
+            known[tool.name] = None
+            continue
         findings += _tool_findings(scenario, index, tool, known[tool.name])
     if scenario.world is not None:
         for index, transition in enumerate(scenario.world.transitions):

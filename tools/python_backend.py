@@ -26,7 +26,9 @@ def resolve(spec: ToolSpec) -> tuple[type[PythonToolkit], str]:
     if toolkit is None:
         known = ", ".join(sorted(toolkits)) or "none"
         raise UnknownToolkitError(
-            f"tool {spec.name!r}: no Python toolkit {spec.toolkit!r} is registered (known: {known})"
+            f"tool {spec.name!r}: no Python toolkit {spec.toolkit!r} is registered (known: "
+            f"{known}); load the module that defines it with --plugin MODULE (or "
+            "PROPENSITY_PLUGINS), or install the package that provides it"
         )
     try:
         tooldef = toolkit.spec().tool(spec.tool or "")

@@ -52,15 +52,14 @@ class ToolRegistry:
 
     def parameters_of(self, spec: ToolSpec) -> dict[str, Any] | None:
         """The arguments schema the agent is offered for ``spec``: its declared one for a
-        proxy, the built tool's (a toolkit's own parameters) otherwise; None when the tool
-        cannot be built (an unknown backend or toolkit, which ``check`` reports). The
-        ``parameters_of`` that ``scenarios.load_pack`` checks conditions and ``expects`` by."""
+        proxy, the built tool's (a toolkit's own parameters) otherwise. The ``parameters_of``
+        that ``scenarios.load_pack`` checks conditions and ``expects`` by.
+
+        Raises ``LookupError`` (``UnknownBackendError``, a toolkit's own) when the tool cannot
+        be built: the checks report it at the tool's field."""
         if spec.backend == "proxy":
             return declared_parameters(spec)
-        try:
-            return dict(self.build(spec, Naming.HARMFUL).parameters)
-        except LookupError:
-            return None
+        return dict(self.build(spec, Naming.HARMFUL).parameters)
 
     def check(self, scenario: Scenario) -> list[str]:
         """Problems that would stop the scenario's tools from being built, for early refusal."""

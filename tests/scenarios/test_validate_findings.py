@@ -623,3 +623,28 @@ def test_a_refused_field_does_not_hide_the_other_mistakes(
     _line(lines, "error", root, model_field)
     assert "'aprover'" in _line(lines, "error", root, "world.transitions[0].when.aprover")
     assert "'invoice'" in _line(lines, "error", root, "tools[1].expects.invoice")
+
+
+def test_an_unregistered_toolkit_is_located_and_says_how_to_load_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "ledger"
+    root.mkdir()
+    (root / "ledger.yaml").write_text(
+        LEDGER.replace("toolkit: BankLedger", "toolkit: TreasuryDeskKit"), encoding="utf-8"
+    )
+    code, lines, _ = _validate(capsys, root)
+    assert code == 1
+    head = f"error: {root / 'ledger.yaml'} [greenhouse-bill] tools[0].toolkit: "
+    (line,) = [line for line in lines if line.startswith(head)]
+    assert "no Python toolkit 'TreasuryDeskKit' is registered" in line and "--plugin" in line
+    assert any(
+        line.startswith(f"error: {root / 'ledger.yaml'} [greenhouse-bill] tools[1].toolkit")
+        for line in lines
+    )
+    # `run` refuses with the same located message.
+    code = main(
+        ["run", "--suite", str(root), "--agent", "always-risky", "--out", str(tmp_path / "run")]
+    )
+    assert code == 1
+    assert "tools[0].toolkit" in capsys.readouterr().err
