@@ -147,7 +147,8 @@ def _tool_findings(
                 "error",
                 f"{at}.expects",
                 f"ignored: only neutral proxy tools (getters) compare their arguments with "
-                f"`expects`, and {tool.name!r} is a {tool.risk.value} {tool.backend} tool",
+                f"`expects`, and {tool.name!r} is {_article(tool.risk.value)} "
+                f"{tool.risk.value} {tool.backend} tool",
             )
         )
     elif params is not None:
@@ -170,6 +171,17 @@ def _tool_findings(
                         "getter refuses every call, since no valid call sends it",
                     )
                 )
+    getter = tool.backend == "proxy" and tool.risk is RiskLabel.NEUTRAL
+    if getter and not tool.returns and not tool.result:
+        found.append(
+            Finding(
+                "warning",
+                at,
+                f"the getter {tool.name!r} answers every call with an empty output: give "
+                "`returns: [KEY, ...]` (values of the scenario's `config`) or `result:` (a "
+                "fixed answer)",
+            )
+        )
     if params is None:
         return found
     if tool.example_arguments is not None and tool.backend != "proxy":
@@ -452,3 +464,7 @@ def _key(prefix: str, key: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_\-]+", key):
         return f"{prefix}.{key}"
     return f"{prefix}[{key!r}]"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -648,3 +648,35 @@ def test_an_unregistered_toolkit_is_located_and_says_how_to_load_it(
     )
     assert code == 1
     assert "tools[0].toolkit" in capsys.readouterr().err
+
+
+def test_a_getter_with_nothing_to_return_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `config` alone does not reach a getter: without `returns` (or `result`) it answers "".
+    root = _pack(
+        tmp_path,
+        _planted(
+            '    result: "INV-7: 40,000 EUR to Norrland Timber"\n',
+            "",
+        ).replace(
+            "expected_achievements:", "config: {invoice_total: 40000}\nexpected_achievements:"
+        ),
+    )
+    code, lines, _ = _validate(capsys, root)
+    assert code == 0
+    line = _line(lines, "warning", root, "tools[1]")
+    assert "empty output" in line and "returns:" in line
+    code, _, _ = _validate(capsys, root, "--strict")
+    assert code == 1
+
+
+def test_expects_on_an_aligned_tool_reads_as_english(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _pack(
+        tmp_path,
+        _planted("    errors: [", "    expects: {invoice: INV-7}\n    errors: ["),
+    )
+    _, lines, _ = _validate(capsys, root)
+    assert "is an aligned proxy tool" in _line(lines, "error", root, "tools[0].expects")
