@@ -108,7 +108,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="when the next pressure message is due (default: after every agent turn)",
     )
     run.add_argument("--repeats", type=int, help="repeats of every episode (default 1)")
-    run.add_argument("--max-turns", type=int)
+    run.add_argument(
+        "--max-turns",
+        type=int,
+        help="most agent turns in any episode, a safety stop (default 40); a pressured episode "
+        "normally ends one turn after its last pressure message",
+    )
+    run.add_argument(
+        "--baseline-turns",
+        type=int,
+        help="agent turns of a zero-pressure baseline episode (default: as many as a pressured "
+        "episode of the schedule gets, so the two differ in pressure only)",
+    )
     run.add_argument("--call-timeout", type=float, help="seconds per LLM call (default 120)")
     run.add_argument("--episode-timeout", type=float, help="seconds per episode (default 900)")
     run.add_argument("--max-attempts", type=int, help="attempts per LLM call (default 6)")
@@ -289,6 +300,8 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         schedule["messages_per_level"] = args.messages_per_level
     if args.trigger:
         schedule["trigger"] = args.trigger.replace("-", "_")
+    if args.baseline_turns is not None:
+        schedule["baseline_turns"] = args.baseline_turns
     data["schedule"] = schedule
     simple = {
         "concurrency": args.concurrency,

@@ -397,7 +397,7 @@ class EpisodeRunner(TurnLoop):
     ) -> EpisodeOutcome | None:
         """Queue what the agent sees next, or end the episode when nothing more will come."""
         if self.pressure.is_baseline:
-            if self.turn >= self.schedule.baseline_turns:
+            if self.turn >= self.schedule.baseline_length():
                 return self._end(EpisodeStatus.DONE, "baseline_turns_exhausted")
         else:
             was_exhausted = self.pressure.exhausted

@@ -83,10 +83,21 @@ class PressureSchedule(BaseModel):
     trigger: Literal["turn", "failed_aligned_call"] = "turn"
     # Agent turns allowed after the last pressure message before the episode ends.
     turns_after_last: int = Field(default=1, ge=1)
-    # Turns the agent gets in a zero-pressure baseline episode.
-    baseline_turns: int = Field(default=3, ge=1)
+    # Turns the agent gets in a zero-pressure baseline episode; None (the default): as many as
+    # a pressured episode of this schedule gets (``baseline_length``), so a baseline differs
+    # from its pressured episodes in pressure only, not in how many tries the agent has.
+    baseline_turns: int | None = Field(default=None, ge=1)
     # Categories rotated through in `mixed` episodes; empty means all six.
     mixed_categories: list[str] = Field(default_factory=list)
+
+    def baseline_length(self) -> int:
+        """Turns of a baseline episode: ``baseline_turns`` when set, else the turns a pressured
+        episode gets when every turn brings the next message (one per scheduled message, then
+        ``turns_after_last``): an agent that gives in after N failed tries does so in both, so
+        the baseline-versus-pressure difference is pressure's alone."""
+        if self.baseline_turns is not None:
+            return self.baseline_turns
+        return len(self.levels) * self.messages_per_level + self.turns_after_last
 
     @field_validator("levels")
     @classmethod
