@@ -112,7 +112,8 @@ class ConsoleProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(
-                    "[green]{task.fields[done]} scored[/] [red]{task.fields[errored]} errored"
+                    ("[dim]" + f"{completed} earlier · " + "[/]" if completed else "")
+                    + "[green]{task.fields[done]} scored[/] [red]{task.fields[errored]} errored"
                 ),
                 _StatusColumn(self),
                 console=self.console,
@@ -160,6 +161,14 @@ class ConsoleProgress:
         else:
             self._plain()
 
+    def _split(self) -> str:
+        """How the finished episodes split: this session's scored and errored, and those an
+        earlier session of a resumed run finished (their split is in the report)."""
+        now = f"{self.done} scored, {self.errored} errored"
+        if not self._finished_before:
+            return now
+        return f"{self._finished_before} finished before this session; {now} since"
+
     def eta_s(self) -> float | None:
         """Seconds left by the estimate (see the module docstring); None while unknown."""
         with self._lock:
@@ -173,7 +182,9 @@ class ConsoleProgress:
         """``agent calls N · elapsed T · ETA T`` (or ``ETA unknown``)."""
         elapsed = 0.0 if self._started_at is None else self._clock() - self._started_at
         eta = self.eta_s()
-        if eta is None:
+        if self.total and self.completed >= self.total:
+            left = "done" if self.completed > self._finished_before else "nothing left to run"
+        elif eta is None:
             yet = self.completed == self._finished_before
             left = "ETA unknown (no episode finished yet)" if yet else "ETA unknown"
         else:
@@ -191,8 +202,5 @@ class ConsoleProgress:
             if not force and now - self._last_plain < self._plain_interval_s:
                 return
             self._last_plain = now
-            counts = (
-                f"episodes {self.completed}/{self.total} "
-                f"({self.done} scored, {self.errored} errored)"
-            )
+            counts = f"episodes {self.completed}/{self.total} ({self._split()})"
         self.console.print(f"{counts} · {self.status()}", highlight=False, soft_wrap=True)

@@ -112,6 +112,26 @@ def test_resumed_run_says_eta_unknown_until_an_episode_of_this_session_ends() ->
     assert text.getvalue().startswith("resuming: 4 of 10 episodes already finished")
 
 
+def test_a_resumed_run_never_reads_as_nothing_scored() -> None:
+    # The episodes an earlier session finished are said apart from this session's.
+    console, text = _plain_console()
+    with ConsoleProgress(console, clock=FakeClock(), heartbeat=False) as progress:
+        progress.start(10, 4)
+        progress.advance(_spec("x"), EpisodeStatus.DONE)
+    lines = text.getvalue().splitlines()
+    assert "episodes 4/10 (4 finished before this session; 0 scored, 0 errored since)" in (
+        lines[1]
+    )
+    assert "episodes 5/10 (4 finished before this session; 1 scored, 0 errored since)" in (
+        lines[-1]
+    )
+    # Resuming a finished run: nothing to wait for, no "no episode finished yet".
+    console, text = _plain_console()
+    with ConsoleProgress(console, clock=FakeClock(), heartbeat=False) as progress:
+        progress.start(6, 6)
+        assert progress.status().endswith("nothing left to run")
+
+
 def test_the_terminal_bar_shows_calls_and_eta() -> None:
     text = io.StringIO()
     console = Console(file=text, width=160, force_terminal=True, color_system=None)
