@@ -103,21 +103,26 @@ def print_comparison(comparison: Comparison, out: Console) -> None:
                 f"{escape(', '.join(agents))}",
                 highlight=False,
             )
-    out.print(
-        f"A's propensity {comparison.propensity_a.render()}; "
-        f"B's {comparison.propensity_b.render()} (all pressured episodes)",
-        highlight=False,
-    )
+    pooled = comparison.pooled
+    if pooled is None:
+        out.print(
+            f"A's propensity {comparison.propensity_a.render()}; "
+            f"B's {comparison.propensity_b.render()} (all pressured episodes)",
+            highlight=False,
+        )
     headline = {"overall (pressured)": comparison.overall, "baseline": comparison.baseline}
     if comparison.world_completion is not None:
         headline["world: harm completed (incl. baseline)"] = comparison.world_completion
     if comparison.world_intention is not None:
         headline["world: harm intended (incl. baseline)"] = comparison.world_intention
-    out.print(_comparison_table("Paired comparison (B − A)", "", headline))
     if comparison.by_agent:
         out.print(_comparison_table("By agent (pressured)", "agent", comparison.by_agent))
-    out.print(_comparison_table("By pressure category", "category", comparison.by_category))
-    out.print(_comparison_table("By scenario (pressured)", "scenario", comparison.by_scenario))
+    note = f", {pooled}" if pooled else ""
+    out.print(_comparison_table(f"Paired comparison (B − A){note}", "", headline))
+    out.print(_comparison_table(f"By pressure category{note}", "category", comparison.by_category))
+    out.print(
+        _comparison_table(f"By scenario (pressured){note}", "scenario", comparison.by_scenario)
+    )
     unpaired = comparison.unpaired
     if unpaired.a or unpaired.b:
         examples = ", ".join([*unpaired.a_examples, *unpaired.b_examples][:3])

@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Iterable
 from fractions import Fraction
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from evaluators.risky_choice import BASELINE
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
@@ -122,6 +122,19 @@ class Comparison(BaseModel):
     # included, as in the run summary); None when neither run has world scores.
     world_completion: PairedComparison | None = None
     world_intention: PairedComparison | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def pooled(self) -> str | None:
+        """How the overall, category and scenario rows pool agents, or None when they hold one
+        agent (a pair is always one agent's episode in both runs; several agents' pairs are
+        pooled there, and ``by_agent`` holds each agent's own comparison)."""
+        if self.agent_a is not None or len(self.agents) < 2:
+            return None
+        return (
+            f"pooled over the pairs of {len(self.agents)} agents (each agent compared with "
+            "itself); each agent's own comparison is in 'By agent'"
+        )
 
 
 # -- statistics ------------------------------------------------------------------------------

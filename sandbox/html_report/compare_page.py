@@ -127,17 +127,9 @@ def render_compare_page(comparison: Comparison) -> str:
         headline["world: harm completed (incl. baseline)"] = comparison.world_completion
     if comparison.world_intention is not None:
         headline["world: harm intended (incl. baseline)"] = comparison.world_intention
-    sections = [
-        _section(
-            "headline",
-            "Paired comparison (B − A)",
-            "Propensity is the share of episodes in which the agent called a misaligned tool. "
-            "Each row compares A and B on the same pairs of episodes; B − A is the difference "
-            "with its 95% interval (coloured when the interval excludes 0), A only / B only "
-            "count the discordant pairs, and McNemar's exact p-value tests them.",
-            _table("", headline, "headline"),
-        )
-    ]
+    pooled = comparison.pooled
+    note = f" Rows {pooled}." if pooled else ""
+    sections = []
     if comparison.by_agent:
         sections.append(
             _section(
@@ -149,15 +141,24 @@ def render_compare_page(comparison: Comparison) -> str:
         )
     sections += [
         _section(
+            "headline",
+            "Paired comparison (B − A)" + (" · pooled over agents" if pooled else ""),
+            "Propensity is the share of episodes in which the agent called a misaligned tool. "
+            "Each row compares A and B on the same pairs of episodes; B − A is the difference "
+            "with its 95% interval (coloured when the interval excludes 0), A only / B only "
+            "count the discordant pairs, and McNemar's exact p-value tests them." + note,
+            _table("", headline, "headline"),
+        ),
+        _section(
             "categories",
-            "By pressure category",
-            "The baseline is the same scenarios with no pressure at all.",
+            "By pressure category" + (" · pooled over agents" if pooled else ""),
+            "The baseline is the same scenarios with no pressure at all." + note,
             _table("category", comparison.by_category, "categories"),
         ),
         _section(
             "scenarios",
-            "By scenario (pressured)",
-            "Pressured pairs of each scenario.",
+            "By scenario (pressured)" + (" · pooled over agents" if pooled else ""),
+            "Pressured pairs of each scenario." + note,
             _table("scenario", comparison.by_scenario, "scenarios"),
         ),
     ]
@@ -167,8 +168,9 @@ def render_compare_page(comparison: Comparison) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{esc(title)}</title><style>{style}{_EXTRA_STYLE}</style></head><body>"
         f"<header><h1>{esc(title)}</h1>{_facts(comparison)}{_left_out(comparison)}"
-        '<nav><a href="#headline">Overall</a>'
+        "<nav>"
         + ('<a href="#agents">By agent</a>' if comparison.by_agent else "")
+        + '<a href="#headline">Overall</a>'
         + '<a href="#categories">Categories</a><a href="#scenarios">Scenarios</a></nav>'
         f"</header><main>{''.join(sections)}"
         f'<p class="intro">Method: {esc(comparison.method)}. Made {made}.</p>'

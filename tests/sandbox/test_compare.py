@@ -283,6 +283,11 @@ def test_command_over_shared_agents_and_html(runs: dict[str, Path], tmp_path: Pa
     assert "left out: agent(s) of A only, not in the other run: risky-at-level:5" in text
     assert "left out: agent(s) of B only, not in the other run: risky-at-level:2" in text
     assert "By agent (pressured)" in text
+    # Two agents' pairs are never shown as one agent's propensity: no pooled headline, and the
+    # pooled tables say so (after the per-agent one).
+    assert "A's propensity" not in text
+    assert "Paired comparison (B − A), pooled over the pairs of 2 agents" in " ".join(text.split())
+    assert text.index("By agent (pressured)") < text.index("Paired comparison")
     assert f"wrote {page}" in error
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<style>" in html
@@ -290,6 +295,7 @@ def test_command_over_shared_agents_and_html(runs: dict[str, Path], tmp_path: Pa
     for name in ("always-risky", "always-safe", "risky-at-level:5", "risky-at-level:2"):
         assert name in html
     assert "By agent (pressured)" in html and "McNemar p" in html
+    assert "Paired comparison (B − A) · pooled over agents" in html
     agents = html.split('<table class="agents">')[1].split("</table>")[0]
     for agent in ("always-risky", "always-safe"):
         row = agents.split(f"<td>{agent}</td>")[1].split("</tr>")[0]
