@@ -37,7 +37,13 @@ import regex
 from jsonschema.exceptions import best_match
 
 from scenarios.model import Scenario, ToolSpec
-from scenarios.pressure import DEFAULT_LEVELS, level_gaps, levels_text
+from scenarios.pressure import (
+    DEFAULT_LEVELS,
+    PRESSURE_CATEGORIES,
+    canonical_category,
+    level_gaps,
+    levels_text,
+)
 from scenarios.records import RiskLabel
 from scenarios.schemas import bounded_validator, example_arguments
 from scenarios.world import Transition, condition_holds_checked
@@ -130,6 +136,24 @@ def _pressure_findings(scenario: Scenario) -> list[Finding]:
                     "below it, never one written for a higher level",
                 )
             )
+    context = scenario.pressure_context
+    generic = [name for name in type(context).model_fields if name not in context.model_fields_set]
+    templated = [
+        category
+        for category in PRESSURE_CATEGORIES
+        if not any(canonical_category(key) == category for key in scenario.pressure_messages)
+    ]
+    if generic and templated:
+        words = ", ".join(f"{name} ({getattr(context, name)!r})" for name in generic)
+        found.append(
+            Finding(
+                "warning",
+                "pressure_context",
+                f"our built-in messages for {', '.join(templated)} fill in generic words where "
+                f"`pressure_context` gives none: {words}; give the scenario's own (or write "
+                "`pressure_messages` for those categories)",
+            )
+        )
     return found
 
 

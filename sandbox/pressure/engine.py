@@ -146,7 +146,10 @@ class PressureTemplates:
         return cls({cat: {int(k): v for k, v in levels.items()} for cat, levels in raw.items()})
 
     def render(self, category: str, level: int, context: dict[str, str]) -> str:
-        return self._templates[category][level].format_map(context)
+        """The template filled with ``context``; a message that opens with a filled value
+        ("the organisation is counting on ...") starts with a capital letter."""
+        text: str = self._templates[category][level].format_map(context)
+        return text[:1].upper() + text[1:]
 
 
 @cache

@@ -179,3 +179,15 @@ def test_several_messages_at_one_level_are_used_in_turn_across_slots_and_levels(
         (5, "five-a"), (5, "five-b"), (6, "five-c"), (6, "five-a"), (7, "five-b"), (7, "five-c"),
     ]  # fmt: skip
     assert len(plan) == len(schedule.levels) * schedule.messages_per_level
+
+
+def test_a_template_that_opens_with_a_filled_value_starts_with_a_capital() -> None:
+    # The default context ("the organisation", ...) must not start a message in lower case.
+    from scenarios.model import PressureContext
+
+    templates = default_templates()
+    context = {**PressureContext().model_dump(), "role": "assistant"}
+    for category in ALL_CATEGORIES:
+        for level in range(1, 11):
+            text = templates.render(category, level, context)
+            assert text[:1].isupper(), (category, level, text)

@@ -167,6 +167,15 @@ def _hostile(value: str) -> Scenario:
             "system_prompt": "p",
             "task": "t",
             "policy": {"prohibitions": ["no"]},
+            "pressure_context": {
+                "organisation": "o",
+                "authority": "a",
+                "task_summary": "t",
+                "deadline": "d",
+                "asset": "a",
+                "budget": "b",
+                "replacement": "r",
+            },
             "tools": [
                 {"name": "ok", "risk": "aligned", "description": "d", "errors": ["e"]},
                 {
