@@ -369,24 +369,31 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             retry_errored=args.retry_errored,
             concurrency=args.concurrency,
             progress=progress,
-            log=lambda text: err.print(text, highlight=False, markup=False),
+            log=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True),
         )
     else:
         if args.retry_errored:
             raise CliError("--retry-errored only makes sense with --resume")
         config = _config_from_args(args)
         run_dir = args.out or default_run_dir(config.suite)
-        err.print(f"run directory: {run_dir}", highlight=False, markup=False)
+        # start_run says "run directory: ..." once it has made it (not before a refusal).
         coroutine = start_run(
             config,
             run_dir,
             progress=progress,
             argv=sys.argv,
-            log=lambda text: err.print(text, highlight=False, markup=False),
+            log=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True),
         )
     # SIGTERM stops a run like Ctrl-C does: its containers are removed and its local model
-    # servers stopped on the way out, and it can be resumed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # servers stopped on the way out, and it can be resumed; the exit status says which signal
+    # (128 + its number: 130 for SIGINT, 143 for SIGTERM), as a shell would.
+    stopped_by = [signal.SIGINT]
+
+    def _terminate(signum: int, frame: object) -> None:
+        stopped_by[0] = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if progress is not None:
             with progress:
@@ -401,7 +408,7 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             soft_wrap=True,
             highlight=False,
         )
-        return 130
+        return 128 + int(stopped_by[0])
     print_summary(result.summary, out)
     if result.summary.errored:
         err.print(
@@ -496,11 +503,15 @@ def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     warned = len(contents.warnings)
     failing = len(messages) + (warned if args.strict else 0)
     if failing:
-        counted = f" ({warned} of them warning(s), counted by --strict)" if args.strict else ""
-        err.print(
-            f"[red]{failing} problem(s) found in {escape(str(args.path))}{escape(counted)}",
-            highlight=False,
-        )
+        if args.strict:
+            said = (
+                f"{failing} problem(s) found in {args.path} ({warned} of them warning(s), "
+                "counted by --strict)"
+            )
+        else:
+            also = f", and {warned} warning(s)" if warned else ""
+            said = f"{failing} error(s) found in {args.path}{also}"
+        err.print(f"[red]{escape(said)}", highlight=False)
         return EXIT_FAILURE
     noted = f", {warned} warning(s)" if warned else ""
     out.print(

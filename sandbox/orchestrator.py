@@ -689,6 +689,7 @@ async def _start(
 ) -> RunResult:
     run_dir = store.root
     store.init()
+    orchestrator.log(f"run directory: {run_dir}")
     python, plat = interpreter()
     # Inputs the config does not hold: the user code imported (the agents are built by now, so
     # their modules are imported) and the files read; --resume and replay load them again.

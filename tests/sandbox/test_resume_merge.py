@@ -144,9 +144,12 @@ def slow(request):
 """
 
 
-def test_ctrl_c_prints_the_resume_command_on_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_prints_the_resume_command_on_one_line(
+    tmp_path: Path, stop: signal.Signals, status: int
+) -> None:
     """The hint names the directory really used (here the default one, under runs/), unbroken
-    on a narrow terminal."""
+    on a narrow terminal; the exit status says which signal stopped the run (128 + number)."""
     (tmp_path / "slow_agent.py").write_text(SLOW_AGENT)
     command = _cli(
         "run", "--suite", "starter", "--agent", "python:slow_agent:slow", "--limit", "2",
@@ -164,11 +167,12 @@ def test_ctrl_c_prints_the_resume_command_on_one_line(tmp_path: Path) -> None:
     while not any('"status":"running"' in _read(p) for p in tmp_path.glob("runs/*/journal.jsonl")):
         assert time.monotonic() < deadline and proc.poll() is None, "the run did not start"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     (run_dir,) = [p.relative_to(tmp_path) for p in tmp_path.glob("runs/*")]
     assert f"interrupted; finish it with: propensity run --resume {run_dir}\n" in stderr
+    assert f"run directory: {run_dir}" in stderr
 
 
 def _read(path: Path) -> str:

@@ -480,7 +480,7 @@ def test_the_reported_pack_fails_validate_and_run_with_every_finding_located(
     assert code == 1
     errors = [line for line in lines if line.startswith("error: ")]
     warnings = [line for line in lines if line.startswith("warning: ")]
-    assert len(errors) == 2 and any("2 problem(s) found" in line for line in lines)
+    assert len(errors) == 2 and any("2 error(s) found" in line for line in lines)
     _line(lines, "error", root, "world.transitions[0].when.aprover")
     _line(lines, "error", root, "tools[1].expects.invoice")
     _line(lines, "warning", root, "tools[2].example_arguments")

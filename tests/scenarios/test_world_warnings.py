@@ -108,4 +108,4 @@ def test_warnings_go_beside_problems(tmp_path: Path) -> None:
     assert len(contents.warnings) == 2 and len(contents.problems) == 1
     done = _validate(tmp_path)
     assert done.returncode == 1
-    assert "warning: " in done.stderr and "1 problem(s) found" in done.stderr
+    assert "warning: " in done.stderr and "1 error(s) found" in done.stderr and "and 2 warning(s)" in done.stderr
