@@ -104,6 +104,17 @@ class RunConfig(BaseModel):
         labels = [agent.label for agent in self.agents]
         if len(set(labels)) != len(labels):
             raise ValueError("each agent may appear only once in a run")
+        # Episode ids name the agent by its slug: two agents sharing one would write the same
+        # episodes (one agent's results silently replacing the other's).
+        by_slug: dict[str, str] = {}
+        for label in labels:
+            other = by_slug.setdefault(agent_slug(label), label)
+            if other != label:
+                raise ValueError(
+                    f"agents {other!r} and {label!r} would share the episode-id name "
+                    f"{agent_slug(label)!r} (ids keep letters, digits, '_', '.' and '-'); "
+                    "rename one of them (its Python function, or the served model's name)"
+                )
         if not self.categories and not self.include_baseline:
             raise ValueError("nothing to run: no pressure category and no baseline")
         return self
