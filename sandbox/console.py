@@ -9,7 +9,8 @@ as ``python:my_agents:self_…``. Everything we print goes through these two hel
   ``WIDE`` columns, so piped tables keep whole names on one line (tables are only as wide as their
   content; plain lines are not padded);
 - ``folding_table()``: a ``rich.table.Table`` whose every column folds (wraps inside the cell)
-  instead of truncating, for the terminal that is narrower than a table.
+  instead of truncating; a table wider than the console (ten agents on 80 columns) is printed
+  in groups of columns, each group repeating the leading (row-key) column.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Column, Table
 
 WIDE = 400  # columns for output that is not a terminal (no truncation in logs)
@@ -41,5 +43,55 @@ def fold(column: str | Column, **options: Any) -> Column:
 
 def folding_table(*headers: str | Column, **options: Any) -> Table:
     """``rich.table.Table(*headers, **options)`` whose every column folds instead of cutting;
-    give columns added later with ``add_column`` ``overflow="fold"``."""
-    return Table(*(fold(h) for h in headers), **options)
+    give columns added later with ``add_column`` ``overflow="fold"``. Printed on a console
+    narrower than the table's natural width, it splits into groups of columns (see
+    ``FoldingTable``)."""
+    return FoldingTable(*(fold(h) for h in headers), **options)
+
+
+class FoldingTable(Table):
+    """A table that, when it does not fit the width, prints its columns in groups.
+
+    Each group is a table of the first column (the row keys) and as many further columns as fit
+    the width at their natural size (at least one; a single column wider than the width folds),
+    titled ``TITLE (part k of n)``: every identifier is printed whole, none squeezed to nothing
+    or cut."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        if len(self.columns) <= 2 or self._natural(console, options, self.columns) <= width:
+            yield from super().__rich_console__(console, options)
+            return
+        key, rest = self.columns[0], self.columns[1:]
+        groups: list[list[Column]] = [[]]
+        for column in rest:
+            trial = [key, *groups[-1], column]
+            if groups[-1] and self._natural(console, options, trial) > width:
+                groups.append([])
+            groups[-1].append(column)
+        if len(groups) == 1:
+            yield from super().__rich_console__(console, options)
+            return
+        for number, group in enumerate(groups, 1):
+            yield self._part([key, *group], f"part {number} of {len(groups)}")
+
+    def _part(self, columns: list[Column], which: str) -> Table:
+        title = f"{self.title} ({which})" if self.title else f"({which})"
+        part = Table(
+            title=title,
+            title_justify=self.title_justify,
+            box=self.box,
+            show_header=self.show_header,
+            show_lines=self.show_lines,
+        )
+        for column in columns:
+            copy = column.copy()
+            copy._cells = list(column._cells)
+            part.columns.append(copy)
+        part.rows = list(self.rows)
+        return part
+
+    def _natural(self, console: Console, options: ConsoleOptions, columns: list[Column]) -> int:
+        """The width ``columns`` need with every cell on one line."""
+        probe = self._part(columns, "")
+        return Measurement.get(console, options.update(max_width=100_000), probe).maximum

@@ -74,6 +74,8 @@ EMPTY = "#f3f4f6"
 _RC: dict[Any, Any] = {
     "svg.fonttype": "none",  # <text>, not glyph outlines: smaller, selectable, searchable
     "svg.hashsalt": "propensity-report",  # deterministic ids
+    # Labels are user text (agent names, scenario ids): "cost$5$" is a name, not mathtext.
+    "text.parse_math": False,
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans"],  # bundled with matplotlib: the metrics used for layout
     "font.size": FONT,

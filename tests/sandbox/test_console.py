@@ -47,3 +47,24 @@ def test_narrow_terminal_folds_instead_of_cutting() -> None:
     cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if "│" in line)
     for name in NAMES:
         assert name in cells
+
+
+@pytest.mark.parametrize("width", [40, 80, 120])
+def test_a_table_wider_than_the_terminal_prints_in_column_groups(width: int) -> None:
+    # Ten agents on a narrow terminal: every agent's name and figures appear whole, the row
+    # keys repeat in every group, and no line is wider than the terminal.
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=True, color_system=None)
+    agents = [f"risky-at-level:{level}" for level in range(10)]
+    table = folding_table(title="Propensity under pressure")
+    table.add_column("category", overflow="fold")
+    for agent in agents:
+        table.add_column(agent, justify="right", overflow="fold")
+    table.add_row("overall", *(f"0.{level}0 [0.01, 0.99] n=4" for level in range(10)))
+    console.print(table)
+    text = buffer.getvalue()
+    for level, agent in enumerate(agents):
+        assert agent in text and f"0.{level}0 [0.01, 0.99] n=4" in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    parts = text.count("Propensity under pressure (part ")
+    assert parts > 1 and text.count("overall") == parts

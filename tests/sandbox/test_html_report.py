@@ -513,3 +513,15 @@ def test_long_agent_names_appear_whole_in_every_legend_and_label(
                 for title, body in re.findall(r"<g><title>([^<]*)</title>(.*?)</g>", svg, re.DOTALL)
             }
             assert all(labels.get(name) == name for name in names), labels
+
+
+def test_names_with_dollar_signs_are_text_not_mathtext() -> None:
+    # "cost$5$_risky" is an agent's name: matplotlib must not typeset "$5$" as math.
+    from evaluators.stats import estimate
+    from sandbox.html_report.charts import Series, line_chart
+    from sandbox.html_report.data import Rate
+
+    name = "python:agents:cost$5$_risky"
+    svg = line_chart("Propensity by level", [Series(name, {0: Rate(estimate(1, 2), 0)})])
+    texts = "".join(re.findall(r"<text[^>]*>([^<]*)</text>", svg))
+    assert "cost$5$_risky" in texts
