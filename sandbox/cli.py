@@ -228,14 +228,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tools_new.add_argument("name", help="CamelCase toolkit name, e.g. Greenhouse")
     tools_new.add_argument("--dir", type=Path, default=Path("."), help="where to write it")
     for parser_with_plugins in (run, validate, tools_list, tools_try, report, merge):
-        parser_with_plugins.add_argument(
-            "--plugin",
-            action="append",
-            default=[],
-            metavar="MODULE",
-            help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. A run "
-            "records its plugins: --resume, replay, report and merge load them again",
-        )
+        _add_plugin_option(parser_with_plugins)
 
     cache = sub.add_parser("cache", help="the emulator/judge response cache: stats or prune")
     cache.add_argument("action", choices=["stats", "prune"])
@@ -267,7 +260,19 @@ def _build_parser() -> argparse.ArgumentParser:
         "what", nargs="?", choices=["packs", "scenarios", "tools", "agents"], default="packs"
     )
     listing.add_argument("--suite", default=None, help="pack for `scenarios` and `tools`")
+    _add_plugin_option(listing)
     return parser
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. A run "
+        "records its plugins: --resume, replay, report and merge load them again",
+    )
 
 
 def _config_from_args(args: argparse.Namespace) -> RunConfig:

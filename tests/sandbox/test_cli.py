@@ -171,3 +171,10 @@ def test_machine_failures_are_one_clear_line(tmp_path: Path) -> None:
     assert line is not None and line.startswith("the disk is full: ") and "--resume" in line
     assert _os_problem(PermissionError(13, "denied", "/x")) is not None
     assert _os_problem(ValueError("a bug")) is None
+
+
+
+def test_list_accepts_plugins_like_every_command_that_shows_tools() -> None:
+    done = propensity("list", "tools", "--suite", "starter", "--plugin", "json")
+    assert done.returncode == 0, done.stderr
+    assert "copy_checkpoint" in done.stdout
