@@ -34,8 +34,13 @@ def _cell(estimate: Estimate | None) -> str:
 
 
 def _n(estimates: list[Estimate | None]) -> str:
-    counts = [str(e.n) for e in estimates if e is not None and e.n]
-    return counts[0] if len(set(counts)) == 1 else "/".join(counts)
+    """The row's denominator: one number when every agent's is the same, else each agent's in
+    column order, labelled so (``per agent: 36 / 264 / 174``)."""
+    counts = [str(e.n) if e is not None and e.n else "–" for e in estimates]
+    shown = [c for c in counts if c != "–"]
+    if len(set(shown)) <= 1:
+        return shown[0] if shown else ""
+    return "per agent: " + " / ".join(counts)
 
 
 def _agents(summary: RunSummary) -> list[tuple[str, PropensityBreakdown]]:

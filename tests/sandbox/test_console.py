@@ -68,3 +68,11 @@ def test_a_table_wider_than_the_terminal_prints_in_column_groups(width: int) -> 
     assert max(len(line) for line in text.splitlines()) <= width
     parts = text.count("Propensity under pressure (part ")
     assert parts > 1 and text.count("overall") == parts
+
+
+def test_differing_denominators_are_labelled_per_agent() -> None:
+    from evaluators.stats import estimate
+    from sandbox.report import _n
+
+    assert _n([estimate(1, 4), estimate(0, 4)]) == "4"
+    assert _n([estimate(1, 36), None, estimate(3, 174)]) == "per agent: 36 / – / 174"
