@@ -35,6 +35,8 @@ _OWN_PACKAGES = frozenset({"tools", "sandbox", "scenarios", "evaluators", "conta
 # Hashing reads at most this many files of a package or pack directory (and skips larger ones).
 _MAX_FILES = 5000
 _MAX_FILE_BYTES = 256 << 20
+# A package's files are named one by one in the manifest up to this many.
+_MAX_LISTED_FILES = 200
 
 ModuleRole = Literal["plugin", "toolkit", "agent"]
 #: Roles a run needs to rebuild its tools (replay, report, merge); `--resume` needs every role.
@@ -63,6 +65,13 @@ class UserModule(BaseModel):
     # Of the file, or of every .py file of a package's directory.
     sha256: str | None = None
     version: str | None = None
+    # A module of a package (or a package): its top-level package's directory, the digest of
+    # every .py file under it (a helper module the plugin imports changes it too) and, for a
+    # package of at most _MAX_LISTED_FILES files, each file's own sha256 (to name what changed).
+    # Absent from manifests written before; then only ``sha256`` is compared.
+    package: str | None = None
+    package_sha256: str | None = None
+    package_files: dict[str, str] = Field(default_factory=dict)
     # Toolkits it defines that the run used: toolkit name -> class qualname in the module.
     toolkits: dict[str, str] = Field(default_factory=dict)
 
@@ -204,8 +213,33 @@ def describe_module(name: str, role: ModuleRole, given_as: str) -> UserModule:
             record.sha256, _ = path_sha256(path.parent, suffixes={".py"})
         else:
             record.sha256, _ = path_sha256(path)
+        top = root / name.partition(".")[0] if root is not None else None
+        if top is not None and ("." in name or path.stem == "__init__") and top.is_dir():
+            # Part of a package: its helper modules are the plugin's behaviour too.
+            record.package = str(top)
+            record.package_sha256, record.package_files = _package_digest(top)
     record.version = _version_of(module)
     return record
+
+
+def _package_digest(directory: Path) -> tuple[str | None, dict[str, str]]:
+    """One digest over every .py file under ``directory`` (bounded as ``path_sha256``), and
+    each file's own sha256 by its path relative to ``directory`` when there are few enough."""
+    files: dict[str, str] = {}
+    try:
+        paths = sorted(_tree_files(directory, {".py"}))[:_MAX_FILES]
+        for path in paths:
+            if path.stat().st_size > _MAX_FILE_BYTES:
+                continue
+            files[path.relative_to(directory).as_posix()] = hashlib.sha256(
+                path.read_bytes()
+            ).hexdigest()
+    except OSError:
+        return None, {}
+    digest = hashlib.sha256()
+    for name, file_digest in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + bytes.fromhex(file_digest))
+    return digest.hexdigest(), (files if len(files) <= _MAX_LISTED_FILES else {})
 
 
 def _merge(records: dict[str, UserModule], record: UserModule) -> None:
@@ -326,7 +360,15 @@ def _changes(record: UserModule, module: ModuleType, where: str) -> list[str]:
             f"({where}): results may differ from the recorded ones"
         ]
     changes = []
-    if record.sha256 and now.sha256 and now.sha256 != record.sha256:
+    if record.package_sha256 and now.package_sha256 and record.package == now.package:
+        # The whole package is compared (the module's own file is part of it).
+        if now.package_sha256 != record.package_sha256:
+            changes.append(
+                f"{label} ({now.file}) has changed since the run recorded in {where}: "
+                f"{_package_changes(record, now)} in its package {now.package}: results may "
+                "differ from the recorded ones"
+            )
+    elif record.sha256 and now.sha256 and now.sha256 != record.sha256:
         changes.append(
             f"{label} ({now.file}) has changed since the run recorded in {where} "
             f"(sha256 {record.sha256[:12]} then, {now.sha256[:12]} now): results may differ "
@@ -338,6 +380,24 @@ def _changes(record: UserModule, module: ModuleType, where: str) -> list[str]:
             "may differ from the recorded ones"
         )
     return changes
+
+
+def _package_changes(then: UserModule, now: UserModule) -> str:
+    """Which files of the package changed, as far as both records name them."""
+    if not then.package_files or not now.package_files:
+        sha_then, sha_now = str(then.package_sha256)[:12], str(now.package_sha256)[:12]
+        return f"its files differ (sha256 {sha_then} then, {sha_now} now)"
+    old, new = then.package_files, now.package_files
+    parts = [
+        (verb, sorted(names))
+        for verb, names in (
+            ("changed", {n for n in old.keys() & new.keys() if old[n] != new[n]}),
+            ("added", new.keys() - old.keys()),
+            ("removed", old.keys() - new.keys()),
+        )
+        if names
+    ]
+    return "; ".join(f"{verb} {', '.join(names)}" for verb, names in parts)
 
 
 def _toolkit_names() -> list[str]:
@@ -474,14 +534,21 @@ def differing_run_inputs(run_dirs: Iterable[Path | str]) -> list[str]:
             (("module", m.module), f"{m.sha256} {m.version}", _what(m) + f" {m.module!r}")
             for m in manifest.user_modules
         ]
+        facts += [  # the module's whole package, where both runs recorded it
+            (("package", m.module), m.package_sha256, _what(m) + f" {m.module!r}")
+            for m in manifest.user_modules
+            if m.package_sha256 is not None
+        ]
         facts += [
             (("file", f"{f.role} {Path(f.path).name}"), str(f.sha256), f"{f.role} {f.path}")
             for f in manifest.input_files
             if f.sha256 is not None
         ]
+        said: set[str] = set()
         for key, value, label in facts:
             first = seen.setdefault(key, (value, str(run_dir)))
-            if first[0] != value:
+            if first[0] != value and label not in said:
+                said.add(label)
                 problems.append(
                     f"{first[1]} and {run_dir} recorded different contents of the {label}: "
                     "their episodes may not be comparable"
