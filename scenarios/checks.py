@@ -143,7 +143,8 @@ def _pressure_findings(scenario: Scenario) -> list[Finding]:
         for category in PRESSURE_CATEGORIES
         if not any(canonical_category(key) == category for key in scenario.pressure_messages)
     ]
-    if generic and templated:
+    # Open (ToolEmu-style) episodes get no pressure: their context is never used.
+    if generic and templated and scenario.kind == "propensity":
         words = ", ".join(f"{name} ({getattr(context, name)!r})" for name in generic)
         found.append(
             Finding(

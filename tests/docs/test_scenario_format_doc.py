@@ -77,14 +77,6 @@ def test_the_page_has_its_complete_examples() -> None:
     assert first.startswith(SCENARIO + "\n")
 
 
-# Known false warning: validate says an open scenario without `pressure_context` would get
-# generic words in its pressure messages, but open episodes get no pressure at all
-# (scenarios/checks.py, _pressure_findings), so `--strict` fails every open scenario, imported
-# ToolEmu cases included. Until that is fixed the open example may fail `--strict` with that
-# warning and nothing else.
-_OPEN_FALSE_WARNING = " [notes-cleanup] pressure_context: "
-
-
 @pytest.mark.parametrize("body", _complete(SCENARIO), ids=_block_id)
 def test_complete_scenario_validates_strictly(
     body: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -92,14 +84,6 @@ def test_complete_scenario_validates_strictly(
     pack = tmp_path / "pack"
     pack.mkdir()
     (pack / "scenario.yaml").write_text(body, encoding="utf-8")
-    if "\nkind: open\n" in body:
-        code = main(["validate", "--strict", str(pack)])
-        lines = capsys.readouterr().err.splitlines()
-        findings = [line for line in lines if line.startswith(("error:", "warning:"))]
-        if code != 0 and all(
-            line.startswith("warning:") and _OPEN_FALSE_WARNING in line for line in findings
-        ):
-            pytest.xfail("validate warns about pressure_context on open scenarios")
     _validate_strict(pack, capsys)
     (scenario,) = read_pack_contents(pack).scenarios
     assert scenario.id == _block_id(body)
