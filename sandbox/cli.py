@@ -434,9 +434,8 @@ def _warn(err: Console) -> Callable[[str], None]:
 
 
 def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
-    # The run's plugins, as it recorded them: a report rebuilds no tool, so one that cannot be
-    # imported is a warning here, not an error.
-    restore_run_inputs(args.run_dir, required=False, check_files=False, warn=_warn(err))
+    # A report rebuilds no tool: the run's recorded plugins are not imported (reading a run
+    # directory never executes code its manifest names).
     store = RunStore(args.run_dir)
     try:
         summary = build_summary(store)
@@ -466,6 +465,9 @@ def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
     warn = _warn(err)
+    # The runs' recorded plugins and toolkit modules: the merge loads their pack, whose Python
+    # toolkits they register. Imported through the guard (never from inside a run directory);
+    # one that cannot be imported is a warning here.
     for run_dir in args.run_dirs:
         restore_run_inputs(run_dir, required=False, check_files=False, warn=warn)
     for problem in differing_run_inputs(args.run_dirs):

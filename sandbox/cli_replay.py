@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from sandbox.agents import AgentSpec
 from sandbox.console import folding_table
-from sandbox.plugins import restore_run_inputs
+from sandbox.plugins import TOOL_ROLES, restore_run_inputs
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, MIXED
 from sandbox.progress import ConsoleProgress
 from sandbox.replay import (
@@ -110,13 +110,15 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _restore_plugins(args: argparse.Namespace, err: Console) -> None:
-    """Load the plugins (and toolkit modules) each run being replayed recorded, as the run
-    imported them, and say which input changed since. Where the replay rebuilds the run's tools
-    (verify --against sandbox, branch) a module that cannot be imported is an error; elsewhere
-    it is a warning."""
+    """Say which input (pack, toolkit spec) of each run being replayed changed since, and,
+    only where the replay rebuilds the run's tools from our registry (verify --against
+    sandbox, branch), load the plugins and toolkit modules the run recorded, as the run
+    imported them (guarded: never from inside the run directory); one that cannot be imported
+    is an error. rescore, verify --against recorded and reexecute (which builds only our own
+    code tools) need no user code and import none."""
     mode = args.replay_mode
     paths = [args.run_dir] if mode in ("reexecute", "branch") else args.inputs
-    required = mode == "branch" or (mode == "verify" and args.against == "sandbox")
+    rebuilds_tools = mode == "branch" or (mode == "verify" and args.against == "sandbox")
     seen: set[Path] = set()
     for path in paths:
         run_dir = run_dir_of(path)
@@ -125,7 +127,7 @@ def _restore_plugins(args: argparse.Namespace, err: Console) -> None:
         seen.add(run_dir.resolve())
         restore_run_inputs(
             run_dir,
-            required=required,
+            roles=TOOL_ROLES if rebuilds_tools else frozenset(),
             warn=lambda text: err.print(
                 f"[yellow]warning:[/yellow] {escape(text)}", highlight=False, soft_wrap=True
             ),

@@ -50,6 +50,7 @@ from sandbox.plugins import (
     restore_user_modules,
     run_input_files,
     run_user_modules,
+    with_agent_modules,
 )
 from sandbox.redaction import Redactor, settings_secrets
 from sandbox.store import Manifest, RunDirectoryBusy, RunLock, RunStore, TrajectoryWriter
@@ -777,7 +778,7 @@ async def _resume(
     warn = lambda text: log(f"warning: {text}")  # noqa: E731
     await asyncio.to_thread(
         restore_user_modules,
-        manifest.user_modules,
+        with_agent_modules(manifest.user_modules, (agent.spec for agent in config.agents)),
         where,
         roles=ALL_ROLES,
         warn=warn,

@@ -8,11 +8,20 @@ PROPENSITY_PLUGINS (comma-separated). Importing a module is what registers its t
 A run records what it imported in its manifest (`user_modules`): every plugin named, the module
 of every Python toolkit its scenarios use that is not one of ours (an entry point's, or one
 registered in-process), and the module of every `python:module:attr` agent, each with the
-directory it was imported from, its file, version and sha256. It records the files it read
-(`input_files`: the pack, toolkit specs) with their sha256 too. `--resume`, `replay`, `report`
-and `merge` import the recorded modules again from the same place (`restore_user_modules`):
-a module that cannot be imported is one clear error naming it and the manifest, and one whose
-file changed since the run is a warning, as is a changed input file.
+directory it was imported from, its file, version and sha256 (and, for a module of a
+package, the digest of every .py file of its top-level package). It records the files it read
+(`input_files`: the pack, toolkit specs) with their sha256 too. The commands that rebuild the
+run's tools or agents (`--resume`, `replay verify --against sandbox`, `replay branch`; `merge`,
+which loads the pack) import the recorded modules again from the same place
+(`restore_user_modules`): a module that cannot be imported is one clear error naming it and the
+manifest, and one whose files changed since the run is a warning, as is a changed input file.
+`report` and the other replay modes import none.
+
+A manifest is data written by whoever made the run. Code is never imported from inside the
+run directory being read: before each package on the way to a recorded module is executed,
+where Python would import it from is found without executing anything (the finders of
+``sys.meta_path``, given the parent package's real search path), and a location inside the run
+directory is refused, whatever ``root``/``file`` the manifest claims (``_import_guarded``).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
@@ -39,7 +49,8 @@ _MAX_FILE_BYTES = 256 << 20
 _MAX_LISTED_FILES = 200
 
 ModuleRole = Literal["plugin", "toolkit", "agent"]
-#: Roles a run needs to rebuild its tools (replay, report, merge); `--resume` needs every role.
+#: Roles a run needs to rebuild its tools (verify --against sandbox, branch, merge's pack);
+#: `--resume` needs every role.
 TOOL_ROLES: frozenset[ModuleRole] = frozenset({"plugin", "toolkit"})
 ALL_ROLES: frozenset[ModuleRole] = frozenset({"plugin", "toolkit", "agent"})
 
@@ -96,6 +107,8 @@ def make_cwd_importable() -> None:
     script has its own directory there instead), so `--plugin my_plugin` and
     `--agent python:my_agents:agent` find modules next to where the command is run."""
     cwd = os.getcwd()
+    if any(_inside(cwd, run_dir) for run_dir in _run_dirs_read):
+        return  # a run directory being read is data, never code
     for entry in sys.path:
         if entry in ("", ".") or os.path.abspath(entry) == cwd:
             return
@@ -293,12 +306,85 @@ def _on_path(root: str) -> bool:
 
 
 def _inside(path: str | None, directory: Path | None) -> bool:
+    """Whether ``path`` lies in ``directory``, as written (made absolute) or with symbolic
+    links resolved, either way."""
     if not path or directory is None:
         return False
     try:
-        return Path(path).resolve().is_relative_to(directory.resolve())
-    except (OSError, ValueError):
-        return False
+        written = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(directory))
+        return written or Path(path).resolve().is_relative_to(directory.resolve())
+    except (OSError, ValueError, RuntimeError):
+        return True  # cannot tell: as if it were inside
+
+
+# Run directories being read in this process: the current directory is never put on the import
+# path while it lies inside one (see make_cwd_importable).
+_run_dirs_read: list[Path] = []
+
+
+def _refused(record: UserModule, where: str, run_dir: Path, location: str) -> PluginError:
+    instead = (
+        "move it out of the run directory or install it"
+        if record.role == "agent"
+        else "install the module or load one registering its toolkits with --plugin MODULE"
+    )
+    return PluginError(
+        f"the run's {_what(record)} {record.module!r} ({where}) would be imported from "
+        f"{location}, inside the run directory {run_dir} being read; code is never imported "
+        f"from a run directory (it is data): {instead}"
+    )
+
+
+def _find_spec(name: str, search: list[str] | None) -> ModuleSpec | None:
+    """The spec the import system would use for ``name`` (its parent package's search
+    locations ``search``; None for a top-level name), asking the finders as it does. Finding
+    executes no code of the module or of its packages."""
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        spec = find(name, search, None)
+        if spec is not None:
+            return spec  # type: ignore[no-any-return]
+    return None
+
+
+def _locations(spec: ModuleSpec) -> list[str]:
+    """Where a spec's code comes from: its file, and a package's search directories."""
+    origin = spec.origin
+    found = [origin] if origin and (spec.has_location or os.path.isabs(origin)) else []
+    return found + [str(entry) for entry in spec.submodule_search_locations or ()]
+
+
+def _import_guarded(record: UserModule, where: str, run_dir: Path | None) -> ModuleType:
+    """``importlib.import_module(record.module)``, one package at a time: before each package
+    on the way and the module itself is imported (executed), where Python would import it from
+    is found without executing anything, and a location inside ``run_dir`` is refused."""
+    if run_dir is None:
+        return importlib.import_module(record.module)
+    parts = record.module.split(".")
+    module: ModuleType | None = None
+    for index in range(1, len(parts) + 1):
+        name = ".".join(parts[:index])
+        if name not in sys.modules:
+            search = None if module is None else getattr(module, "__path__", None)
+            if module is not None and search is None:
+                break  # not a package: the import below says so
+            try:
+                spec = _find_spec(name, None if search is None else list(search))
+            except Exception as exc:
+                raise PluginError(
+                    f"cannot tell where the run's {_what(record)} {record.module!r} ({where}) "
+                    f"would be imported from ({type(exc).__name__}: {exc}), so it is not "
+                    "imported"
+                ) from exc
+            if spec is None:
+                break  # not found: the import below fails without executing anything more
+            for location in _locations(spec):
+                if _inside(location, run_dir):
+                    raise _refused(record, where, run_dir, location)
+        module = importlib.import_module(name)
+    return importlib.import_module(record.module)
 
 
 def _import_recorded(record: UserModule, where: str, run_dir: Path | None = None) -> ModuleType:
@@ -307,15 +393,14 @@ def _import_recorded(record: UserModule, where: str, run_dir: Path | None = None
 
     Never from inside ``run_dir``, the run directory being read: a run directory is data (it
     may come from someone else), and a manifest naming code shipped beside its records must not
-    make reading it run that code (``PluginError``)."""
+    make reading it run that code (``PluginError``). What the manifest records (``root``,
+    ``file``) is written by whoever wrote the manifest, so the check is of where Python would
+    really import each package on the way from (``_import_guarded``), made before it runs."""
     if record.module in sys.modules:
         return sys.modules[record.module]
-    if _inside(record.root, run_dir) or _inside(record.file, run_dir):
-        raise PluginError(
-            f"the run's {_what(record)} {record.module!r} is recorded (in {where}) as imported "
-            f"from inside the run directory {run_dir}; code is never imported from a run "
-            "directory (it is data). Install the module or load it with --plugin MODULE"
-        )
+    if run_dir is not None and (_inside(record.root, run_dir) or _inside(record.file, run_dir)):
+        location = record.root if _inside(record.root, run_dir) else record.file
+        raise _refused(record, where, run_dir, str(location))
     root = record.root
     if (
         root
@@ -328,7 +413,9 @@ def _import_recorded(record: UserModule, where: str, run_dir: Path | None = None
         sys.path.insert(0, root)
         importlib.invalidate_caches()
     try:
-        return importlib.import_module(record.module)
+        return _import_guarded(record, where, run_dir)
+    except PluginError:
+        raise
     except Exception as exc:
         was = f"imported from {record.file}" if record.file else "imported"
         raise PluginError(
@@ -444,6 +531,8 @@ def restore_user_modules(
     changed since the run is a warning. Returns the modules imported."""
     imported: list[str] = []
     wanted = [r for r in records if r.role in roles]
+    if run_dir is not None:
+        _run_dirs_read.append(Path(os.path.abspath(run_dir)))
     if wanted:
         make_cwd_importable()
     for record in wanted:
@@ -467,6 +556,25 @@ def restore_user_modules(
             _named.setdefault(record.module, f"{record.given_as or 'plugin'} (recorded)")
         imported.append(record.module)
     return imported
+
+
+def with_agent_modules(
+    records: Iterable[UserModule], agent_specs: Iterable[str]
+) -> list[UserModule]:
+    """``records`` and, for each ``python:module:attr`` agent spec whose module they do not
+    name (a manifest written before modules were recorded, or edited), a record of it: so
+    `--resume` imports every agent module through the guard of ``restore_user_modules`` before
+    the agents are built."""
+    result = list(records)
+    named = {r.module for r in result}
+    for spec in agent_specs:
+        module = (
+            spec.removeprefix("python:").partition(":")[0] if spec.startswith("python:") else ""
+        )
+        if module and module not in named:
+            named.add(module)
+            result.append(UserModule(module=module, role="agent", given_as=spec))
+    return result
 
 
 def check_input_files(

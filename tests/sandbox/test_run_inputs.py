@@ -1,5 +1,8 @@
 """Plugins and Python agents are run inputs: recorded in the manifest and loaded again, in a
-fresh process with no --plugin flag and no PYTHONPATH, by --resume, replay, report and merge.
+fresh process with no --plugin flag and no PYTHONPATH, by the commands that rebuild the run's
+tools or agents or load its pack with them (--resume, replay verify --against sandbox, replay
+branch, merge); report and the other replay modes import none (never from inside a run
+directory: tests/sandbox/test_run_dir_code_guard.py).
 
 Every command runs through the installed console script in a fresh process, as a user runs it:
 the registry of Python toolkits starts empty there, and the current directory is not on the
@@ -170,6 +173,44 @@ def test_the_run_records_its_plugin_and_resume_loads_it_without_the_flag(project
     assert "'control_registry'" in changed.stderr and "has changed since the run" in changed.stderr
 
 
+def test_resume_says_which_helper_module_of_a_package_plugin_changed(project: Path) -> None:
+    # The toolkit lives in `ctlpkg.kit`, which imports its helper `ctlpkg.logic`: the helper
+    # is the plugin's behaviour too, so editing it is said on --resume, by file name.
+    package = project / "ctlpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "logic.py").write_text("def transform(status):\n    return status\n")
+    (project / "control_registry.py").rename(package / "kit.py")
+    kit = package / "kit.py"
+    kit.write_text(kit.read_text() + "\nfrom ctlpkg import logic  # noqa: E402,F401\n")
+    run_dir = _run(project, "run", "--plugin", "ctlpkg.kit")
+    (plugin,) = RunStore(run_dir).read_manifest().user_modules
+    assert plugin.module == "ctlpkg.kit" and plugin.package == str(package)
+    assert set(plugin.package_files) == {"__init__.py", "kit.py", "logic.py"}
+    elsewhere = project.parent / "elsewhere"
+
+    def resume() -> str:
+        _interrupt(run_dir)
+        done = propensity("run", "--resume", str(run_dir), "--quiet", cwd=elsewhere)
+        assert done.returncode == 0, done.stderr
+        return " ".join(done.stderr.split())
+
+    assert "warning" not in resume()
+    (package / "logic.py").write_text("def transform(status):\n    return 'refused'\n")
+    (package / "extra.py").write_text("")
+    said = resume()
+    assert "'ctlpkg.kit'" in said and "has changed since the run" in said
+    assert "changed logic.py" in said and "added extra.py" in said and "changed kit.py" not in said
+
+    # A manifest written before packages were hashed compares the module's own file only.
+    manifest_path = run_dir / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    for key in ("package", "package_sha256", "package_files"):
+        data["user_modules"][0].pop(key)
+    manifest_path.write_text(json.dumps(data))
+    assert "warning" not in resume()
+
+
 def test_a_plugin_that_cannot_be_imported_at_resume_is_one_clear_error(project: Path) -> None:
     run_dir = _run(project, "run", "--plugin", "control_registry")
     _interrupt(run_dir)
@@ -277,7 +318,11 @@ def test_branch_loads_the_recorded_plugin(project: Path) -> None:
 MARKER_LINE = 'import os\nopen(os.environ["PLUGIN_MARKER"], "a").write(__name__ + "\\n")\n'
 
 
-def test_report_and_merge_load_the_recorded_plugins(project: Path, tmp_path: Path) -> None:
+def test_report_imports_no_user_code_and_merge_loads_the_plugins(
+    project: Path, tmp_path: Path
+) -> None:
+    # A report rebuilds no tool and imports nothing; a merge loads the runs' pack, whose
+    # toolkits the recorded plugin registers.
     source = project / "control_registry.py"
     source.write_text(source.read_text() + MARKER_LINE)
     marker = tmp_path / "imported.txt"
@@ -295,8 +340,7 @@ def test_report_and_merge_load_the_recorded_plugins(project: Path, tmp_path: Pat
 
     report = propensity("report", shards[0], cwd=elsewhere, PLUGIN_MARKER=str(marker))
     assert report.returncode == 0, report.stderr
-    assert marker.read_text() == "control_registry\n"
-    marker.unlink()
+    assert not marker.exists() and "warning" not in report.stderr
 
     merged = propensity(
         "merge", *shards, "--out", str(tmp_path / "merged"), cwd=elsewhere,
@@ -320,11 +364,12 @@ def test_report_and_merge_load_the_recorded_plugins(project: Path, tmp_path: Pat
     assert "recorded different contents of the plugin 'control_registry'" in " ".join(
         merged.stderr.split()
     )
-    # A report whose plugin is gone still reports, and says what is missing.
+    # A report whose plugin is gone reports all the same: it never needed it.
+    marker.unlink(missing_ok=True)
     source.unlink()
     report = propensity("report", shards[0], cwd=elsewhere, PLUGIN_MARKER=str(marker))
     assert report.returncode == 0, report.stderr
-    assert "cannot be imported" in report.stderr
+    assert "warning" not in report.stderr and not marker.exists()
 
 
 AGENT = textwrap.dedent(
@@ -406,10 +451,19 @@ def test_a_package_plugin_is_recorded_with_its_root_and_every_file(
         part = describe_module("plugpkg_rec.kit", "plugin", "--plugin")
         assert whole.root == part.root == str(tmp_path / "pkgroot")
         assert isinstance(whole, UserModule) and whole.sha256 and part.sha256
-        before = whole.sha256
+        # A module of a package records its whole top-level package too, file by file.
+        assert whole.package == part.package == str(package)
+        assert part.package_sha256 and part.package_files.keys() == {"__init__.py", "kit.py"}
+        before, part_before = whole.sha256, part.package_sha256
         (package / "kit.py").write_text("VALUE = 2\n")
         # A change to any file of the package changes the package's digest.
         assert describe_module("plugpkg_rec", "plugin", "--plugin").sha256 != before
+        (package / "kit.py").write_text("VALUE = 1\n")
+        (package / "helper.py").write_text("HELP = 1\n")
+        assert describe_module("plugpkg_rec.kit", "plugin", "--plugin").package_sha256 not in (
+            None,
+            part_before,
+        )
     finally:
         for name in ("plugpkg_rec.kit", "plugpkg_rec"):
             sys.modules.pop(name, None)
