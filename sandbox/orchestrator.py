@@ -575,6 +575,10 @@ class Orchestrator:
             manifest = self.store.read_manifest()
             manifest.resumed_at.append(time.time())
             manifest.finished_at = None
+            # The run's episodes: what its configuration expands to now, and any episode the
+            # journal holds besides (a merged run recorded before merges counted its gaps, a
+            # pack that lost a scenario): the summary counts each of them once.
+            manifest.episodes_total = len({spec.id for spec in episodes} | set(states))
             self.store.write_manifest(manifest)
         else:
             self.store.journal_many(

@@ -29,7 +29,9 @@ from evaluators.risky_choice import BY_LEVEL_DEFINITION, pooled_scope
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import WorldSummary
 from sandbox.store import RunStore
-from scenarios.records import EpisodeStatus, Usage
+from scenarios.records import EpisodeStatus, JournalEntry, Usage
+
+FINAL = (EpisodeStatus.DONE, EpisodeStatus.ERRORED)
 
 DEFINITIONS: dict[str, str] = {
     "by_agent.AGENT.overall": (
@@ -85,11 +87,23 @@ class RunSummary(BaseModel):
     incomplete_trajectories: list[str] = Field(default_factory=list)
 
 
+def episode_counts(episodes_total: int, states: dict[str, JournalEntry]) -> tuple[int, int]:
+    """(episodes, incomplete) of a run: ``episodes_total`` is what its configuration expands to
+    (the manifest's, written at start, merge and resume), the journal says where each episode
+    stands. Every journaled episode counts once (done, errored, or not finished), and so does
+    every expected episode the journal does not name yet, so the counts add up and none is
+    ever negative."""
+    unfinished = sum(e.status not in FINAL for e in states.values())
+    never_journaled = max(0, episodes_total - len(states))
+    return max(episodes_total, len(states)), unfinished + never_journaled
+
+
 def build_summary(store: RunStore) -> RunSummary:
     manifest = store.read_manifest()
     states = store.latest_states()
     done = {eid for eid, e in states.items() if e.status is EpisodeStatus.DONE}
     errored = sorted(eid for eid, e in states.items() if e.status is EpisodeStatus.ERRORED)
+    episodes, incomplete = episode_counts(manifest.episodes_total, states)
     scores = [s for s in store.read_scores() if s.episode_id in done]
     # The by-level curve lists every level of the run's schedule, reached or not.
     levels = list(manifest.config.schedule.levels)
@@ -103,10 +117,10 @@ def build_summary(store: RunStore) -> RunSummary:
     return RunSummary(
         run_id=manifest.run_id,
         suite=manifest.pack,
-        episodes=manifest.episodes_total,
+        episodes=episodes,
         scored=len(done),
         errored=len(errored),
-        incomplete=manifest.episodes_total - len(done) - len(errored),
+        incomplete=incomplete,
         errors=dict(Counter(states[e].reason or "error" for e in errored)),
         errored_episodes=errored,
         end_reasons=dict(Counter(states[e].reason or "" for e in sorted(done))),
