@@ -482,7 +482,15 @@ def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise CliError(str(exc)) from exc
     print_summary(summary, out)
     if summary.incomplete:
-        err.print(f"[yellow]{summary.incomplete} episode(s) of the merged runs are incomplete")
+        err.print(
+            f"{summary.incomplete} of the {summary.episodes} episodes of the merged run are not "
+            f"finished (counted as incomplete): the merged run is partial; finish it with "
+            f"propensity run --resume {args.out}",
+            style="yellow",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     err.print(f"merged {len(args.run_dirs)} run(s) into {args.out}", highlight=False, markup=False)
     return EXIT_OK
 

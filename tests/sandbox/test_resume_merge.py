@@ -401,7 +401,8 @@ async def test_a_merged_run_keeps_every_source_s_user_code(tmp_path: Path) -> No
         store = RunStore(result.run_dir)
         manifest = store.read_manifest()
         manifest.user_modules = [UserModule(module=f"plugin_{name}", role="plugin")]
-        manifest.input_files = [InputFile(role="pack", path=f"/packs/{name}", sha256=name)]
+        # One pack (the same content) found at two paths: both are kept.
+        manifest.input_files = [InputFile(role="pack", path=f"/packs/{name}", sha256="same")]
         store.write_manifest(manifest)
         runs.append(result.run_dir)
     merge_runs(runs, tmp_path / "merged")
