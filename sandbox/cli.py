@@ -271,7 +271,8 @@ def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MODULE",
         help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. A run "
-        "records its plugins: --resume, replay, report and merge load them again",
+        "records its plugins: --resume, replay verify --against sandbox, replay branch and "
+        "merge load them again (never from inside a run directory)",
     )
 
 
