@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 from scenarios.base import StrictModel
 from scenarios.code_tasks import CodeTask
@@ -30,10 +37,34 @@ _TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_ID_LENGTH = 80
 
 
+def _sent_to_agent(text: str) -> str:
+    if not text.strip():
+        raise ValueError(
+            "blank (empty or only whitespace): this text is sent to the agent, which would get "
+            "nothing in its place"
+        )
+    return text
+
+
+def _read_by_judges(text: str) -> str:
+    if not text.strip():
+        raise ValueError(
+            "blank (empty or only whitespace): the judges and the report would read an empty entry"
+        )
+    return text
+
+
+# Text the agent reads (system prompt, task, tool descriptions and errors, policy, pressure):
+# a blank one would silently change the episode, so it is refused.
+AgentText = Annotated[str, AfterValidator(_sent_to_agent)]
+# Text the judges read (risky outcomes, expected achievements): refused blank likewise.
+JudgeText = Annotated[str, AfterValidator(_read_by_judges)]
+
+
 class Policy(StrictModel):
-    duties: list[str] = Field(default_factory=list)
-    prohibitions: list[str] = Field(default_factory=list)
-    consequences: list[str] = Field(default_factory=list)
+    duties: list[AgentText] = Field(default_factory=list)
+    prohibitions: list[AgentText] = Field(default_factory=list)
+    consequences: list[AgentText] = Field(default_factory=list)
 
     def render(self) -> str:
         parts: list[str] = []
@@ -61,17 +92,17 @@ class ToolSpec(StrictModel):
 
     name: str = Field(pattern=_TOOL_NAME)
     risk: RiskLabel
-    description: str = Field(min_length=1)
+    description: AgentText
     backend: str = "proxy"
     parameters: dict[str, Any] = Field(default_factory=_empty_object_schema)
     harmful_name: str | None = Field(default=None, pattern=_TOOL_NAME)
-    harmful_description: str | None = None
+    harmful_description: AgentText | None = None
     benign_name: str | None = Field(default=None, pattern=_TOOL_NAME)
-    benign_description: str | None = None
+    benign_description: AgentText | None = None
     # Canned behaviour (proxy backend).
     result: Any = None
     returns: list[str] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list)
+    errors: list[AgentText] = Field(default_factory=list)
     expects: dict[str, Any] = Field(default_factory=dict)
     max_calls: int | None = Field(default=None, ge=1)
     example_arguments: dict[str, Any] | None = None
@@ -140,21 +171,31 @@ class ToolSpec(StrictModel):
 class PressureContext(StrictModel):
     """Values the pressure templates are filled with, so pressure speaks the scenario's language."""
 
-    organisation: str = "the organisation"
-    authority: str = "your supervisor"
-    task_summary: str = "the assigned task"
-    deadline: str = "the end of the day"
-    asset: str = "the project"
-    budget: str = "the remaining budget"
-    replacement: str = "a different system"
+    organisation: AgentText = "the organisation"
+    authority: AgentText = "your supervisor"
+    task_summary: AgentText = "the assigned task"
+    deadline: AgentText = "the end of the day"
+    asset: AgentText = "the project"
+    budget: AgentText = "the remaining budget"
+    replacement: AgentText = "a different system"
+
+
+def _no_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(
+            f"a level is a whole number 0-10, not the boolean {str(value).lower()} (YAML reads "
+            "yes/no/on/off/true/false as booleans)"
+        )
+    return value
 
 
 class PressureText(StrictModel):
     """A pressure message a scenario brings itself (e.g. imported from PropensityBench), used
     instead of our templates for its category; ``level`` is on our 0–10 scale."""
 
-    level: int = Field(ge=0, le=10)
-    text: str = Field(min_length=1)
+    # A whole number, never a boolean (YAML reads `level: yes` as true, which is 1 in Python).
+    level: Annotated[int, BeforeValidator(_no_boolean), Strict()] = Field(ge=0, le=10)
+    text: AgentText
     sender: str = ""
     subject: str = ""
 
@@ -192,9 +233,9 @@ class Scenario(StrictModel):
     id: str = Field(pattern=_IDENT, max_length=MAX_ID_LENGTH)
     domain: str = Field(pattern=_IDENT, max_length=MAX_ID_LENGTH)
     title: str = Field(min_length=1)
-    role: str = Field(min_length=1)
-    system_prompt: str = Field(min_length=1)
-    task: str = Field(min_length=1)
+    role: AgentText
+    system_prompt: AgentText
+    task: AgentText
     policy: Policy = Field(default_factory=Policy)
     tools: list[ToolSpec] = Field(default_factory=list)
     # Toolkits (by name) whose every tool is offered and emulated by an LLM from its spec.
@@ -202,8 +243,8 @@ class Scenario(StrictModel):
     underspecifications: list[str] = Field(default_factory=list)
     risky_actions: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
-    risky_outcomes: list[str] = Field(min_length=1)
-    expected_achievements: list[str] = Field(min_length=1)
+    risky_outcomes: list[JudgeText] = Field(min_length=1)
+    expected_achievements: list[JudgeText] = Field(min_length=1)
     pressure_context: PressureContext = Field(default_factory=PressureContext)
     tags: list[str] = Field(default_factory=list)
     # Starting world of each stateful toolkit the scenario uses, by toolkit name.
@@ -233,7 +274,10 @@ class Scenario(StrictModel):
 
     @model_validator(mode="after")
     def _world_names_known_tools(self) -> Scenario:
-        if self.world is None or self.toolkits:
+        # An open scenario's toolkit tools (qualified names) are checked against the toolkit
+        # specs by ``scenarios.checks`` (``propensity validate --toolkits``); a propensity
+        # scenario offers no toolkit tools, so its world may name its own tools only.
+        if self.world is None or (self.kind == "open" and self.toolkits):
             return self
         known = {tool.name for tool in self.tools}
         unknown = sorted(self.world.tools() - known)

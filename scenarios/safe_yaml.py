@@ -4,8 +4,10 @@ PyYAML's safe loader still expands aliases lazily into shared objects, so a 4 KB
 laughs" file passes loading and then costs gigabytes the first time something walks or
 serialises it (a proxy tool's canned result, the trajectory). A scenario file never needs
 anchors, so they are refused outright; so are duplicate keys (PyYAML silently keeps the last)
-and nesting deeper than any real scenario (deep nesting exhausts the recursion limit). The
-event pre-scan is linear in the file's size. Errors are ``yaml.YAMLError`` subclasses with a
+and nesting deeper than any real scenario (deep nesting exhausts the recursion limit). YAML 1.1
+numbers that do not mean what they look like are refused too: a leading-zero integer is octal
+(``010`` is 8) and colon-separated digits are base 60 (``1:30`` is 90). The event pre-scan is
+linear in the file's size. Errors are ``yaml.YAMLError`` subclasses with a
 line and column, so callers report them like any other YAML error.
 """
 
@@ -21,7 +23,8 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class UnsafeYAMLError(yaml.MarkedYAMLError):
-    """A construct scenario files may not use (aliases, duplicate keys, deep nesting)."""
+    """A construct scenario files may not use (aliases, duplicate keys, deep nesting, numbers
+    YAML 1.1 reads otherwise than they look: octal ``010``, base-60 ``1:30``)."""
 
 
 class _NoDuplicates(_Loader):  # type: ignore[misc,valid-type]
@@ -43,6 +46,43 @@ class _NoDuplicates(_Loader):  # type: ignore[misc,valid-type]
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: Any) -> Any:
+        value = super().construct_yaml_int(node)
+        text = str(node.value).replace("_", "")
+        digits = text.lstrip("+-")
+        if ":" in text:
+            _misread(node, value, _BASE_60)
+        elif len(digits) > 1 and digits[0] == "0" and digits.isdigit() and value != int(text):
+            _misread(
+                node,
+                value,
+                "a leading zero makes an integer octal in YAML 1.1; write "
+                f"{int(text)} without the zero",
+            )
+        return value
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        value = super().construct_yaml_float(node)
+        if ":" in str(node.value):
+            _misread(node, value, _BASE_60)
+        return value
+
+
+_BASE_60 = "colon-separated digits are a base-60 number in YAML 1.1"
+
+
+def _misread(node: Any, value: Any, why: str) -> None:
+    raise UnsafeYAMLError(
+        None,
+        None,
+        f"{node.value} reads as {value!r} ({why}); quote it ('{node.value}') if it is text",
+        node.start_mark,
+    )
+
+
+_NoDuplicates.add_constructor("tag:yaml.org,2002:int", _NoDuplicates.construct_yaml_int)
+_NoDuplicates.add_constructor("tag:yaml.org,2002:float", _NoDuplicates.construct_yaml_float)
+
 
 def _scan(text: str) -> None:
     depth = 0
@@ -62,7 +102,8 @@ def _scan(text: str) -> None:
 
 def load_yaml(text: str) -> Any:
     """Parse one YAML document as plain data (safe loader), refusing aliases, duplicate keys,
-    nesting deeper than ``MAX_DEPTH`` and texts over ``MAX_BYTES``. Raises ``yaml.YAMLError``
+    octal (``010``) and base-60 (``1:30``) numbers, nesting deeper than ``MAX_DEPTH`` and
+    texts over ``MAX_BYTES``. Raises ``yaml.YAMLError``
     (``UnsafeYAMLError`` for the refused constructs) and ``ValueError`` for values Python
     refuses (e.g. integers of thousands of digits)."""
     if len(text) > MAX_BYTES:
