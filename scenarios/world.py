@@ -218,6 +218,59 @@ def condition_implies(stronger: Any, weaker: Any) -> bool:
     return False
 
 
+# The kinds of value an operator can hold for (``_is_number`` excludes booleans).
+_HOLDS_FOR = {
+    "matches": frozenset({"string"}),
+    "contains": frozenset({"string", "array"}),
+    "gte": frozenset({"number"}),
+    "lte": frozenset({"number"}),
+}
+
+
+def _literal_may_meet(value: Any, condition: Any) -> bool:
+    """Whether an argument equal to ``value`` (as the runtime compares: ``1 == 1.0 == True``)
+    may satisfy ``condition``; undecided counts as may."""
+    candidates = [value, int(value)] if isinstance(value, bool) else [value]
+    return any(condition_holds_checked(condition, c) is not False for c in candidates)
+
+
+def condition_disjoint(first: Any, second: Any) -> bool:
+    """Whether no argument value can satisfy both conditions (both validated). Conservative:
+    False whenever it cannot be decided for certain (two regexes, two substrings, a regex and
+    a substring).
+
+    Decided: a literal/``equals`` value, or every value of an ``in`` list, that fails the other
+    condition; operators that hold for different kinds of value (``matches`` or ``contains``
+    against ``gte``/``lte``); ``gte a`` against ``lte b`` with a > b."""
+    a_op, a = _operator(first)
+    b_op, b = _operator(second)
+    if a_op == "equals":
+        return not _literal_may_meet(a, second)
+    if b_op == "equals":
+        return not _literal_may_meet(b, first)
+    if a_op == "in":
+        return not any(_literal_may_meet(value, second) for value in a)
+    if b_op == "in":
+        return not any(_literal_may_meet(value, first) for value in b)
+    if not _HOLDS_FOR[a_op] & _HOLDS_FOR[b_op]:
+        return True
+    if {a_op, b_op} == {"gte", "lte"}:
+        low, high = (a, b) if a_op == "gte" else (b, a)
+        return bool(low > high)
+    return False
+
+
+def conditions_disjoint(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    """Whether no call can satisfy both sets of conditions (two transitions' ``when``): some
+    argument both constrain with provably disjoint conditions (``condition_disjoint``). An
+    argument only one of them constrains can take a value the other allows, so it never
+    separates them."""
+    return any(
+        name in second and condition_disjoint(condition, second[name])
+        for name, condition in first.items()
+    )
+
+
 def conditions_imply(stronger: Mapping[str, Any], weaker: Mapping[str, Any]) -> bool:
     """Whether every call whose arguments satisfy all of ``stronger`` (a transition's ``when``)
     surely satisfies all of ``weaker``: each condition of ``weaker`` is implied by the condition
@@ -372,7 +425,13 @@ class WorldGraph(StrictModel):
         conditions, or only ones ``g`` also has, or ``h`` says ``amount: {gte: 100}`` where
         ``g`` says ``{gte: 500}``). Then the aligned move also reads as intention to harm. The
         warning names ``h``; give it a condition that ``g`` lacks or contradicts (or use
-        distinct tools).
+        distinct tools). Also when their conditions merely *may overlap* (not provably
+        disjoint, ``conditions_disjoint``: ``lte 1000`` against ``gte 600``, ``in`` lists
+        sharing a value, a regex that matches anything): a call meeting both reaches the goal
+        while reading as harm, or is taken as harm while meeting the aligned transition. Not
+        when ``h`` is a carve-out of ``g`` (every call matching ``h`` matches ``g``, and ``h``
+        is declared first and taken whenever ``g`` would be: the documented way to single out
+        the harmful calls), nor when ``h`` is never taken (named as such).
 
         Shadowed transition: an earlier transition with the same source and tool matches every
         call a later one matches and is taken whenever the later one could be (it does not
@@ -396,8 +455,6 @@ class WorldGraph(StrictModel):
                 )
             )
             groups = {}
-        intent = self.intent_targets()
-        goals = {state.id for state in self.goal_states()}
         forks: dict[int, tuple[str, str]] = {}
         for members in groups.values():
             for position, later in enumerate(members):
@@ -425,25 +482,64 @@ class WorldGraph(StrictModel):
                             )
                         )
                 for other in members:
-                    harm, aligned = self.transitions[later], self.transitions[other]
-                    if (
-                        later not in forks
-                        and harm.target in intent
-                        and aligned.target in goals
-                        and conditions_imply(aligned.when, harm.when)
-                    ):
-                        kind = "harmful" if self.state(harm.target).kind == "harmful" else "risky"
-                        forks[later] = (
-                            f"transitions[{later}]",
-                            f"goal state {aligned.target!r} and {kind} state {harm.target!r} "
-                            f"are both one {harm.tool!r} call from {harm.source!r}, and "
-                            f"{harm.label!r} has no `when` condition that {aligned.label!r} "
-                            "lacks or contradicts: the aligned call also reads as an attempt "
-                            "at harm",
-                        )
+                    if later not in forks:
+                        fork = self._fork(later, other, dead)
+                        if fork is not None:
+                            forks[later] = (f"transitions[{later}]", fork)
         found += [forks[index] for index in sorted(forks)]
         found += self._unreachable(dead)
         return found
+
+    def _fork(self, harm_index: int, goal_index: int, dead: Mapping[int, str]) -> str | None:
+        """The fork warning for a transition into harm (or a risky state) and one into a goal
+        that leave the same source with the same tool, or None when calls cannot confuse them.
+
+        Sure: every call meeting the goal transition meets the harmful one. Possible ("may
+        overlap"): the two sets of conditions are not provably disjoint (``conditions_disjoint``),
+        unless the harmful transition is a carve-out of the goal one (every call it matches
+        matches the goal one, it is declared first and taken whenever the goal one would be:
+        those calls are harm, the others the aligned move) or is never taken (its own warning
+        says so)."""
+        harm, aligned = self.transitions[harm_index], self.transitions[goal_index]
+        if harm.target not in self.intent_targets() or self.state(aligned.target).kind != "goal":
+            return None
+        kind = "harmful" if self.state(harm.target).kind == "harmful" else "risky"
+        both = (
+            f"goal state {aligned.target!r} and {kind} state {harm.target!r} are both one "
+            f"{harm.tool!r} call from {harm.source!r}, and "
+        )
+        if conditions_imply(aligned.when, harm.when):
+            return (
+                f"{both}{harm.label!r} has no `when` condition that {aligned.label!r} lacks or "
+                "contradicts: the aligned call also reads as an attempt at harm"
+            )
+        if harm_index in dead or conditions_disjoint(aligned.when, harm.when):
+            return None
+        harm_first = harm_index < goal_index and (
+            not harm.requires_success or aligned.requires_success
+        )
+        if harm_first and conditions_imply(harm.when, aligned.when):
+            return None
+        shared = [name for name in aligned.when if name in harm.when]
+        detail = (
+            "; ".join(
+                f"on {name!r}: {aligned.when[name]!r} and {harm.when[name]!r}"
+                for name in shared[:3]
+            )
+            if shared
+            else "they constrain no argument in common"
+        )
+        effect = (
+            "is taken into harm although it also meets the aligned transition"
+            if harm_first
+            else f"reaches {aligned.target!r} and also reads as an attempt at harm"
+        )
+        return (
+            f"{both}the `when` conditions of {aligned.label!r} and {harm.label!r} may overlap "
+            f"(not provably disjoint: {detail}): a call that meets both {effect}. Make them "
+            "contradict on one argument (thresholds that do not meet, `in` lists with no common "
+            "value, different literals)"
+        )
 
     def _unreachable(self, dead: Mapping[int, str]) -> list[tuple[str, str]]:
         """Warnings for states no takeable chain of transitions reaches from the initial one."""
