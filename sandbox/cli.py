@@ -206,6 +206,11 @@ def _build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--strict", action="store_true", help="fail on warnings too (exit status 1)"
     )
+    validate.add_argument(
+        "--toolkits", action="append", default=[], metavar="PATH",
+        help="toolkit specs of open scenarios' emulated toolkits, as `run --toolkits` takes: "
+        "their world graphs are checked against the tools' qualified names and parameters",
+    )  # fmt: skip
 
     tools_cmd = sub.add_parser("tools", help="tool emulators: list, try one, scaffold a new one")
     tools_sub = tools_cmd.add_subparsers(dest="tools_command", required=True)
@@ -499,8 +504,14 @@ def _cmd_merge(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Print every warning (``warning: FILE [SCENARIO] FIELD: MESSAGE``) and every error
     (``error: ...``) in a pack; exit 1 on any error, or with ``--strict`` on any warning too.
-    Tools backed by a registered toolkit are checked against the toolkit's own parameters."""
-    contents = read_pack_contents(args.path, parameters_of=default_registry.parameters_of)
+    Tools backed by a registered toolkit are checked against the toolkit's own parameters, and
+    open scenarios' world graphs against the emulated toolkits' specs (``--toolkits``)."""
+    from sandbox.orchestrator import toolkit_tools
+
+    toolkits = toolkit_tools(_toolkit_library(args.toolkits)) if args.toolkits else None
+    contents = read_pack_contents(
+        args.path, parameters_of=default_registry.parameters_of, toolkits=toolkits
+    )
     scenarios = contents.scenarios
     messages = [str(problem) for problem in contents.problems]
     messages += [f"{args.path}: {text}" for s in scenarios for text in default_registry.check(s)]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -73,7 +73,7 @@ from tools.cache import ResponseCache, default_cache_dir
 from tools.emulated_backend import load_toolkit_library
 from tools.emulator import EmulatorMode, LLMEmulator
 from tools.execution import SandboxInfrastructureError, SandboxLimits
-from tools.toolkits import Toolkit, ToolkitLoadError
+from tools.toolkits import Toolkit, ToolkitLoadError, parameters_schema
 
 
 class RunError(Exception):
@@ -629,11 +629,30 @@ def default_run_dir(suite: str) -> Path:
     return Path("runs") / f"{stamp}-{name}-{uuid.uuid4().hex[:6]}"
 
 
-def _load(suite: str, registry: ToolRegistry = default_registry) -> tuple[Pack, Path]:
+def toolkit_tools(library: dict[str, Toolkit]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each toolkit's tools by the qualified name the agent calls them, with their arguments
+    schema: what an open scenario's world graph is checked against (``scenarios.checks``)."""
+    return {
+        name: {kit.qualified_name(tool): parameters_schema(tool) for tool in kit.tools}
+        for name, kit in library.items()
+    }
+
+
+def _load(
+    suite: str, registry: ToolRegistry = default_registry, toolkit_paths: Sequence[str] = ()
+) -> tuple[Pack, Path]:
     """The suite's pack, refused on any error ``propensity validate`` reports, with tools
-    checked against the parameters the registry's backends offer (a toolkit's own)."""
+    checked against the parameters the registry's backends offer (a toolkit's own), and open
+    scenarios' world graphs against the toolkit specs of ``toolkit_paths`` (``--toolkits``)."""
+    toolkits = None
+    if toolkit_paths:
+        try:
+            toolkits = toolkit_tools(load_toolkit_library(list(toolkit_paths)))
+        except (OSError, ValueError, ToolkitLoadError):
+            pass  # refused with its reason where the open scenarios are prepared
     try:
-        return load_pack(suite, parameters_of=registry.parameters_of), resolve_pack_path(suite)
+        pack = load_pack(suite, parameters_of=registry.parameters_of, toolkits=toolkits)
+        return pack, resolve_pack_path(suite)
     except ScenarioLoadError as exc:
         raise RunError(f"suite {suite!r} has problems:\n{exc}") from exc
 
@@ -653,7 +672,7 @@ async def start_run(
         if holder is not None:
             raise RunError(f"{run_dir} is in use by another process (pid {holder})")
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
-    pack, pack_path = _load(config.suite, registry)
+    pack, pack_path = _load(config.suite, registry, config.toolkit_paths)
     try:
         episodes = expand_run(config, pack, branch)
     except ValueError as exc:
@@ -790,7 +809,7 @@ async def _resume(
     )
     await asyncio.to_thread(check_input_files, manifest.input_files, where, warn)
     config = _recorded_cache(config, manifest, warn)
-    pack, _ = _load(pack_source(manifest), registry)
+    pack, _ = _load(pack_source(manifest), registry, config.toolkit_paths)
     branch = None
     if manifest.branch is not None:
         point = BranchPoint.model_validate(manifest.branch)

@@ -1,8 +1,10 @@
 """Loading scenario packs from YAML, reporting every problem with file, scenario and field.
 
-A pack is a directory (optional `pack.yaml` with name/description, plus scenario files) or a
-single YAML file holding one scenario, a list of scenarios, or `{scenarios: [...]}`. Authors fix
-files in batches, so validation collects all problems instead of stopping at the first.
+A pack is a directory (optional `pack.yaml` with name/description, plus scenario files: every
+`*.yaml` and `*.yml`, in any case) or a single YAML (or JSON) file holding one scenario, a list of
+scenarios, or `{scenarios: [...]}`. Other files in a pack directory that look like scenario data
+(`*.json`) are not read, and each is reported as an ignored file (a warning). Authors fix files in
+batches, so validation collects all problems instead of stopping at the first.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from scenarios.checks import ParametersOf, declared_parameters, scenario_findings
+from scenarios.checks import ParametersOf, ToolkitTools, declared_parameters, scenario_findings
 from scenarios.code_tasks import CodeTask
 from scenarios.importers import looks_like_toolemu_cases, toolemu_case_to_raw
 from scenarios.model import Pack, Scenario
@@ -26,6 +28,26 @@ from scenarios.safe_yaml import load_yaml
 
 PACK_META_FILE = "pack.yaml"
 _YAML_SUFFIXES = (".yaml", ".yml")
+# Files in a pack directory that look like scenario data but are not read there (a JSON file is
+# read only when it is the pack itself): each is reported, never skipped in silence.
+_IGNORED_DATA_SUFFIXES = (".json",)
+
+
+class DuplicateJSONKeyError(ValueError):
+    """A JSON object with the same key twice (``json`` silently keeps the last value)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            others = ", ".join(dict.fromkeys(k for k, _ in pairs))
+            raise DuplicateJSONKeyError(
+                f"duplicate key {key!r} in the object with keys {others[:200]} (JSON readers "
+                "keep only the last value; give each key once)"
+            )
+        seen[key] = value
+    return seen
 
 
 @dataclass(frozen=True)
@@ -87,7 +109,13 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
     try:
         text = path.read_text(encoding="utf-8")
         # JSON is parsed as JSON: YAML rejects some of its escapes (surrogate pairs).
-        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+        data = (
+            json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            if path.suffix.lower() == ".json"
+            else load_yaml(text)
+        )
+    except DuplicateJSONKeyError as exc:
+        return [], [Problem(str(path), None, None, f"not valid as a scenario file: {exc}")]
     except json.JSONDecodeError as exc:
         where = f" (line {exc.lineno}, column {exc.colno})"
         return [], [Problem(str(path), None, None, f"not valid JSON{where}: {exc.msg}")]
@@ -147,14 +175,16 @@ def _long_strings(value: Any, path: str) -> Iterable[str]:
             yield from _long_strings(item, f"{path}[{index}]")
 
 
-def _scenario_files(path: Path) -> list[Path]:
+def _scenario_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """The files of a pack that are read (a single file, or every ``*.yaml``/``*.yml`` under a
+    directory, in any case, but ``pack.yaml``), and those that look like scenario data but are
+    not read (``*.json`` under a directory: a JSON file is read only as the pack itself)."""
     if path.is_file():
-        return [path]
-    return sorted(
-        p
-        for p in path.rglob("*")
-        if p.suffix in _YAML_SUFFIXES and p.name != PACK_META_FILE and p.is_file()
-    )
+        return [path], []
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    read = [p for p in files if p.suffix.lower() in _YAML_SUFFIXES and p.name != PACK_META_FILE]
+    ignored = [p for p in files if p.suffix.lower() in _IGNORED_DATA_SUFFIXES]
+    return read, ignored
 
 
 @dataclass
@@ -175,7 +205,10 @@ def validate_path(path: str | Path) -> tuple[list[Scenario], list[Problem]]:
 
 
 def read_pack_contents(
-    path: str | Path, *, parameters_of: ParametersOf = declared_parameters
+    path: str | Path,
+    *,
+    parameters_of: ParametersOf = declared_parameters,
+    toolkits: ToolkitTools | None = None,
 ) -> PackContents:
     """Every valid scenario and code task under `path`, and every problem found.
 
@@ -184,7 +217,8 @@ def read_pack_contents(
     with one is refused by ``load_pack``), its ``warning`` findings go to ``warnings``.
     ``parameters_of`` gives each tool's arguments schema for those checks (by default the
     schema a proxy tool declares; ``propensity validate`` passes one that also resolves
-    toolkit-backed tools through the tool registry)."""
+    toolkit-backed tools through the tool registry); ``toolkits`` the loaded specs of open
+    scenarios' toolkits, against which their world graphs are checked (``--toolkits``)."""
     root = Path(path)
     if not root.exists():
         return PackContents([], [], [Problem(str(root), None, None, "no such file or directory")])
@@ -193,7 +227,19 @@ def read_pack_contents(
     problems: list[Problem] = []
     warnings: list[Problem] = []
     first_seen: dict[str, str] = {}
-    for file in _scenario_files(root):
+    files, ignored = _scenario_files(root)
+    warnings += [
+        Problem(
+            str(file),
+            None,
+            None,
+            "ignored file: a pack directory reads only *.yaml and *.yml files (pass a JSON "
+            "scenario file as the suite by itself, or convert it to YAML)",
+            "warning",
+        )
+        for file in ignored
+    ]
+    for file in files:
         documents, file_problems = _documents(file)
         problems.extend(file_problems)
         for raw, prefix in documents:
@@ -216,7 +262,7 @@ def read_pack_contents(
                 if model is Scenario:
                     # One pass reports everything: check what the rest of the scenario says.
                     problems += _salvaged_findings(
-                        raw, exc, str(file), scenario_id, prefix, parameters_of
+                        raw, exc, str(file), scenario_id, prefix, parameters_of, toolkits
                     )
                 continue
             if item.id in first_seen:
@@ -235,7 +281,7 @@ def read_pack_contents(
                 continue
             findings = [
                 Problem(str(file), item.id, prefix + f.field, f.message, f.severity)
-                for f in scenario_findings(item, parameters_of)
+                for f in scenario_findings(item, parameters_of, toolkits)
             ]
             errors = [finding for finding in findings if finding.severity == "error"]
             problems += errors
@@ -260,6 +306,7 @@ def _salvaged_findings(
     scenario_id: str | None,
     prefix: str,
     parameters_of: ParametersOf,
+    toolkits: ToolkitTools | None = None,
     rounds: int = 3,
 ) -> list[Problem]:
     """The ``scenario_findings`` of a scenario the model refused, checked with the refused
@@ -292,7 +339,7 @@ def _salvaged_findings(
         gone = [prefix + _field_path(path) for path in removed]
         return [
             Problem(file, scenario_id, prefix + f.field, f.message, f.severity)
-            for f in scenario_findings(item, parameters_of)
+            for f in scenario_findings(item, parameters_of, toolkits)
             if not any(_related(prefix + f.field, where) for where in gone)
         ]
     return []
@@ -376,12 +423,16 @@ def resolve_pack_path(name_or_path: str | Path) -> Path:
 
 
 def load_pack(
-    name_or_path: str | Path, *, parameters_of: ParametersOf = declared_parameters
+    name_or_path: str | Path,
+    *,
+    parameters_of: ParametersOf = declared_parameters,
+    toolkits: ToolkitTools | None = None,
 ) -> Pack:
     """Load a pack, refusing it whole if any scenario in it has a problem (an error of
-    ``read_pack_contents``, with the same ``parameters_of``); warnings do not refuse it."""
+    ``read_pack_contents``, with the same ``parameters_of`` and ``toolkits``); warnings do not
+    refuse it."""
     root = resolve_pack_path(name_or_path)
-    contents = read_pack_contents(root, parameters_of=parameters_of)
+    contents = read_pack_contents(root, parameters_of=parameters_of, toolkits=toolkits)
     if contents.problems:
         raise ScenarioLoadError(contents.problems)
     meta = _pack_meta(root)
