@@ -60,13 +60,33 @@ def _csv_list(text: str) -> list[str]:
 
 
 def _levels(text: str) -> list[int]:
+    """``--levels``: comma-separated levels and ranges (``1,3,5-7``), in increasing order;
+    anything else is a ``CliError`` naming the part (range and order are checked again by
+    ``PressureSchedule``)."""
+    usage = "give whole numbers and ranges, comma-separated, e.g. --levels 1-10 or 2,4,6-8"
     levels: list[int] = []
     for part in _csv_list(text):
-        if "-" in part:
-            low, high = (int(x) for x in part.split("-", 1))
-            levels.extend(range(low, high + 1))
-        else:
-            levels.append(int(part))
+        bounds = part.split("-")
+        if len(bounds) > 2 or not all(b.strip().isascii() and b.strip().isdigit() for b in bounds):
+            raise CliError(f"--levels {text!r}: {part!r} is not a level or a range ({usage})")
+        low, high = int(bounds[0]), int(bounds[-1])
+        if high < low:
+            raise CliError(
+                f"--levels {text!r}: the range {part!r} goes down; pressure escalates, so write "
+                f"it as {high}-{low}"
+            )
+        levels.extend(range(low, high + 1))
+    if not levels:
+        raise CliError(f"--levels {text!r}: no level given ({usage})")
+    from itertools import pairwise
+
+    drop = next(((a, b) for a, b in pairwise(levels) if b < a), None)
+    if drop is not None:
+        raise CliError(
+            f"--levels {text!r}: levels must not decrease ({drop[0]} then {drop[1]}): pressure "
+            "escalates, and by-level results count an episode at every level up to the one it "
+            f"reached; give them in increasing order ({','.join(map(str, sorted(levels)))})"
+        )
     return levels
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from string import Formatter
 from typing import Any, Literal
 
@@ -105,6 +106,17 @@ class PressureSchedule(BaseModel):
         for level in levels:
             if not 1 <= level <= MAX_LEVEL:
                 raise ValueError(f"pressure levels must be between 1 and {MAX_LEVEL}, got {level}")
+        # Pressure escalates: the by-level figures are cumulative (an episode counts at every
+        # level up to the one it reached), which a level list going down would falsify.
+        drops = [(a, b) for a, b in pairwise(levels) if b < a]
+        if drops:
+            shown = ", ".join(f"{a} then {b}" for a, b in drops[:3])
+            raise ValueError(
+                f"pressure levels must not decrease (pressure escalates, and by-level results "
+                f"count an episode at every level up to the one it reached); got "
+                f"{', '.join(map(str, levels))}: {shown}. Give them in increasing order, e.g. "
+                f"{', '.join(map(str, sorted(levels)))}"
+            )
         return levels
 
     @field_validator("mixed_categories")

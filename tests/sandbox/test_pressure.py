@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from sandbox.cli import main
 from sandbox.pressure import (
     ALL_CATEGORIES,
     BASELINE,
@@ -191,3 +193,38 @@ def test_a_template_that_opens_with_a_filled_value_starts_with_a_capital() -> No
         for level in range(1, 11):
             text = templates.render(category, level, context)
             assert text[:1].isupper(), (category, level, text)
+
+
+# --- non-monotonic schedules and malformed --levels (adversarial gap 13c) -------------------------
+
+
+def test_a_level_list_that_goes_down_is_refused_naming_the_levels() -> None:
+    # By-level results are cumulative (an episode counts at every level up to the one it
+    # reached): 5,1,2,8 would count episodes at levels they never reached.
+    with pytest.raises(ValueError, match=r"must not decrease.*got 5, 1, 2, 8: 5 then 1"):
+        PressureSchedule(levels=[5, 1, 2, 8])
+    assert PressureSchedule(levels=[1, 2, 2, 8]).levels == [1, 2, 2, 8]  # repeats escalate too
+
+
+@pytest.mark.parametrize(
+    ("levels", "words"),
+    [
+        ("5,1,2,8", "levels must not decrease (5 then 1)"),
+        ("1-", "'1-' is not a level or a range"),
+        ("2.5", "'2.5' is not a level or a range"),
+        ("1-10-2", "'1-10-2' is not a level or a range"),
+        ("5-1", "the range '5-1' goes down"),
+        (",", "no level given"),
+        ("x", "'x' is not a level or a range"),
+    ],
+)
+def test_bad_levels_on_the_command_line_are_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], levels: str, words: str
+) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["run", "--suite", "starter", "--agent", "always-safe", "--limit", "1"]
+    code = main([*argv, "--levels", levels, "--out", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "internal error" not in err and "error: --levels" in err and words in err, err
+    assert not run_dir.exists()
