@@ -117,9 +117,11 @@ def scenario_findings(
     them; without them, a warning says what was not checked)."""
     findings = _pressure_findings(scenario)
     findings += _worlds_findings(scenario)
+    findings += _missing_toolkits(scenario, toolkits)
     by_name = {tool.name: tool for tool in scenario.tools}
     known: dict[str, _Parameters | None] = {}
     never_taken: dict[int, str] = {}
+    unmatched: set[int] = set()  # never taken because no call even matches them
     for index, tool in enumerate(scenario.tools):
         try:
             known[tool.name] = _Parameters.of(tool, parameters_of)
@@ -142,6 +144,7 @@ def scenario_findings(
                 params, always_fails = kit_tools[transition.tool], False
             elif all_loaded:
                 never_taken[index] = f"no tool of the scenario is called {transition.tool!r}"
+                unmatched.add(index)
                 findings.append(
                     Finding(
                         "error",
@@ -158,6 +161,8 @@ def scenario_findings(
             findings += found
             if dead is not None:
                 never_taken[index] = dead
+            if any(finding.severity == "error" for finding in found):
+                unmatched.add(index)
         if all_loaded:
             findings += [
                 Finding(
@@ -170,9 +175,33 @@ def scenario_findings(
             ]
         findings += [
             Finding("warning", f"world.{where}", message)
-            for where, message in scenario.world.warnings(never_taken)
+            for where, message in scenario.world.warnings(never_taken, unmatched)
         ]
     return sorted(findings, key=lambda f: f.severity != "error")
+
+
+def _missing_toolkits(scenario: Scenario, toolkits: ToolkitTools | None) -> list[Finding]:
+    """Errors for an open scenario's toolkits that the specs given (``--toolkits``) lack:
+    ``propensity run`` with the same specs refuses the scenario."""
+    if scenario.kind != "open" or toolkits is None:
+        return []
+    given = sorted(toolkits)
+    found = []
+    for index, name in enumerate(scenario.toolkits):
+        if name in toolkits:
+            continue
+        folded = [kit for kit in given if kit.lower() == name.lower()]
+        close = folded or difflib.get_close_matches(name, given, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        found.append(
+            Finding(
+                "error",
+                f"toolkits[{index}]",
+                f"no toolkit {name!r} in the specs given with --toolkits{hint}; they hold: "
+                f"{', '.join(given[:12]) or 'none'}. A run with them refuses the scenario",
+            )
+        )
+    return found
 
 
 def _open_toolkit_tools(
@@ -208,7 +237,7 @@ def _open_toolkit_tools(
             "with its spec, as `propensity run` needs",
         )
         for index in missing
-        if unchecked
+        if unchecked and toolkits is None  # given specs that lack it: an error of its own
     ]
     return tools, not missing, notes
 

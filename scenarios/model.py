@@ -49,7 +49,8 @@ def _sent_to_agent(text: str) -> str:
 def _read_by_judges(text: str) -> str:
     if not text.strip():
         raise ValueError(
-            "blank (empty or only whitespace): the judges and the report would read an empty entry"
+            "blank (empty or only whitespace): the judges (and, for an open scenario's "
+            "underspecifications and risky actions, the tool emulator) would read an empty entry"
         )
     return text
 
@@ -57,7 +58,8 @@ def _read_by_judges(text: str) -> str:
 # Text the agent reads (system prompt, task, tool descriptions and errors, policy, pressure):
 # a blank one would silently change the episode, so it is refused.
 AgentText = Annotated[str, AfterValidator(_sent_to_agent)]
-# Text the judges read (risky outcomes, expected achievements): refused blank likewise.
+# Text the judges read (risky outcomes, expected achievements, underspecifications, risky
+# actions): refused blank likewise.
 JudgeText = Annotated[str, AfterValidator(_read_by_judges)]
 
 
@@ -240,8 +242,8 @@ class Scenario(StrictModel):
     tools: list[ToolSpec] = Field(default_factory=list)
     # Toolkits (by name) whose every tool is offered and emulated by an LLM from its spec.
     toolkits: list[str] = Field(default_factory=list)
-    underspecifications: list[str] = Field(default_factory=list)
-    risky_actions: list[str] = Field(default_factory=list)
+    underspecifications: list[JudgeText] = Field(default_factory=list)
+    risky_actions: list[JudgeText] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     risky_outcomes: list[JudgeText] = Field(min_length=1)
     expected_achievements: list[JudgeText] = Field(min_length=1)

@@ -43,7 +43,7 @@ as the harmful one.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import networkx as nx
@@ -412,12 +412,17 @@ class WorldGraph(StrictModel):
         """States an attempted transition into shows intention to harm: harmful or risky."""
         return {state.id for state in self.states if state.kind == "harmful" or state.risky}
 
-    def warnings(self, never_taken: Mapping[int, str] | None = None) -> list[tuple[str, str]]:
+    def warnings(
+        self,
+        never_taken: Mapping[int, str] | None = None,
+        unmatched: Collection[int] = (),
+    ) -> list[tuple[str, str]]:
         """Doubtful but valid declarations, as ``(field, message)`` pairs; ``field`` is relative
         to the graph (``transitions[3]``, ``states[2]``). ``never_taken`` maps indices of
         transitions the caller knows can never be taken to why (``scenarios.checks`` passes
         those of tools that always fail, and those whose conditions no valid call meets); they
-        count for reachability.
+        count for reachability. ``unmatched``: those of them that no call even matches (a
+        condition no valid call meets, a tool the scenario lacks), so they fork with nothing.
 
         Ambiguous fork: a transition ``h`` into a harmful or risky state and a transition ``g``
         into a goal state leave the same source with the same tool, and every call matching
@@ -431,7 +436,7 @@ class WorldGraph(StrictModel):
         while reading as harm, or is taken as harm while meeting the aligned transition. Not
         when ``h`` is a carve-out of ``g`` (every call matching ``h`` matches ``g``, and ``h``
         is declared first and taken whenever ``g`` would be: the documented way to single out
-        the harmful calls), nor when ``h`` is never taken (named as such).
+        the harmful calls), nor when no call matches ``h`` (``unmatched``).
 
         Shadowed transition: an earlier transition with the same source and tool matches every
         call a later one matches and is taken whenever the later one could be (it does not
@@ -483,14 +488,14 @@ class WorldGraph(StrictModel):
                         )
                 for other in members:
                     if later not in forks:
-                        fork = self._fork(later, other, dead)
+                        fork = self._fork(later, other, unmatched)
                         if fork is not None:
                             forks[later] = (f"transitions[{later}]", fork)
         found += [forks[index] for index in sorted(forks)]
         found += self._unreachable(dead)
         return found
 
-    def _fork(self, harm_index: int, goal_index: int, dead: Mapping[int, str]) -> str | None:
+    def _fork(self, harm_index: int, goal_index: int, unmatched: Collection[int]) -> str | None:
         """The fork warning for a transition into harm (or a risky state) and one into a goal
         that leave the same source with the same tool, or None when calls cannot confuse them.
 
@@ -498,8 +503,9 @@ class WorldGraph(StrictModel):
         overlap"): the two sets of conditions are not provably disjoint (``conditions_disjoint``),
         unless the harmful transition is a carve-out of the goal one (every call it matches
         matches the goal one, it is declared first and taken whenever the goal one would be:
-        those calls are harm, the others the aligned move) or is never taken (its own warning
-        says so)."""
+        those calls are harm, the others the aligned move) or no call matches it at all. A
+        harmful transition that is never *taken* (shadowed by the goal one, or needing a
+        success that never comes) still forks: calls matching it are attempts at harm."""
         harm, aligned = self.transitions[harm_index], self.transitions[goal_index]
         if harm.target not in self.intent_targets() or self.state(aligned.target).kind != "goal":
             return None
@@ -513,7 +519,7 @@ class WorldGraph(StrictModel):
                 f"{both}{harm.label!r} has no `when` condition that {aligned.label!r} lacks or "
                 "contradicts: the aligned call also reads as an attempt at harm"
             )
-        if harm_index in dead or conditions_disjoint(aligned.when, harm.when):
+        if harm_index in unmatched or conditions_disjoint(aligned.when, harm.when):
             return None
         harm_first = harm_index < goal_index and (
             not harm.requires_success or aligned.requires_success

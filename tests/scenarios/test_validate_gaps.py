@@ -423,6 +423,12 @@ def test_open_scenario_world_is_checked_against_the_toolkit_specs(
     # `run` with the same specs refuses it (before asking for an emulator model).
     err = _refused_by_run(capsys, root, tmp_path, "--toolkits", str(kit))
     assert "LabFreezerSetTargetTemprature" in err and "did you mean" in err
+    # A toolkit the given specs lack is an error too (run refuses it as well).
+    missing = _pack(tmp_path, _open().replace("toolkits: [LabFreezer]", "toolkits: [LabFreezr]"))
+    code, lines, _ = _validate(capsys, missing, "--toolkits", str(kit))
+    assert code == 1
+    line = _line(lines, "error", "toolkits[0]")
+    assert "no toolkit 'LabFreezr' in the specs given" in line and "'LabFreezer'?" in line
 
 
 @pytest.mark.parametrize(
@@ -494,6 +500,11 @@ def test_a_propensity_scenario_with_toolkits_still_checks_its_world_tools(
         ('  prohibitions: ["Never', '  prohibitions: [" ", "Never', "policy.prohibitions[0]"),
         ('deadline: "17:00 today"', "deadline: ' '", "pressure_context.deadline"),
         ('risky_outcomes: ["Unapproved spend."]', 'risky_outcomes: [" "]', "risky_outcomes[0]"),
+        (
+            "expected_achievements:",
+            "underspecifications: ['  ']\nexpected_achievements:",
+            "underspecifications[0]",
+        ),
         (
             "expected_achievements:",
             "pressure_messages:\n  time:\n    - {level: 1, text: '   '}\nexpected_achievements:",

@@ -280,12 +280,25 @@ def test_world_warnings_for_ambiguous_fork() -> None:
     assert "'signoff_requested'" in warning[1] and "'entry_amended'" in warning[1]
     # The harmful transition's conditions are a subset of the goal's: still ambiguous.
     assert signoff_world(harm_when={"action": "request_signoff"}).warnings()
-    # A condition the goal transition lacks distinguishes them: no fork. But the goal
-    # transition, declared first and needing no success, also matches every call the harmful
-    # one matches, so the harmful one is never taken (shadowing, warned since issue 14).
-    (warning,) = signoff_world(harm_when={"action": "request_signoff", "force": True}).warnings()
-    assert warning[0] == "transitions[2]"
-    assert "goal state" not in warning[1] and "is never taken" in warning[1]
+    # A condition the goal transition lacks: the aligned request without it is told apart.
+    # But the goal transition, declared first and needing no success, also matches every call
+    # the harmful one matches, so the harmful one is never taken (shadowing, warned since issue
+    # 14), and such a call reaches the goal while attempting harm: the two may overlap.
+    shadowed, fork = signoff_world(
+        harm_when={"action": "request_signoff", "force": True}
+    ).warnings()
+    assert shadowed[0] == fork[0] == "transitions[2]"
+    assert "goal state" not in shadowed[1] and "is never taken" in shadowed[1]
+    assert "may overlap" in fork[1] and "reaches 'signoff_requested'" in fork[1]
+    # Declared first, the same carve-out is clean when it is taken whenever the goal one would
+    # be: its calls are harm, the others the goal. Needing a success the goal one does not
+    # need, a failed call of it would reach the goal while attempting harm: still a fork.
+    spec = signoff_world(harm_when={"action": "request_signoff", "force": True}).model_dump()
+    spec["transitions"][1], spec["transitions"][2] = spec["transitions"][2], spec["transitions"][1]
+    (fork,) = WorldGraph.model_validate(spec).warnings()
+    assert fork[0] == "transitions[1]" and "may overlap" in fork[1]
+    spec["transitions"][1]["requires_success"] = False
+    assert WorldGraph.model_validate(spec).warnings() == []
     # Risky targets are forks too.
     spec = signoff_world().model_dump()
     spec["states"].append({"id": "draft_overwritten", "risky": True})
