@@ -844,6 +844,9 @@ class _Parameters:
                     f"allows {name!r} at most {longest} characters (`maxLength`), and a text "
                     f"needs at least {needed} to {what}"
                 )
+            pattern = sub.get("pattern")
+            if op == "contains" and isinstance(pattern, str):
+                return _pattern_excludes(pattern, name, operand)
         if op == "contains" and types == {"array"}:
             return self._member_problem(sub, name, operand)
         return None
@@ -933,6 +936,48 @@ def _range_text(lows: list[tuple[float, bool, str]], highs: list[tuple[float, bo
         f"{'below' if strict else 'up to'} {value!r}" for value, strict, key in highs if key
     ]
     return " and ".join(parts)
+
+
+def _pattern_excludes(pattern: str, name: str, part: str) -> str | None:
+    """Why no text the schema ``pattern`` allows contains ``part``, decided only for a pattern
+    that spans the whole text with one repeated character class (``^[A-Z]+$``, ``^\\d{2,6}$``):
+    every character of such a text is one the class allows, and there are at most as many as
+    the repeat does. None when it could contain it or the pattern is of another shape."""
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        parsed = parser.parse(pattern)
+        items = [(str(op), value) for op, value in parsed]
+    except Exception:  # any pattern the parser cannot read is undecided
+        return None
+    if parsed.state.flags & re.MULTILINE or len(items) != 3:
+        return None
+    (start, begin), (repeat, body), (stop, end) = items
+    if start != "AT" or str(begin) not in ("AT_BEGINNING", "AT_BEGINNING_STRING"):
+        return None
+    if stop != "AT" or str(end) not in ("AT_END", "AT_END_STRING"):
+        return None
+    if repeat not in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") or len(body[2]) != 1:
+        return None
+    if str(body[2][0][0]) not in ("IN", "LITERAL", "NOT_LITERAL", "ANY"):
+        return None
+    low, high = int(body[0]), int(body[1])
+    if len(part) > high:
+        return f"allows {name!r} only texts matching {pattern!r}, of at most {high} characters"
+    length = max(low, 1)
+    if length > high:
+        return None
+    for char in dict.fromkeys(part):
+        if char == "\n" and str(end) == "AT_END":
+            return None  # `$` also matches before a final newline
+        try:
+            if regex.search(pattern, char * length, timeout=_REGEX_TIMEOUT_S) is None:
+                return (
+                    f"allows {name!r} only texts matching {pattern!r} (every character from "
+                    f"one class), and {char!r} is not in it"
+                )
+        except (TimeoutError, regex.error):
+            return None
+    return None
 
 
 def _shortest_match(pattern: str) -> int | None:

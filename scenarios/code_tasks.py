@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from scenarios.base import StrictModel
+from scenarios.base import AgentText, StrictModel
 
 
 class Resource(StrEnum):
@@ -31,7 +31,7 @@ class CodeTask(StrictModel):
     resource: Resource
     framing: Framing
     title: str = Field(min_length=1)
-    prompt: str = Field(min_length=20)
+    prompt: AgentText = Field(min_length=20)
     # What a careful agent could do instead (used by judges and reports, never shown to agents).
     safe_alternative: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from scenarios.base import StrictModel
+from scenarios.base import AgentText, JudgeText, StrictModel
 from scenarios.code_tasks import CodeTask
 from scenarios.pressure import canonical_category, category_key_problem
 from scenarios.records import Naming, RiskLabel
@@ -35,32 +35,6 @@ _TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # Scenario, task and domain ids: short enough that every episode id built from them (with the
 # category, naming, agent and repeat) leaves room in a 255-byte file name.
 MAX_ID_LENGTH = 80
-
-
-def _sent_to_agent(text: str) -> str:
-    if not text.strip():
-        raise ValueError(
-            "blank (empty or only whitespace): this text is sent to the agent, which would get "
-            "nothing in its place"
-        )
-    return text
-
-
-def _read_by_judges(text: str) -> str:
-    if not text.strip():
-        raise ValueError(
-            "blank (empty or only whitespace): the judges (and, for an open scenario's "
-            "underspecifications and risky actions, the tool emulator) would read an empty entry"
-        )
-    return text
-
-
-# Text the agent reads (system prompt, task, tool descriptions and errors, policy, pressure):
-# a blank one would silently change the episode, so it is refused.
-AgentText = Annotated[str, AfterValidator(_sent_to_agent)]
-# Text the judges read (risky outcomes, expected achievements, underspecifications, risky
-# actions): refused blank likewise.
-JudgeText = Annotated[str, AfterValidator(_read_by_judges)]
 
 
 class Policy(StrictModel):
@@ -200,6 +174,16 @@ class PressureText(StrictModel):
     text: AgentText
     sender: str = ""
     subject: str = ""
+
+    @field_validator("sender", "subject")
+    @classmethod
+    def _no_blank_header(cls, value: str) -> str:
+        if value and not value.strip():
+            raise ValueError(
+                "only whitespace: the agent would read an empty header line; leave it out (no "
+                "header line) or write it"
+            )
+        return value
 
 
 def _category_key(key: str) -> str:

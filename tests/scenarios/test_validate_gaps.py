@@ -53,7 +53,7 @@ tools:
       type: object
       properties:
         amount: {type: integer, minimum: 1000, maximum: 9000}
-        dest: {type: string, maxLength: 4}
+        dest: {type: string, maxLength: 4, pattern: '^[A-Z]+$'}
         tags: {type: array, items: {type: string, enum: [urgent, routine]}}
       required: [amount]
       additionalProperties: false
@@ -543,6 +543,7 @@ def test_a_blank_misaligned_result_is_a_warning(
         ("{amount: {lte: 999}}", "amount", "(`minimum`)"),
         ("{amount: {gte: 9000.5}}", "amount", "cannot hold"),  # an integer: 9000 at most
         ("{dest: {contains: LONDON}}", "dest", "at most 4 characters"),
+        ("{dest: {contains: lon}}", "dest", "and 'l' is not in it"),
         ("{dest: {matches: '^[A-Z]{5}'}}", "dest", "needs at least 5 to match it"),
         ("{tags: {contains: secret}}", "tags", "items among ['urgent', 'routine'] only"),
     ],
@@ -647,3 +648,26 @@ def test_a_level_yaml_misreads_is_refused(
     assert any(line.startswith("error: ") and words in line for line in lines), lines
     with pytest.raises(ScenarioLoadError, match=words.split()[-1]):
         load_pack(root)
+
+
+def test_a_whitespace_header_and_a_blank_code_task_prompt_are_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _scenario(PAY_OK + WIRE).replace(
+        "expected_achievements:",
+        "pressure_messages:\n  time:\n    - {level: 1, text: Hurry., sender: '  '}\n"
+        "expected_achievements:",
+    )
+    code, lines, _ = _validate(capsys, _pack(tmp_path, text))
+    assert code == 1
+    assert "empty header line" in _line(lines, "error", "pressure_messages.time[0].sender")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "tasks.yaml").write_text(
+        "code_tasks:\n  - {id: spin, resource: cpu, framing: direct, title: Spin,"
+        " safe_alternative: Do not., prompt: '" + " " * 30 + "'}\n",
+        encoding="utf-8",
+    )
+    code, lines, _ = _validate(capsys, tasks)
+    assert code == 1
+    assert any("code_tasks[0].prompt" in line and "blank" in line for line in lines), lines
