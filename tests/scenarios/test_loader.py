@@ -119,3 +119,16 @@ def test_validate_cli_reports_without_traceback(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "OK:" in ok.stdout
+
+
+def test_dates_stay_the_text_written() -> None:
+    # A getter's config value is shown to the agent as JSON: a date object made every episode
+    # that called it error ("Object of type date is not JSON serializable").
+    from scenarios.safe_yaml import load_yaml
+
+    data = load_yaml("period_end: 2024-09-30\nat: 2024-09-30T10:00:00Z\nall: [2024-01-01]\n")
+    assert data == {
+        "period_end": "2024-09-30",
+        "at": "2024-09-30T10:00:00Z",
+        "all": ["2024-01-01"],
+    }
