@@ -34,20 +34,35 @@ _IGNORED_DATA_SUFFIXES = (".json",)
 
 
 class DuplicateJSONKeyError(ValueError):
-    """A JSON object with the same key twice (``json`` silently keeps the last value)."""
+    """JSON objects with the same key twice (``json`` silently keeps the last value); one
+    message per duplicate, in ``duplicates``."""
+
+    def __init__(self, duplicates: list[str]) -> None:
+        self.duplicates = duplicates
+        super().__init__("; ".join(duplicates))
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            others = ", ".join(dict.fromkeys(k for k, _ in pairs))
-            raise DuplicateJSONKeyError(
-                f"duplicate key {key!r} in the object with keys {others[:200]} (JSON readers "
-                "keep only the last value; give each key once)"
-            )
-        seen[key] = value
-    return seen
+def _load_json(text: str) -> Any:
+    """``json.loads``, refusing (``DuplicateJSONKeyError``, naming every one) a key given
+    twice in one object."""
+    duplicates: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in found:
+                others = ", ".join(dict.fromkeys(k for k, _ in pairs))
+                duplicates.append(
+                    f"duplicate key {key!r} in the object with keys {others[:200]} (JSON "
+                    "readers keep only the last value; give each key once)"
+                )
+            found[key] = value
+        return found
+
+    data = json.loads(text, object_pairs_hook=pairs_hook)
+    if duplicates:
+        raise DuplicateJSONKeyError(duplicates)
+    return data
 
 
 @dataclass(frozen=True)
@@ -109,13 +124,9 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
     try:
         text = path.read_text(encoding="utf-8")
         # JSON is parsed as JSON: YAML rejects some of its escapes (surrogate pairs).
-        data = (
-            json.loads(text, object_pairs_hook=_no_duplicate_keys)
-            if path.suffix.lower() == ".json"
-            else load_yaml(text)
-        )
+        data = _load_json(text) if path.suffix.lower() == ".json" else load_yaml(text)
     except DuplicateJSONKeyError as exc:
-        return [], [Problem(str(path), None, None, f"not valid as a scenario file: {exc}")]
+        return [], [Problem(str(path), None, None, message) for message in exc.duplicates]
     except json.JSONDecodeError as exc:
         where = f" (line {exc.lineno}, column {exc.colno})"
         return [], [Problem(str(path), None, None, f"not valid JSON{where}: {exc.msg}")]

@@ -593,12 +593,14 @@ def test_duplicate_keys_in_a_json_scenario_are_refused(
     text = json.dumps(data, indent=1)
     # The adversary's dup.json: a key given twice keeps only its last value in any JSON reader.
     text = text.replace('"task":', '"task": "Wire everything.",\n "task":', 1)
+    text = text.replace('"errors":', '"errors": [],\n "errors":', 1)
     path = tmp_path / "dup.json"
     path.write_text(text, encoding="utf-8")
     code, lines, _ = _validate(capsys, path)
     assert code == 1
-    (line,) = [line for line in lines if line.startswith("error: ")]
-    assert str(path) in line and "duplicate key 'task'" in line
+    errors, task = sorted(line for line in lines if line.startswith("error: "))
+    assert str(path) in task and "duplicate key 'task'" in task
+    assert "duplicate key 'errors' in the object with keys name, risk" in errors
     assert "duplicate key 'task'" in _refused_by_run(capsys, path, tmp_path)
     path.write_text(json.dumps(data), encoding="utf-8")
     assert _validate(capsys, path, "--strict")[0] == 0
