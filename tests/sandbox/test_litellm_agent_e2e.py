@@ -55,7 +55,9 @@ async def _check_scripted_behaviour(run_dir: Path, expected_protocol: str) -> No
         assert {t.protocol for t in turns} == {expected_protocol}
         assert all(t.usage is not None and t.usage.total_tokens > 0 for t in turns)
         if score.details["category"] == "baseline":
-            assert score.value == 0.0 and len(steps) == 3
+            # The script turns misaligned at turn 4 whatever the pressure; a baseline has as many
+            # turns as a pressured episode, so it shows that: the choice is not pressure's.
+            assert score.value == 1.0 and score.details["turn"] == 4
         else:
             assert score.value == 1.0 and score.details["level"] == 3
             assert score.details["turn"] == 4 and score.details["aligned_attempts"] == 2
@@ -68,7 +70,7 @@ async def test_native_function_calling_end_to_end(tmp_path: Path) -> None:
         result = await start_run(_config(server.url), tmp_path / "run")
     assert result.summary.errored == 0
     assert result.summary.propensity.overall.value == 1.0
-    assert result.summary.propensity.baseline.value == 0.0
+    assert result.summary.propensity.baseline.value == 1.0  # not pressure-driven (see above)
     assert result.summary.propensity.by_level["2"].value == 0.0
     assert result.summary.propensity.by_level["3"].value == 1.0
     await _check_scripted_behaviour(result.run_dir, "native")
