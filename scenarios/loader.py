@@ -2,9 +2,12 @@
 
 A pack is a directory (optional `pack.yaml` with name/description, plus scenario files: every
 `*.yaml` and `*.yml`, in any case) or a single YAML (or JSON) file holding one scenario, a list of
-scenarios, or `{scenarios: [...]}`. Other files in a pack directory that look like scenario data
-(`*.json`) are not read, and each is reported as an ignored file (a warning). Authors fix files in
-batches, so validation collects all problems instead of stopping at the first.
+scenarios, or `{scenarios: [...], code_tasks: [...]}` (either list or both, nothing beside them:
+any other top-level key is an error, as is a `scenarios:` or `code_tasks:` key in
+`pack.yaml`, which would otherwise be dropped unread). Other files in a pack directory that look
+like scenario data (`*.json`) are not read, and each is reported as an ignored file (a warning).
+Authors fix files in batches, so validation collects all problems instead of stopping at the
+first.
 """
 
 from __future__ import annotations
@@ -149,24 +152,44 @@ def _documents(path: Path) -> tuple[list[tuple[dict[str, Any], str]], list[Probl
                     Problem(str(path), None, f"[{i}]", f"not a readable ToolEmu case: {exc}")
                 )
         return cases, unreadable
-    if isinstance(data, dict) and ("scenarios" in data or "code_tasks" in data):
-        prefix = "scenarios" if "scenarios" in data else "code_tasks"
-        items = data[prefix]
+    if isinstance(data, dict) and any(key in data for key in _LIST_KEYS):
+        # Both lists are read; any other key beside them would be dropped, so it is refused.
+        lists = [(key, data[key]) for key in _LIST_KEYS if key in data]
+        problems = [
+            Problem(str(path), None, str(key), _stray_key_message(key))
+            for key in data
+            if key not in _LIST_KEYS
+        ]
     elif isinstance(data, dict):
         return [(data, "")], []
     else:
-        items, prefix = data, ""
-    if not isinstance(items, list):
-        return [], [Problem(str(path), None, prefix or None, "expected a list of scenarios")]
+        lists, problems = [("", data)], []
     found: list[tuple[dict[str, Any], str]] = []
-    problems: list[Problem] = []
-    for index, item in enumerate(items):
-        label = f"{prefix}[{index}]"
-        if isinstance(item, dict):
-            found.append((item, label + "."))
-        else:
-            problems.append(Problem(str(path), None, label, "expected a scenario mapping"))
+    for prefix, items in lists:
+        what = "code task" if prefix == "code_tasks" else "scenario"
+        if not isinstance(items, list):
+            problems.append(Problem(str(path), None, prefix or None, f"expected a list of {what}s"))
+            continue
+        for index, item in enumerate(items):
+            label = f"{prefix}[{index}]"
+            if isinstance(item, dict):
+                found.append((item, label + "."))
+            else:
+                problems.append(Problem(str(path), None, label, f"expected a {what} mapping"))
     return found, problems
+
+
+# The top-level lists a scenario file may hold (together, and nothing beside them).
+_LIST_KEYS = ("scenarios", "code_tasks")
+
+
+def _stray_key_message(key: Any) -> str:
+    return (
+        f"not read: the top-level key {key!r} sits beside `scenarios:`/`code_tasks:`, and a "
+        "file with those lists holds nothing else (a scenario's fields go inside an item of "
+        "`scenarios:`, a pack's name, description and version in the pack directory's "
+        "pack.yaml); move or remove it"
+    )
 
 
 # No field of a scenario needs more text than this; a longer one is a mistake or an attack.
@@ -386,13 +409,27 @@ def _pack_meta_problems(root: Path) -> list[Problem]:
         meta = _pack_meta(root)
     except ScenarioLoadError as exc:
         return exc.problems
-    meta = {k: v for k, v in meta.items() if k not in ("scenarios", "code_tasks")}
+    meta_file = root / PACK_META_FILE if root.is_dir() else root
+    # The pack's scenarios and code tasks are its files: a list here would be dropped unread.
+    problems = [
+        Problem(
+            str(meta_file),
+            None,
+            key,
+            f"not read: pack.yaml does not hold {key.replace('_', ' ')}; write them in a "
+            f"*.yaml file beside it (`{key}: [...]`"
+            + (", or one scenario per file" if key == "scenarios" else "")
+            + ") and remove this key from pack.yaml",
+        )
+        for key in _LIST_KEYS
+        if key in meta
+    ]
+    meta = {k: v for k, v in meta.items() if k not in _LIST_KEYS}
     try:
         Pack.model_validate(meta)
     except ValidationError as exc:
-        meta_file = root / PACK_META_FILE if root.is_dir() else root
-        return _validation_problems(exc, str(meta_file), None)
-    return []
+        return problems + _validation_problems(exc, str(meta_file), None)
+    return problems
 
 
 def _pack_meta(root: Path) -> dict[str, Any]:
