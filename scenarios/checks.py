@@ -372,7 +372,8 @@ def _tool_findings(
                     )
                 )
     getter = tool.backend == "proxy" and tool.risk is RiskLabel.NEUTRAL
-    blank_result = not tool.result or (isinstance(tool.result, str) and not tool.result.strip())
+    # A getter answers with any `result` given, 0, false, [] and {} too (as JSON).
+    blank_result = tool.result is None or (isinstance(tool.result, str) and not tool.result.strip())
     if getter and not tool.returns and blank_result:
         found.append(
             Finding(

@@ -59,4 +59,6 @@ class ProxyTool:
             assert ctx.scenario is not None, "proxy getters need their scenario"
             config = ctx.scenario.config
             return ToolOutput(ok=True, output=_render({k: config[k] for k in self.spec.returns}))
-        return ToolOutput(ok=True, output=_render(self.spec.result or ""))
+        # The value given, whatever it is (0, false, [] and {} too), as a misaligned tool's.
+        result = self.spec.result
+        return ToolOutput(ok=True, output=_render(result if result is not None else ""))
