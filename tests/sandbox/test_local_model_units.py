@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,56 @@ def test_unknown_local_models_are_refused_clearly() -> None:
         local_model("local/gpt-5")
     with pytest.raises(PermanentAgentError, match="unknown local model"):
         create_agent(AgentSpec(spec="local/nope"))
+
+
+def test_the_model_server_never_imports_from_where_the_user_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder named `sandbox` in the current directory (a run directory from elsewhere, say)
+    # must not replace our package in the server process: the server runs isolated (-I) and in
+    # the model's own directory.
+    import asyncio
+    import subprocess
+    import sys
+
+    import sandbox.local_model.servers as servers
+
+    hostile = tmp_path / "here"
+    (hostile / "sandbox").mkdir(parents=True)
+    marker = tmp_path / "executed"
+    (hostile / "sandbox" / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8"
+    )
+    model = tmp_path / "models" / "m.gguf"
+    model.parent.mkdir()
+    model.write_bytes(b"")
+    seen: dict[str, Any] = {}
+
+    async def record(*argv: str, **options: object) -> object:
+        seen.update(argv=list(argv), options=options)
+        raise RuntimeError("recorded")
+
+    monkeypatch.chdir(hostile)
+    monkeypatch.setattr(servers, "require_llama_cpp", lambda: None)
+    monkeypatch.setattr(servers, "prepare_model", lambda name, log: model)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", record)
+    with pytest.raises(RuntimeError, match="recorded"):
+        asyncio.run(servers.LocalModelServers()._start(local_model("qwen2.5-coder-0.5b")))
+    argv = seen["argv"]
+    assert isinstance(argv, list) and argv[0] == sys.executable
+    module = argv.index("sandbox.local_model.server")
+    # The same interpreter flags and module, from the user's directory: our package loads.
+    flags = argv[1 : module - 1]  # between the interpreter and "-m"
+    assert argv[module - 1] == "-m" and "-I" in flags
+    probe = [sys.executable, *flags, "-c", "import sandbox; print(sandbox.__file__)"]
+    done = subprocess.run(
+        probe,
+        cwd=seen["options"]["cwd"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists() and str(hostile) not in done.stdout
+    done = subprocess.run(probe, cwd=hostile, capture_output=True, text=True, check=False)
+    assert not marker.exists() and str(hostile) not in done.stdout
