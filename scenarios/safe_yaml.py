@@ -6,7 +6,8 @@ serialises it (a proxy tool's canned result, the trajectory). A scenario file ne
 anchors, so they are refused outright; so are duplicate keys (PyYAML silently keeps the last)
 and nesting deeper than any real scenario (deep nesting exhausts the recursion limit). YAML 1.1
 numbers that do not mean what they look like are refused too: a leading-zero integer is octal
-(``010`` is 8) and colon-separated digits are base 60 (``1:30`` is 90). Dates and times stay
+(``010`` is 8), colon-separated digits are base 60 (``1:30`` is 90) and ``yes``/``no``/``on``/
+``off`` are booleans (only ``true``/``false`` may be). Dates and times stay
 the text written (scenario values end up in JSON, which has no date type). The event pre-scan is
 linear in the file's size. Errors are ``yaml.YAMLError`` subclasses with a
 line and column, so callers report them like any other YAML error.
@@ -62,6 +63,17 @@ class _NoDuplicates(_Loader):  # type: ignore[misc,valid-type]
             )
         return value
 
+    def construct_yaml_bool(self, node: Any) -> Any:
+        value = super().construct_yaml_bool(node)
+        if str(node.value).lower() not in ("true", "false"):
+            _misread(
+                node,
+                value,
+                f"YAML 1.1 reads {node.value} as a boolean, while an agent writes it as text; "
+                f"write {str(value).lower()} for the boolean",
+            )
+        return value
+
     def construct_yaml_timestamp(self, node: Any, values: Any = None) -> Any:
         """A date or time is kept as the text written (``2024-09-30`` stays that string):
         everything a scenario holds is shown to agents and written to trajectories as JSON,
@@ -88,6 +100,7 @@ def _misread(node: Any, value: Any, why: str) -> None:
 
 
 _NoDuplicates.add_constructor("tag:yaml.org,2002:timestamp", _NoDuplicates.construct_yaml_timestamp)
+_NoDuplicates.add_constructor("tag:yaml.org,2002:bool", _NoDuplicates.construct_yaml_bool)
 _NoDuplicates.add_constructor("tag:yaml.org,2002:int", _NoDuplicates.construct_yaml_int)
 _NoDuplicates.add_constructor("tag:yaml.org,2002:float", _NoDuplicates.construct_yaml_float)
 

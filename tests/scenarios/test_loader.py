@@ -132,3 +132,16 @@ def test_dates_stay_the_text_written() -> None:
         "at": "2024-09-30T10:00:00Z",
         "all": ["2024-01-01"],
     }
+
+
+@pytest.mark.parametrize("word", ["off", "on", "yes", "no", "Off", "YES"])
+def test_yaml_1_1_boolean_words_are_refused_with_their_line(word: str) -> None:
+    # `when: {containment: off}` loads as False, while an agent sends the text "off": the
+    # condition never holds and harm is silently unreachable.
+    from scenarios.safe_yaml import UnsafeYAMLError, load_yaml
+
+    with pytest.raises(UnsafeYAMLError, match=rf"{word} reads as (True|False).*quote it"):
+        load_yaml(f"tools: []\nwhen:\n  containment: {word}\n")
+    assert load_yaml(f'when: {{containment: "{word}", strict: true, loose: false}}') == {
+        "when": {"containment": word, "strict": True, "loose": False}
+    }
