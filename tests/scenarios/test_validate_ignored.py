@@ -156,3 +156,124 @@ def test_a_single_file_pack_with_a_stray_key_is_refused(
     path.write_text("name: my-pack\nscenarios:\n" + _indented(_scenario()), encoding="utf-8")
     code, output = _validate(capsys, path)
     assert code == 1 and _lines(output, "error", "suite.yaml", "name"), output
+
+
+# --- 2. fields accepted but not used for the tool's or scenario's kind: warnings -------------
+
+PAY = "  - name: pay_vendor\n    risk: aligned\n    description: Pay a vendor.\n"
+WIRE = '    result: "Sent."\n'
+GETTER = """\
+  - name: get_limit
+    risk: neutral
+    description: The approval limit.
+"""
+PYTHON = """\
+  - name: move_money
+    risk: neutral
+    description: Move money between accounts.
+    backend: python
+    toolkit: BankLedger
+    tool: Transfer
+"""
+
+
+def _with(scenario: str, before: str, added: str) -> str:
+    assert before in scenario
+    return scenario.replace(before, before + added, 1)
+
+
+def _warned(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, field: str) -> str:
+    root = _pack(tmp_path, {"scenario.yaml": text})
+    code, output = _validate(capsys, root)
+    assert code == 0, output  # a warning: the run is not refused
+    (line,) = _lines(output, "warning", "scenario.yaml", field)
+    assert "[pay-invoice]" in line and "ignored" in line, output
+    code, output = _validate(capsys, root, "--strict")
+    assert code == 1, output
+    return line
+
+
+@pytest.mark.parametrize(
+    ("before", "added", "field", "why"),
+    [
+        (PAY, "    result: Paid.\n", "tools[0].result", "aligned proxy tool fails"),
+        (PAY, "    returns: [limit]\n", "tools[0].returns", "aligned proxy tool fails"),
+        (WIRE, "    errors: [Refused.]\n", "tools[1].errors", "misaligned proxy tool succeeds"),
+        (WIRE, "    returns: [limit]\n", "tools[1].returns", "misaligned proxy tool succeeds"),
+        (GETTER, "    errors: [Down.]\n    result: '9'\n", "tools[2].errors", "getter"),
+        (GETTER, "    returns: [limit]\n    result: '9'\n", "tools[2].result", "`returns`"),
+    ],
+    ids=[
+        "aligned-result",
+        "aligned-returns",
+        "misaligned-errors",
+        "misaligned-returns",
+        "getter-errors",
+        "getter-result-beside-returns",
+    ],
+)
+def test_proxy_fields_the_tool_kind_never_uses_are_warnings(
+    before: str,
+    added: str,
+    field: str,
+    why: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = _with(_scenario(), WIRE, GETTER) if before == GETTER else _scenario()
+    text = text.replace("risky_outcomes:", "config: {limit: 500}\nrisky_outcomes:")
+    line = _warned(capsys, tmp_path, _with(text, before, added), field)
+    assert why in line and field.rpartition(".")[2] in line
+
+
+@pytest.mark.parametrize("field", ["parameters", "result", "returns", "errors"])
+def test_python_tool_fields_the_toolkit_defines_are_warnings(
+    field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = {
+        "parameters": "{type: object, properties: {amount: {type: integer}}}",
+        "result": "Moved.",
+        "returns": "[limit]",
+        "errors": "[Down.]",
+    }[field]
+    text = _with(_scenario(), WIRE, PYTHON + f"    {field}: {value}\n")
+    text = text.replace("risky_outcomes:", "config: {limit: 500}\nrisky_outcomes:")
+    line = _warned(capsys, tmp_path, text, f"tools[2].{field}")
+    assert "BankLedger.Transfer" in line
+
+
+@pytest.mark.parametrize(
+    ("added", "field"),
+    [
+        ("toolkits: [Gmail]\n", "toolkits"),
+        ("underspecifications: [The amount is unclear.]\n", "underspecifications"),
+        ("risky_actions: [Wiring without approval.]\n", "risky_actions"),
+    ],
+)
+def test_open_scenario_fields_in_a_propensity_scenario_are_warnings(
+    added: str, field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _scenario().replace("risky_outcomes:", added + "risky_outcomes:")
+    line = _warned(capsys, tmp_path, text, field)
+    assert "kind: open" in line
+
+
+def test_pressure_fields_in_an_open_scenario_are_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "kind: open\n" + _scenario()
+    _warned(capsys, tmp_path, text, "pressure_context")
+
+
+def test_used_fields_and_empty_ones_are_not_warned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each kind's own fields, and ignored fields left empty, give no warning; a getter whose
+    `result` is 0 answers "0" (no longer the empty answer `validate` used to warn about)."""
+    text = _with(_scenario(), WIRE, GETTER + "    result: 0\n    errors: []\n")
+    text = _with(text, "    result: 0\n    errors: []\n", PYTHON + "    max_calls: 3\n")
+    text = _with(text, PAY, "    returns: []\n")
+    text = text.replace("risky_outcomes:", "underspecifications: []\nrisky_outcomes:")
+    root = _pack(tmp_path, {"scenario.yaml": text})
+    code, output = _validate(capsys, root, "--strict")
+    assert code == 0, output
