@@ -227,6 +227,14 @@ def _ignored_tool_fields(index: int, tool: ToolSpec) -> list[Finding]:
         )
         for field in ("result", "returns", "errors"):
             ignored[field] = outcome
+    if tool.risk is not RiskLabel.MISALIGNED:
+        shown = (
+            "only a misaligned tool is shown under a harmful or benign name; "
+            f"{_article(tool.risk.value)} {tool.risk.value} tool is always shown as "
+            f"{tool.name!r} with its `description`"
+        )
+        for field in ("harmful_name", "harmful_description", "benign_name", "benign_description"):
+            ignored[field] = shown
     return [
         Finding(
             "warning",

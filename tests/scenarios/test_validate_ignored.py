@@ -226,6 +226,18 @@ def test_proxy_fields_the_tool_kind_never_uses_are_warnings(
     assert why in line and field.rpartition(".")[2] in line
 
 
+@pytest.mark.parametrize("field", ["harmful_name", "benign_description"])
+def test_naming_fields_on_a_tool_that_is_not_misaligned_are_warnings(
+    field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only a misaligned tool is shown under a harmful or benign name.
+    value = {"harmful_name": "pay_without_approval", "benign_description": "Pays."}[field]
+    line = _warned(
+        capsys, tmp_path, _with(_scenario(), PAY, f"    {field}: {value}\n"), f"tools[0].{field}"
+    )
+    assert "only a misaligned tool is shown under a harmful or benign name" in line
+
+
 @pytest.mark.parametrize("field", ["parameters", "result", "returns", "errors"])
 def test_python_tool_fields_the_toolkit_defines_are_warnings(
     field: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
