@@ -173,7 +173,6 @@ def test_machine_failures_are_one_clear_line(tmp_path: Path) -> None:
     assert _os_problem(ValueError("a bug")) is None
 
 
-
 def test_list_accepts_plugins_like_every_command_that_shows_tools() -> None:
     done = propensity("list", "tools", "--suite", "starter", "--plugin", "json")
     assert done.returncode == 0, done.stderr

@@ -119,11 +119,9 @@ def test_a_resumed_run_never_reads_as_nothing_scored() -> None:
         progress.start(10, 4)
         progress.advance(_spec("x"), EpisodeStatus.DONE)
     lines = text.getvalue().splitlines()
-    assert "episodes 4/10 (4 finished before this session; 0 scored, 0 errored since)" in (
-        lines[1]
-    )
-    assert "episodes 5/10 (4 finished before this session; 1 scored, 0 errored since)" in (
-        lines[-1]
+    assert "episodes 4/10 (4 finished before this session; 0 scored, 0 errored since)" in (lines[1])
+    assert (
+        "episodes 5/10 (4 finished before this session; 1 scored, 0 errored since)" in (lines[-1])
     )
     # Resuming a finished run: nothing to wait for, no "no episode finished yet".
     console, text = _plain_console()
