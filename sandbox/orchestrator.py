@@ -8,7 +8,6 @@ A resumed run re-runs exactly the episodes that never reached a final state.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from evaluators import (
     CodeExecutionScorer,
@@ -36,6 +35,7 @@ from evaluators import (
 from evaluators.protocol_health import score_protocol
 from sandbox.agents import Agent, AgentError, create_agent
 from sandbox.agents.local_agent import LocalModelAgent
+from sandbox.branching import Branch, BranchPoint, BranchRunner
 from sandbox.code_episode import CodeEpisodeRunner
 from sandbox.config import EpisodeSpec, RunConfig, expand_episodes
 from sandbox.environments.local_env import WARNING as LOCAL_WARNING
@@ -131,30 +131,6 @@ def _usage_of(runner: TurnLoop) -> tuple[int, Usage | None]:
     return calls, total
 
 
-class BranchPoint(BaseModel):
-    """Where a branched replay starts: step ``at`` (an agent turn, 1-based) of a recording."""
-
-    source_run: str
-    episode_id: str
-    at: int = Field(ge=1)
-
-    def mark(self, episode_id: str) -> str:
-        """The id of the episode branched from here: the id its run would give it, marked
-        ``.branch-sK-HASH`` (K: the first live step; HASH: of the source episode's id), so a
-        branched episode is never taken for (nor merged over) an ordinary one. Stays within
-        ``MAX_BRANCHED_ID`` characters (``EPISODE_ID_PATTERN``) by shortening the base,
-        keeping a hash of the whole, when it must."""
-        source = hashlib.sha256(self.episode_id.encode()).hexdigest()[:8]
-        marker = f".branch-s{self.at}-{source}"
-        if len(episode_id) + len(marker) > MAX_BRANCHED_ID:
-            digest = hashlib.sha256(episode_id.encode()).hexdigest()[:8]
-            episode_id = f"{episode_id[: MAX_BRANCHED_ID - len(marker) - 9]}-{digest}"
-        return episode_id + marker
-
-
-MAX_BRANCHED_ID = 200  # EPISODE_ID_PATTERN's limit
-
-
 def expand_run(config: RunConfig, pack: Pack, branch: Branch | None = None) -> list[EpisodeSpec]:
     """The run's episodes (``expand_episodes``); a branch run's one episode carries the branch
     marker in its id (``BranchPoint.mark``), the same at start and at resume."""
@@ -162,14 +138,6 @@ def expand_run(config: RunConfig, pack: Pack, branch: Branch | None = None) -> l
     if branch is None:
         return episodes
     return [spec.model_copy(update={"id": branch.point.mark(spec.id)}) for spec in episodes]
-
-
-@dataclass
-class Branch:
-    """A recorded episode to continue live from a step (see ``sandbox.replay.branch``)."""
-
-    recorded: Trajectory
-    point: BranchPoint
 
 
 class Orchestrator:
@@ -329,8 +297,6 @@ class Orchestrator:
                     runner.on_agent_call = self._agent_call
                     outcome = await runner.run()
                 elif self.branch is not None:
-                    from sandbox.replay.branch import BranchRunner
-
                     runner = BranchRunner(
                         spec,
                         self._scenarios[spec.scenario_id],

@@ -35,9 +35,13 @@ from collections.abc import Callable, Collection, Iterable
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from sandbox.import_path import _inside, _run_dirs_read
+from sandbox.import_path import make_cwd_importable as make_cwd_importable
+from sandbox.run_inputs import InputFile as InputFile
+from sandbox.run_inputs import ModuleRole as ModuleRole
+from sandbox.run_inputs import UserModule as UserModule
+from sandbox.store import MANIFEST, Manifest
 
 ENV_VAR = "PROPENSITY_PLUGINS"
 # Our own top-level packages: toolkits they define are part of the installed version.
@@ -48,7 +52,6 @@ _MAX_FILE_BYTES = 256 << 20
 # A package's files are named one by one in the manifest up to this many.
 _MAX_LISTED_FILES = 200
 
-ModuleRole = Literal["plugin", "toolkit", "agent"]
 #: Roles a run needs to rebuild its tools (verify --against sandbox, branch, merge's pack);
 #: `--resume` needs every role.
 TOOL_ROLES: frozenset[ModuleRole] = frozenset({"plugin", "toolkit"})
@@ -59,61 +62,8 @@ class PluginError(ImportError):
     """A plugin (or another module of user code a run needs) cannot be imported."""
 
 
-class UserModule(BaseModel):
-    """One module of user code a run imported, and where it came from (in the manifest)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    module: str
-    # plugin: named with --plugin or PROPENSITY_PLUGINS; toolkit: defines a Python toolkit the
-    # pack uses (entry point or in-process registration); agent: a python:module:attr agent.
-    role: ModuleRole
-    # How it was named: "--plugin", "PROPENSITY_PLUGINS", "python:my_agents:agent", "toolkit X".
-    given_as: str = ""
-    file: str | None = None
-    # The import-path directory it was found under (the run's cwd, a PYTHONPATH entry, ...).
-    root: str | None = None
-    # Of the file, or of every .py file of a package's directory.
-    sha256: str | None = None
-    version: str | None = None
-    # A module of a package (or a package): its top-level package's directory, the digest of
-    # every .py file under it (a helper module the plugin imports changes it too) and, for a
-    # package of at most _MAX_LISTED_FILES files, each file's own sha256 (to name what changed).
-    # Absent from manifests written before; then only ``sha256`` is compared.
-    package: str | None = None
-    package_sha256: str | None = None
-    package_files: dict[str, str] = Field(default_factory=dict)
-    # Toolkits it defines that the run used: toolkit name -> class qualname in the module.
-    toolkits: dict[str, str] = Field(default_factory=dict)
-
-
-class InputFile(BaseModel):
-    """A file or directory a run read whose content changes its behaviour (in the manifest)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    role: str  # "pack" or "toolkit spec"
-    path: str
-    sha256: str | None = None  # None: it could not be read
-    files: int = 0
-
-
 # Modules named with --plugin / PROPENSITY_PLUGINS and imported by this process, in order.
 _named: dict[str, str] = {}
-
-
-def make_cwd_importable() -> None:
-    """Put the current directory first on the import path, as `python -m` does (a console
-    script has its own directory there instead), so `--plugin my_plugin` and
-    `--agent python:my_agents:agent` find modules next to where the command is run."""
-    cwd = os.getcwd()
-    if any(_inside(cwd, run_dir) for run_dir in _run_dirs_read):
-        return  # a run directory being read is data, never code
-    for entry in sys.path:
-        if entry in ("", ".") or os.path.abspath(entry) == cwd:
-            return
-    sys.path.insert(0, cwd)
-    importlib.invalidate_caches()
 
 
 def named_plugins(modules: Iterable[str] = ()) -> list[tuple[str, str]]:
@@ -303,23 +253,6 @@ def run_input_files(pack_path: Path, toolkit_paths: Iterable[str]) -> list[Input
 
 def _on_path(root: str) -> bool:
     return any(os.path.abspath(entry or ".") == root for entry in sys.path)
-
-
-def _inside(path: str | None, directory: Path | None) -> bool:
-    """Whether ``path`` lies in ``directory``, as written (made absolute) or with symbolic
-    links resolved, either way."""
-    if not path or directory is None:
-        return False
-    try:
-        written = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(directory))
-        return written or Path(path).resolve().is_relative_to(directory.resolve())
-    except (OSError, ValueError, RuntimeError):
-        return True  # cannot tell: as if it were inside
-
-
-# Run directories being read in this process: the current directory is never put on the import
-# path while it lies inside one (see make_cwd_importable).
-_run_dirs_read: list[Path] = []
 
 
 def _refused(record: UserModule, where: str, run_dir: Path, location: str) -> PluginError:
@@ -605,8 +538,6 @@ def restore_run_inputs(
     """:func:`restore_user_modules` for the run directory ``run_dir`` (its manifest), and, with
     ``check_files``, a warning for each input file changed since. Nothing happens when
     ``run_dir`` holds no readable manifest: whoever reads it next says why."""
-    from sandbox.store import MANIFEST, Manifest
-
     path = Path(run_dir) / MANIFEST
     try:
         manifest = Manifest.model_validate_json(path.read_bytes())
@@ -629,8 +560,6 @@ def differing_run_inputs(run_dirs: Iterable[Path | str]) -> list[str]:
     """What the runs (shards to merge) recorded differently: a plugin, toolkit or agent module
     of another content or version, or a pack or toolkit spec of another content. Runs whose
     manifest cannot be read are left to the merge, which says why."""
-    from sandbox.store import MANIFEST, Manifest
-
     seen: dict[tuple[str, str], tuple[str, str]] = {}
     problems: list[str] = []
     for run_dir in run_dirs:

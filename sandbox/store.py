@@ -19,8 +19,8 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sandbox.config import RunConfig
-from sandbox.plugins import InputFile, UserModule
 from sandbox.redaction import Redactor
+from sandbox.run_inputs import InputFile, UserModule
 from scenarios.records import EPISODE_ID_PATTERN, Event, JournalEntry, Score, Trajectory
 
 MANIFEST = "manifest.json"

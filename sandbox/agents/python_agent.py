@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.agents.protocol import Agent, AgentReply, AgentRequest, PermanentAgentError
-from sandbox.plugins import make_cwd_importable
+from sandbox.import_path import make_cwd_importable
 from scenarios.records import Message
 
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
+import sandbox.html_report.charts as charts
 from evaluators.risky_choice import BY_LEVEL_DEFINITION
-from sandbox.html_report import charts
 from sandbox.html_report.charts import Series, esc
 from sandbox.html_report.data import PRESSURED, Rate, ReportData
 from sandbox.pressure import BASELINE

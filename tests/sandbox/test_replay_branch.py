@@ -9,10 +9,11 @@ import pytest
 
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
+from sandbox.branching import BranchPoint
 from sandbox.exports import load_episodes
 from sandbox.html_report import collect
 from sandbox.html_report.transcript import episode_view
-from sandbox.orchestrator import BranchPoint, resume_run
+from sandbox.orchestrator import resume_run
 from sandbox.replay.branch import BranchError, branch_episode_id, branch_run
 from scenarios.records import (
     EPISODE_ID_PATTERN,
