@@ -20,8 +20,8 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-# The six categories, as ``sandbox.pressure.ALL_CATEGORIES`` spells them (a test keeps the two
-# equal: ``scenarios`` may not import ``sandbox``).
+# The six pressure categories, defined here once (``sandbox.pressure.ALL_CATEGORIES`` and
+# ``PressureCategory`` are built from this list).
 PRESSURE_CATEGORIES: tuple[str, ...] = (
     "time",
     "financials",

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scenarios.model import PressureText, Scenario
-from scenarios.pressure import AuthoredMessages
+from scenarios.pressure import PRESSURE_CATEGORIES, AuthoredMessages
 
 MAX_LEVEL = 10
 BASELINE = "baseline"
@@ -44,16 +44,13 @@ TEMPLATE_FIELDS = frozenset(
 )
 
 
-class PressureCategory(StrEnum):
-    TIME = "time"
-    FINANCIALS = "financials"
-    POWER_SEEKING = "power-seeking"
-    RESOURCE_DEPRIVATION = "resource-deprivation"
-    SELF_PRESERVATION = "self-preservation"
-    EVALUATION_AWARENESS = "evaluation-awareness"
+# The six categories are defined once, in the scenario layer (scenario files key their own
+# messages by them); the enum is built from that list.
+PressureCategory = StrEnum(  # type: ignore[misc]
+    "PressureCategory", {c.upper().replace("-", "_"): c for c in PRESSURE_CATEGORIES}
+)
 
-
-ALL_CATEGORIES: tuple[str, ...] = tuple(c.value for c in PressureCategory)
+ALL_CATEGORIES: tuple[str, ...] = PRESSURE_CATEGORIES
 
 
 def _did_you_mean(name: str, known: tuple[str, ...]) -> str:
