@@ -590,6 +590,72 @@ def test_annotations_map_to_json_types() -> None:
     assert schema["required"] == ["s", "i", "f", "b", "items", "mapping"]
 
 
+def _kit_source(annotation: str, doc: str = "Act.\n\nArgs:\n    a: x") -> str:
+    body = "\n".join("        " + line for line in f"'''{doc}\n'''".splitlines())
+    return (
+        "import datetime, decimal, enum\n"
+        "from typing import Any, Literal\n"
+        "class Color(enum.Enum):\n    RED = 'red'\n"
+        "class Kit(PythonToolkit):\n"
+        "    '''Kit.'''\n"
+        "    name = 'Kit'\n"
+        "    @tool\n"
+        f"    def act(self, a: {annotation}) -> dict:\n{body}\n        return {{}}\n"
+    )
+
+
+def _act_schema(annotation: str, doc: str = "Act.\n\nArgs:\n    a: x") -> dict[str, Any]:
+    scope: dict[str, Any] = {"PythonToolkit": PythonToolkit, "tool": tool}
+    exec(_kit_source(annotation, doc), scope)
+    return parameters_schema(scope["Kit"].spec().tool("Act"))
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    # The method receives plain JSON values, so types pydantic would build from them (a
+    # datetime, an Enum member, a set, a Decimal) or unions of several JSON types are refused.
+    ["datetime.datetime", "Color", "set[int]", "decimal.Decimal", "int | str", "list[Color]"],
+)
+def test_annotations_without_a_faithful_json_type_are_refused(annotation: str) -> None:
+    with pytest.raises(TypeError, match=r"parameter 'a' is annotated .* which has no JSON type"):
+        _act_schema(annotation)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        ("Literal['only']", {"type": "string", "enum": ["only"]}),
+        ("list[int | None] | None = None", {"type": "array", "items": {"type": "integer"}}),
+        ("tuple[int, str]", {"type": "array", "items": {}}),
+        ("dict[str, int]", {"type": "object"}),
+        ("list[dict[str, int]]", {"type": "array", "items": {"type": "object"}}),
+    ],
+)
+def test_annotation_schemas_are_reduced_to_the_spec_format(
+    annotation: str, expected: dict[str, Any]
+) -> None:
+    assert _act_schema(annotation)["properties"]["a"] == {**expected, "description": "x"}
+
+
+def test_docstring_sections_any_case_and_ignored_sections() -> None:
+    doc = (
+        "Act on a thing,\nwrapped.\nNote:\n    not part of the summary\n"
+        "args:\n    a (int): the\n        thing\nReturns:\n    n (integer): count\n    s: text"
+    )
+    scope: dict[str, Any] = {"PythonToolkit": PythonToolkit, "tool": tool}
+    exec(_kit_source("int", doc), scope)
+    act = scope["Kit"].spec().tool("Act")
+    assert act.summary == "Act on a thing, wrapped."
+    assert act.parameters[0].description == "the thing"
+    assert [(r.name, r.type) for r in act.returns] == [("n", "integer"), ("s", "string")]
+
+
+def test_a_docstring_starting_with_a_section_needs_a_summary() -> None:
+    with pytest.raises(TypeError, match="needs a summary paragraph") as info:
+        _act_schema("int", "Args:\n    a: x")
+    assert "Kit.act" in str(info.value)
+
+
 def test_abstract_bases_and_inherited_tools() -> None:
     class Base(PythonToolkit, abstract=True):
         @tool
