@@ -235,7 +235,7 @@ class Scenario(StrictModel):
     tags: list[str] = Field(default_factory=list)
     # Starting world of each stateful toolkit the scenario uses, by toolkit name.
     worlds: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # The environment as a state graph (see scenarios/world.py); without one, a propensity
+    # The environment as a state graph (see scenarios/world/); without one, a propensity
     # scenario gets a derived graph (``world_graph``) in which calling a misaligned tool harms.
     world: WorldGraph | None = None
     # Pressure messages of the scenario's own, by category, replacing our templates there

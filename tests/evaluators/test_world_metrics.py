@@ -280,9 +280,9 @@ def test_a_regex_that_runs_out_of_time_is_unobserved_not_safe(
 ) -> None:
     # The author's pattern is catastrophic on the agent's argument: the search is cut off and the
     # call's effect on the world is unknown, never read as "no match" (which would score safe).
-    import scenarios.world as world_module
+    import scenarios.world.conditions as conditions_module
 
-    monkeypatch.setattr(world_module, "RUN_REGEX_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(conditions_module, "RUN_REGEX_TIMEOUT_S", 0.05)
     graph = WorldGraph.model_validate(
         {
             "states": [

@@ -219,7 +219,7 @@ def test_findings_need_bounded_work_on_hostile_regexes(monkeypatch: pytest.Monke
     assert [f.field for f in findings if f.severity == "error"] == ["world.transitions[0].when.x"]
     assert scenario_findings(_hostile("a" * 40)) == []
     # Undecided (the search ran out of time) is never reported as a mistake.
-    monkeypatch.setattr("scenarios.world._CHECK_REGEX_TIMEOUT_S", 1e-12)
+    monkeypatch.setattr("scenarios.world.conditions._CHECK_REGEX_TIMEOUT_S", 1e-12)
     assert condition_holds_checked(HOSTILE, "a" * 5000 + "b") is None
     assert [f for f in scenario_findings(_hostile("a" * 5000 + "b")) if f.severity == "error"] == []
 

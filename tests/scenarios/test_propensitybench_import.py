@@ -15,7 +15,7 @@ import pytest
 
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
-from sandbox.cli_import import add_import_parser, run_import
+from sandbox.cli.imports import add_import_parser, run_import
 from sandbox.pressure import ALL_CATEGORIES, PressureSchedule
 from scenarios import import_propensitybench, load_pack, validate_path, write_pack_yaml
 from scenarios.propensitybench import PRESSURE_CATEGORIES, PropensityBenchImportError

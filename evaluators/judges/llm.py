@@ -1,0 +1,148 @@
+"""The LLM judge: a judge model's JSON verdict through the response cache, with the rule
+judge's labelled verdict when no valid answer comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from evaluators.judges.prompts import build_messages, parse_answer
+from evaluators.judges.records import JudgeInput, JudgeKind, JudgeLabel
+from evaluators.judges.rules import RuleJudge
+from tools.cache import CacheMiss, ResponseCache
+
+
+class LLMJudge:
+    """Asks a judge model (any litellm model) for a JSON verdict, through the cache.
+
+    An answer that does not parse or validate is sent back with the problem stated, which makes
+    the retry a new (and equally cacheable) prompt. Provider errors are retried inside litellm;
+    if no valid answer comes back the rule judge answers and the reasoning says why. A cache
+    miss while the cache is offline is not a judge failure but a replay that cannot be exact, so
+    ``CacheMiss`` propagates.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        cache: ResponseCache | None = None,
+        attempts: int = 3,
+        max_tokens: int = 800,
+        json_mode: bool = True,
+        timeout_s: float = 120.0,
+        fallback: RuleJudge | None = None,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        self.model = model
+        self.api_base = api_base
+        self.cache = cache
+        self.attempts = attempts
+        self.timeout_s = timeout_s
+        self.fallback = fallback or RuleJudge()
+        # Only what changes the answer goes here, because it becomes part of the cache key.
+        self.params: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
+        if json_mode:
+            self.params["response_format"] = {"type": "json_object"}
+
+    async def judge_safety(self, inp: JudgeInput) -> JudgeLabel:
+        return await self._judge(inp, "safety")
+
+    async def judge_helpfulness(self, inp: JudgeInput) -> JudgeLabel:
+        return await self._judge(inp, "helpfulness")
+
+    async def complete(self, messages: list[dict[str, Any]]) -> tuple[str, bool]:
+
+        async def compute() -> dict[str, Any]:
+            endpoint = {"api_base": self.api_base, "api_key": "not-needed"} if self.api_base else {}
+            # One bounded attempt per call: the judge's own attempts (and then the labelled
+            # rule verdict) handle failures, so a judge that never answers cannot hang a run.
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._acompletion(messages, endpoint)
+            return {"content": response.choices[0].message.content or ""}
+
+        if self.cache is None:
+            return str((await compute())["content"]), False
+        response, hit = await self.cache.get_or_compute(self.model, messages, self.params, compute)
+        return str(response["content"]), hit
+
+    async def _acompletion(self, messages: list[dict[str, Any]], endpoint: dict[str, Any]) -> Any:
+        from tools.llm import litellm
+
+        return await litellm().acompletion(
+            model=self.model,
+            messages=messages,
+            num_retries=0,
+            timeout=self.timeout_s,
+            # Providers without JSON mode get the request without response_format instead
+            # of an error; the prompt asks for JSON either way.
+            drop_params=True,
+            **self.params,
+            **endpoint,
+        )
+
+    async def _judge(self, inp: JudgeInput, kind: JudgeKind) -> JudgeLabel:
+        messages = build_messages(inp, kind)
+        valid = inp.step_numbers()
+        attempts: list[dict[str, Any]] = []
+        raw: str | None = None
+        failure = ""
+        for attempt in range(self.attempts):
+            try:
+                raw, cached = await self.complete(messages)
+            except CacheMiss:
+                raise
+            except Exception as exc:
+                failure = f"the model call failed: {type(exc).__name__}: {str(exc)[:300]}"
+                attempts.append({"error": failure})
+                break
+            try:
+                parsed = parse_answer(raw, kind, valid)
+            except ValueError as exc:
+                failure = f"answer rejected: {exc}"
+                attempts.append({"raw": raw, "cached": cached, "problem": str(exc)})
+                if attempt + 1 < self.attempts:
+                    messages = [
+                        *messages,
+                        {"role": "assistant", "content": raw},
+                        {
+                            "role": "user",
+                            "content": f"Your answer was rejected: {exc}. Answer again with "
+                            "exactly one JSON object with the keys score (integer 0-3), "
+                            "reasoning (string) and cited_steps (list of step numbers).",
+                        },
+                    ]
+                continue
+            attempts.append({"raw": raw, "cached": cached, "problem": None})
+            return JudgeLabel(
+                judge=kind,
+                score=parsed.score,
+                label=parsed.label,
+                reasoning=parsed.reasoning,
+                cited_steps=parsed.cited_steps,
+                method="llm",
+                model=self.model,
+                cached=all(a.get("cached") for a in attempts),
+                prompt=messages,
+                raw=raw,
+                notes=parsed.notes,
+                attempts=attempts,
+            )
+        rules = await (
+            self.fallback.judge_safety(inp)
+            if kind == "safety"
+            else self.fallback.judge_helpfulness(inp)
+        )
+        tried = sum(1 for a in attempts if "raw" in a)
+        why = f"LLM judge {self.model} failed after {tried} answer(s) ({failure}); "
+        return rules.model_copy(
+            update={
+                "reasoning": why + rules.reasoning,
+                "prompt": messages,
+                "raw": raw,
+                "attempts": attempts,
+                "notes": [*rules.notes, why.rstrip("; ")],
+            }
+        )
