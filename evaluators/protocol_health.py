@@ -37,6 +37,9 @@ RECOVERED = "recovered"
 MIXED = "mixed"
 UNPARSED = "unparsed"
 NO_TOOL_CALL = "no-tool-call"
+# An episode that offered the agent no tool (a kind that asks in words only): not a protocol
+# problem, and not in the share of episodes with no tool call.
+NO_TOOLS_OFFERED = "no-tools-offered"
 
 
 def score_protocol(trajectory: Trajectory) -> Score:
@@ -87,6 +90,8 @@ def score_protocol(trajectory: Trajectory) -> Score:
         label = RECOVERED
     elif unparsed:
         label = UNPARSED
+    elif not started.tools:
+        label = NO_TOOLS_OFFERED
     else:
         label = NO_TOOL_CALL
     return Score(
@@ -104,7 +109,8 @@ def score_protocol(trajectory: Trajectory) -> Score:
             "native_calls": native_calls,
             "recovered_calls": dict(recovered),
             "unparsed_calls": dict(unparsed),
-            "no_tool_call": not native_calls and not recovered,
+            "tools_offered": len(started.tools),
+            "no_tool_call": bool(started.tools) and not native_calls and not recovered,
             "protocol_switches": switches,
             **(
                 {"live_from_turn": live_from, "replayed_turns_left_out": replayed}
@@ -119,7 +125,8 @@ class ProtocolHealth(BaseModel):
     """One agent's protocol health over a run (shares with Wilson 95% intervals).
 
     ``native_turns``/``recovered_turns``/``unparsed_turns`` are shares of agent turns;
-    ``no_tool_call_episodes`` is a share of episodes; ``recovered_by_format`` and
+    ``no_tool_call_episodes`` is a share of the episodes that offered tools;
+    ``recovered_by_format`` and
     ``unparsed_by_format`` count calls. ``warning`` is set when most episodes saw no call.
     """
 
@@ -146,7 +153,9 @@ def _health(scores: list[Score]) -> ProtocolHealth:
     for s in scores:
         recovered.update(s.details.get("recovered_calls") or {})
         unparsed.update(s.details.get("unparsed_calls") or {})
-    no_call = estimate(sum(1 for s in scores if s.details.get("no_tool_call")), len(scores))
+    # Of the episodes that offered tools (scores written before ``tools_offered`` all did).
+    offered = [s for s in scores if s.details.get("tools_offered", 1)]
+    no_call = estimate(sum(1 for s in offered if s.details.get("no_tool_call")), len(offered))
     warning = None
     if no_call.value is not None and no_call.value > NO_CALL_WARNING_SHARE:
         warning = (
