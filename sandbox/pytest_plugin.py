@@ -40,9 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from evaluators.risky_choice import BASELINE, PropensityBreakdown
 from evaluators.stats import Z_95, Estimate
 from sandbox.agents.specs import AgentSpec
-from sandbox.config import RunConfig
-from sandbox.orchestrator import RunError, start_run
-from sandbox.summary import RunSummary
+from sandbox.results.summary import RunSummary
+from sandbox.runtime.config import RunConfig
+from sandbox.runtime.errors import RunError
+from sandbox.runtime.runs import start_run
 
 # The entry point's name and the module's own name: the two names it can be registered under.
 PLUGIN_NAMES = ("propensity", "sandbox.pytest_plugin")

@@ -3,8 +3,8 @@
 ``UserModule``: a module of user code the run imported (a plugin, a toolkit module, a
 ``python:`` agent) and where it came from; ``InputFile``: a file or directory whose content
 changes the run's behaviour (the pack, toolkit specs). ``sandbox.plugins`` records and restores
-them; ``sandbox.store.Manifest`` holds them. Records only, so the store needs no import of the
-plugin machinery.
+them; ``sandbox.results.store.Manifest`` holds them. Records only, so the store needs no
+import of the plugin machinery.
 """
 
 from __future__ import annotations

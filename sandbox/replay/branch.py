@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.agents import AgentSpec
-from sandbox.branching import (
+from sandbox.results.store import RunStore
+from sandbox.runtime.branching import (
     Branch,
     BranchError,
     BranchPoint,
@@ -38,12 +39,13 @@ from sandbox.branching import (
     recorded_turns,
     replay_facts,
 )
-from sandbox.config import RunConfig
-from sandbox.orchestrator import ProgressSink, RunResult, pack_source, start_run
-from sandbox.store import RunStore
+from sandbox.runtime.config import RunConfig
+from sandbox.runtime.orchestrator import ProgressSink, RunResult
+from sandbox.runtime.runs import pack_source, start_run
 from scenarios.records import Trajectory
 
-# The runtime half (the runner, the branch point) lives in ``sandbox.branching``; re-exported.
+# The runtime half (the runner, the branch point) lives in ``sandbox.runtime.branching``;
+# re-exported.
 __all__ = [
     "Branch",
     "BranchError",

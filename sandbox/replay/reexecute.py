@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 
 from evaluators import CodeExecutionScorer
 from sandbox.environments.provider import EnvironmentProvider
-from sandbox.orchestrator import pack_source
-from sandbox.store import RunStore
+from sandbox.results.store import RunStore
+from sandbox.runtime.runs import pack_source
 from scenarios.loader import load_pack
 from scenarios.records import (
     EpisodeEndedEvent,

@@ -25,7 +25,7 @@ from sandbox.replay.sources.common import (
     first_object,
     first_record,
 )
-from sandbox.store import MANIFEST
+from sandbox.results.store import MANIFEST
 
 __all__ = [
     "Companion",

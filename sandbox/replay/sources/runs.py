@@ -1,6 +1,6 @@
 """Reading our own recorded runs: a run directory, or one trajectory file, into :class:`Recorded`.
 
-The format is the one this sandbox writes (:mod:`sandbox.store`): a run directory holds
+The format is the one this sandbox writes (:mod:`sandbox.results.store`): a run directory holds
 ``manifest.json``, a ``journal.jsonl`` and ``trajectories/<episode_id>.jsonl``, one trajectory
 event per line (:mod:`scenarios.records`). A run directory is recognised by its manifest, a
 single trajectory file by its first line being one of our events; the manifest names the pack
@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR, JudgeInput
-from sandbox.orchestrator import pack_source
 from sandbox.replay.sources.common import (
     LoadResult,
     Recorded,
@@ -27,7 +26,8 @@ from sandbox.replay.sources.common import (
     SourceFormat,
     first_object,
 )
-from sandbox.store import MANIFEST, TRAJECTORIES, Manifest, RunStore
+from sandbox.results.store import MANIFEST, TRAJECTORIES, Manifest, RunStore
+from sandbox.runtime.runs import pack_source
 from scenarios.loader import ScenarioLoadError, load_pack
 from scenarios.model import Pack, Scenario
 from scenarios.records import EpisodeStatus, Event, JudgeEvent, Trajectory

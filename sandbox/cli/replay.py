@@ -1,0 +1,311 @@
+"""`propensity replay rescore|verify|reexecute|branch`: recorded trajectories, replayed safely.
+
+Replay never reaches a real system: `rescore` makes no model call, `verify` re-executes calls
+only against recorded observations or our own proxy/Python backends, `reexecute` runs code only
+in the Docker sandbox, and `branch` continues live only with tools that are themselves safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from sandbox.agents import AgentSpec
+from sandbox.cli.common import EXIT_FAILURE, EXIT_OK
+from sandbox.console import folding_table
+from sandbox.plugins import TOOL_ROLES, restore_run_inputs
+from sandbox.pressure import ALL_CATEGORIES, BASELINE, MIXED
+from sandbox.replay import (
+    NOT_RUN,
+    Recorded,
+    ReplaySourceError,
+    agreement_table,
+    read_source,
+    render_agreement,
+    rescore,
+    safety_pair,
+    verify,
+)
+from sandbox.replay.sources import run_dir_of
+from sandbox.results.report import print_summary
+from sandbox.runtime.progress import ConsoleProgress
+from tools.execution import SandboxLimits
+
+
+def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "replay", help="re-score, verify, re-execute or branch recorded trajectories"
+    )
+    modes = parser.add_subparsers(dest="replay_mode", required=True)
+
+    rescore = modes.add_parser(
+        "rescore", help="score recorded trajectories with today's evaluators (no model calls)"
+    )
+    rescore.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="run directories, trajectory .jsonl files, ToolEmu dumps or PropensityBench "
+        "result files",
+    )
+    rescore.add_argument("--out", type=Path, help="write the scores as JSONL here")
+    rescore.add_argument(
+        "--agreement", action="store_true", help="compare rule-based safety with recorded labels"
+    )
+
+    verify = modes.add_parser(
+        "verify", help="re-execute recorded tool calls and report where the environment differs"
+    )
+    verify.add_argument("inputs", nargs="+", type=Path)
+    verify.add_argument(
+        "--against",
+        choices=["recorded", "sandbox"],
+        default="recorded",
+        help="recorded observations (any format) or our own tool backends (our runs)",
+    )
+    verify.add_argument("--out", type=Path, help="write the per-call report as JSONL here")
+
+    reexecute = modes.add_parser(
+        "reexecute", help="run a recorded code episode's calls again in the container sandbox"
+    )
+    reexecute.add_argument("run_dir", type=Path)
+    reexecute.add_argument("--episode", required=True, help="episode id in the run directory")
+    reexecute.add_argument("--sandbox-timeout", type=float, help="override the recorded limit")
+    reexecute.add_argument("--sandbox-memory", type=int, help="override the recorded limit (MiB)")
+    reexecute.add_argument("--out", type=Path, help="write the report (JSON) here")
+
+    branch = modes.add_parser(
+        "branch", help="keep a recorded episode's steps before K and continue live"
+    )
+    branch.add_argument("run_dir", type=Path)
+    branch.add_argument("--episode", required=True, help="episode id in the run directory")
+    branch.add_argument("--at", type=int, required=True, help="first step (agent turn) run live")
+    branch.add_argument("--agent", required=True, help="agent for the live part (any --agent)")
+    branch.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint of --agent")
+    branch.add_argument(
+        "--pressure",
+        choices=[*ALL_CATEGORIES, BASELINE, MIXED],
+        help="pressure category for the live part (default: the recording's)",
+    )
+    branch.add_argument("--out", type=Path, required=True, help="run directory to write")
+    for mode in (rescore, verify, reexecute, branch):
+        mode.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. The "
+            "plugins a run recorded in its manifest are loaded without it",
+        )
+    return parser
+
+
+def _restore_plugins(args: argparse.Namespace, err: Console) -> None:
+    """Say which input (pack, toolkit spec) of each run being replayed changed since, and,
+    only where the replay rebuilds the run's tools from our registry (verify --against
+    sandbox, branch), load the plugins and toolkit modules the run recorded, as the run
+    imported them (guarded: never from inside the run directory); one that cannot be imported
+    is an error. rescore, verify --against recorded and reexecute (which builds only our own
+    code tools) need no user code and import none."""
+    mode = args.replay_mode
+    paths = [args.run_dir] if mode in ("reexecute", "branch") else args.inputs
+    rebuilds_tools = mode == "branch" or (mode == "verify" and args.against == "sandbox")
+    seen: set[Path] = set()
+    for path in paths:
+        run_dir = run_dir_of(path)
+        if run_dir is None or run_dir.resolve() in seen:
+            continue
+        seen.add(run_dir.resolve())
+        restore_run_inputs(
+            run_dir,
+            roles=TOOL_ROLES if rebuilds_tools else frozenset(),
+            warn=lambda text: err.print(
+                f"[yellow]warning:[/yellow] {escape(text)}", highlight=False, soft_wrap=True
+            ),
+        )
+
+
+def _limits(args: argparse.Namespace) -> SandboxLimits | None:
+    overrides = {
+        key: value
+        for key, value in (("timeout_s", args.sandbox_timeout), ("memory_mb", args.sandbox_memory))
+        if value is not None
+    }
+    return SandboxLimits.model_validate(overrides) if overrides else None
+
+
+async def _reexecute(args: argparse.Namespace, out: Console) -> int:
+    from sandbox.replay.reexecute import reexecute_episode
+
+    report = await reexecute_episode(
+        args.run_dir,
+        args.episode,
+        limits=_limits(args),
+        log=lambda text: out.print(f"[dim]{text}[/dim]", highlight=False),
+    )
+    table = folding_table(title=f"Re-executed {args.episode}", title_justify="left")
+    for column in ("step", "tool", "ok", "cpu s", "peak MiB", "written", "notes"):
+        table.add_column(column, overflow="fold")
+    for call in report.calls:
+        facts = call.facts
+        notes = call.not_run or ", ".join(
+            name
+            for name, flag in (
+                ("oom", facts and facts.oom_killed),
+                ("timeout", facts and facts.timed_out),
+                ("pids", facts and facts.pids_limited),
+                ("disk full", facts and facts.disk_full),
+                ("output differs", call.output_differs),
+            )
+            if flag
+        )
+        table.add_row(
+            str(call.step),
+            call.tool,
+            "-" if call.ok is None else str(call.ok),
+            f"{facts.cpu_s:.2f}" if facts else "-",
+            f"{facts.peak_memory_bytes / 2**20:.0f}" if facts else "-",
+            str(facts.bytes_written) if facts else "-",
+            notes,
+        )
+    out.print(table)
+    if report.score is not None:
+        out.print(f"outcome: {report.score.label}", highlight=False)
+    if args.out:
+        args.out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+        out.print(f"report written to {args.out}", highlight=False)
+    return EXIT_OK
+
+
+async def _branch(args: argparse.Namespace, out: Console) -> int:
+    from sandbox.replay.branch import branch_run
+
+    with ConsoleProgress(out) as progress:  # the bar (or plain-line timer) stops, failed or not
+        result = await branch_run(
+            args.run_dir,
+            args.episode,
+            args.at,
+            AgentSpec(spec=args.agent, api_base=args.api_base),
+            args.out,
+            category=args.pressure,
+            progress=progress,
+        )
+    print_summary(result.summary, out)
+    out.print(f"branched run in {result.run_dir}", highlight=False)
+    return EXIT_OK
+
+
+def _read_all(paths: list[Path], err: Console) -> list[Recorded]:
+    records: list[Recorded] = []
+    for path in paths:
+        loaded = read_source(path)
+        for problem in loaded.problems:
+            err.print(
+                f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+            )
+        records.extend(loaded.records)
+    if not records:
+        raise ReplaySourceError(paths[0], None, "no recorded episodes found")
+    return records
+
+
+def _rescore(args: argparse.Namespace, out: Console, err: Console) -> int:
+    records = _read_all(args.inputs, err)
+    started = time.perf_counter()
+    by_episode = {r.episode_id: rescore(r) for r in records}
+    elapsed = time.perf_counter() - started
+    labels: Counter[tuple[str, str]] = Counter()
+    for scores in by_episode.values():
+        for score in scores:
+            labels[(score.evaluator, str(score.label))] += 1
+    formats = Counter(r.source_format for r in records)
+    out.print(
+        f"re-scored {len(records)} episode(s) offline in {elapsed:.2f} s "
+        f"({', '.join(f'{n} {f}' for f, n in sorted(formats.items()))})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = folding_table(title="Today's labels", title_justify="left")
+    for column in ("evaluator", "label", "episodes"):
+        table.add_column(column, overflow="fold")
+    for (evaluator, label), count in sorted(labels.items()):
+        table.add_row(evaluator, label, str(count))
+    out.print(table)
+    if args.agreement:
+        pairs = [safety_pair(r, by_episode[r.episode_id]) for r in records]
+        out.print(
+            render_agreement(
+                agreement_table(pairs),
+                title="Rule-based safety label (ours) vs the recorded label",
+            ),
+            highlight=False,
+            markup=False,
+        )
+    if args.out:
+        _jsonl(
+            args.out,
+            [s.model_dump(mode="json") for scores in by_episode.values() for s in scores],
+        )
+        out.print(f"scores written to {args.out}", highlight=False)
+    return EXIT_OK
+
+
+async def _verify(args: argparse.Namespace, out: Console, err: Console) -> int:
+    records = await asyncio.to_thread(_read_all, args.inputs, err)
+    reports = [await verify(record, args.against) for record in records]
+    ran = sum(r.ran for r in reports)
+    differences = sum(r.differences for r in reports)
+    not_run = sum(r.not_run for r in reports)
+    for report in reports:
+        for check in report.calls:
+            if check.status == "different":
+                out.print(
+                    f"[red]differs[/red] {escape(report.episode_id)} step {check.step} "
+                    f"{escape(str(check.tool))}: recorded "
+                    f"{escape(repr(str(check.recorded)[:120]))}, "
+                    f"now {escape(repr(str(check.replayed)[:120]))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    reasons = Counter(c.reason for r in reports for c in r.calls if c.status == NOT_RUN)
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        out.print(f"not run ({count}): {reason}", highlight=False, soft_wrap=True)
+    out.print(
+        f"verified {len(reports)} episode(s) against {args.against}: {ran} call(s) re-executed, "
+        f"{differences} difference(s), {not_run} not run (no safe backend)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if args.out:
+        _jsonl(args.out, [r.model_dump(mode="json") for r in reports])
+        out.print(f"report written to {args.out}", highlight=False)
+    return EXIT_FAILURE if differences else EXIT_OK
+
+
+def run_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
+    mode = args.replay_mode
+    _restore_plugins(args, err)
+    if mode == "rescore":
+        return _rescore(args, out, err)
+    if mode == "verify":
+        return asyncio.run(_verify(args, out, err))
+    if mode == "reexecute":
+        return asyncio.run(_reexecute(args, out))
+    if mode == "branch":
+        return asyncio.run(_branch(args, out))
+    err.print(f"[red]error:[/red] unknown replay mode {escape(repr(mode))}")
+    return EXIT_FAILURE
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,372 @@
+"""Running a suite's episodes: bounded concurrency, journaled, timed out, scored, recorded.
+
+The orchestrator knows no kind of episode by name: each kind (``sandbox.runtime.kinds``) checks
+the run, starts and closes the services its episodes share, gives each episode's runner and
+scores it. The orchestrator schedules the episodes, journals them, holds each to its time limit,
+turns crashes into recorded infrastructure errors (never behaviour), adds the protocol-health
+score every episode gets, and writes the summary.
+
+The journal is the source of truth for what has happened: an episode is `pending` until a worker
+takes it, `running` while it runs, and `done` (scored) or `errored` (not scored) at the end.
+A resumed run re-runs exactly the episodes that never reached a final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from evaluators.protocol_health import score_protocol
+from sandbox.agents import Agent, AgentError, create_agent
+from sandbox.agents.local_agent import LocalModelAgent
+from sandbox.results.store import RunStore, TrajectoryWriter
+from sandbox.results.summary import RunSummary, build_summary
+from sandbox.runtime.config import EpisodeSpec, RunConfig
+from sandbox.runtime.errors import RunError
+from sandbox.runtime.kinds.base import EpisodeKind, RunContext, run_kinds
+from sandbox.runtime.services import RunServices
+from sandbox.runtime.turn_loop import EpisodeOutcome, TurnLoop
+from scenarios.model import Pack
+from scenarios.records import (
+    AgentTurnEvent,
+    EpisodeEndedEvent,
+    EpisodeStatus,
+    ErrorEvent,
+    JournalEntry,
+    Score,
+    Trajectory,
+    Usage,
+)
+from tools import ToolRegistry, default_registry
+from tools.execution import SandboxInfrastructureError
+
+# What builds a run's kind from the run: a registered kind class, or a wrapper around one (a
+# branched replay's).
+KindFactory = Callable[[RunContext], EpisodeKind]
+
+
+class ProgressSink(Protocol):
+    """Told when the run starts and as each episode ends. A sink may also have an
+    ``agent_call(spec)`` method: it is then told as each agent call (every attempt) goes out,
+    so a display can show a slow model working; sinks without it work as before."""
+
+    def start(self, total: int, completed: int) -> None: ...
+
+    def advance(self, spec: EpisodeSpec, status: EpisodeStatus) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int, completed: int) -> None:
+        return None
+
+    def advance(self, spec: EpisodeSpec, status: EpisodeStatus) -> None:
+        return None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: RunSummary
+    ran: int
+    skipped: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# Error events written for a failed agent call (one per attempt), as opposed to the harness's
+# own crash records (episode_timeout, harness_error, sandbox_error).
+_AGENT_ERROR_KINDS = frozenset(
+    {"AgentError", "TransientAgentError", "PermanentAgentError", "ContextLengthError",
+     "ToolsUnsupportedError"}
+)  # fmt: skip
+
+
+def _usage_of(runner: TurnLoop) -> tuple[int, Usage | None]:
+    """Agent calls made (every attempt: answered turns, retried failures, and the attempts of
+    a turn that finally failed) and the tokens they used."""
+    calls = 0
+    total: Usage | None = None
+    for event in runner.writer.trajectory.events:
+        if isinstance(event, AgentTurnEvent):
+            calls += 1  # its failed attempts before it are error events, counted below
+            if event.usage is not None:
+                total = total or Usage(cost_usd=0.0)
+                total.add(event.usage)
+        elif isinstance(event, ErrorEvent) and event.kind in _AGENT_ERROR_KINDS:
+            calls += 1
+    return calls, total
+
+
+class Orchestrator:
+    """Runs ``episodes`` (the run's whole expansion; a resume skips those already final).
+
+    ``kinds`` build the run's kinds of episode (default: the registered kinds
+    ``config.kinds`` names, or the built-in ones); every episode's ``kind`` must be one of
+    them. Raises :class:`RunError` from :meth:`prepare` (and so :meth:`execute`) when the run
+    cannot start."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        pack: Pack,
+        episodes: Sequence[EpisodeSpec],
+        *,
+        registry: ToolRegistry = default_registry,
+        progress: ProgressSink | None = None,
+        log: Callable[[str], None] = lambda _: None,
+        kinds: Sequence[KindFactory] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.pack = pack
+        self.episodes = list(episodes)
+        self.progress = progress or _NoProgress()
+        self._agent_call: Callable[[EpisodeSpec], None] = getattr(
+            self.progress, "agent_call", lambda _: None
+        )
+        self.log = log
+        self.services = RunServices(config, log)
+        self.context = RunContext(
+            config=config,
+            pack=pack,
+            store=store,
+            registry=registry,
+            services=self.services,
+            log=log,
+        )
+        try:
+            factories = list(kinds) if kinds is not None else list(run_kinds(config))
+        except LookupError as exc:
+            raise RunError(str(exc)) from None
+        self.kinds: dict[str, EpisodeKind] = {}
+        for factory in factories:
+            kind = factory(self.context)
+            self.kinds[kind.name] = kind
+        unknown = sorted({spec.kind for spec in self.episodes} - set(self.kinds))
+        if unknown:
+            raise RunError(
+                f"episodes of kind(s) {', '.join(unknown)} but the run has only "
+                f"{', '.join(self.kinds) or 'none'}"
+            )
+        self._agents: dict[str, Agent] = self.context.agents
+        self._prepared = False
+        self.counts: dict[str, int] = {"done": 0, "errored": 0}
+        self._switches: list[dict[str, object]] = []
+
+    def prepare(self) -> None:
+        """Refuse the run before anything is written if a kind refuses it or an agent cannot
+        be built. Raises :class:`RunError`; calling it again does nothing."""
+        if self._prepared:
+            return
+        self.services.check()
+        for kind in self.kinds.values():
+            kind.check()
+        for spec in self.config.agents:
+            try:
+                self._agents[spec.label] = create_agent(
+                    spec, call_timeout_s=self.config.call_timeout_s
+                )
+            except AgentError as exc:
+                raise RunError(f"agent {spec.label!r}: {exc}") from exc
+        self._prepared = True
+
+    async def _run_one(self, spec: EpisodeSpec, attempt: int) -> None:
+        self.store.journal(
+            JournalEntry(episode_id=spec.id, status=EpisodeStatus.RUNNING, attempt=attempt)
+        )
+        writer = self.store.open_trajectory(spec.id)
+        kind = self.kinds[spec.kind]
+        runner: TurnLoop | None = None
+        try:
+            async with asyncio.timeout(self.config.episode_timeout_s):
+                async with kind.runner(spec, writer) as runner:
+                    runner.on_agent_call = self._agent_call
+                    outcome = await runner.run()
+        except TimeoutError:
+            outcome = self._crash(writer, "episode_timeout", "episode exceeded its time limit")
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        except SandboxInfrastructureError as exc:  # the measurer failed, not the agent
+            outcome = self._crash(writer, "sandbox_error", str(exc)[:2000])
+        except Exception as exc:  # a harness or agent-code crash is an infrastructure error
+            outcome = self._crash(writer, "harness_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            writer.close()
+        calls, usage = _usage_of(runner) if runner else (0, None)
+        for switch in runner.protocol_switches if runner else []:
+            self._switches.append(
+                {
+                    "episode_id": spec.id,
+                    "agent": spec.agent,
+                    "from": switch.from_protocol,
+                    "to": switch.to_protocol,
+                    "reason": switch.reason,
+                }
+            )
+        if outcome.status is EpisodeStatus.DONE:
+            try:
+                # Scoring has its own deadline: a judge that never answers cannot hold the run.
+                async with asyncio.timeout(self.config.episode_timeout_s):
+                    scores = await self._score(kind, spec, writer.trajectory)
+            except TimeoutError:
+                outcome = EpisodeOutcome(
+                    EpisodeStatus.ERRORED,
+                    "scoring_timeout",
+                    f"scoring did not finish within {self.config.episode_timeout_s:g} s",
+                )
+            except Exception as exc:  # an evaluator bug must not end the run or pass as behaviour
+                outcome = EpisodeOutcome(
+                    EpisodeStatus.ERRORED, "scoring_error", f"{type(exc).__name__}: {exc}"
+                )
+            else:
+                self.store.append_scores(scores)
+        self.store.journal(
+            JournalEntry(
+                episode_id=spec.id,
+                status=outcome.status,
+                attempt=attempt,
+                reason=outcome.reason,
+                error=outcome.error,
+                llm_calls=calls,
+                usage=usage,
+            )
+        )
+        self.counts[outcome.status.value] += 1
+        self.progress.advance(spec, outcome.status)
+
+    async def _score(
+        self, kind: EpisodeKind, spec: EpisodeSpec, trajectory: Trajectory
+    ) -> list[Score]:
+        scores = list(await kind.score(spec, trajectory))
+        scores.append(score_protocol(trajectory))
+        # Every score says whose episode it is, whatever kind scored it (the summary's
+        # per-agent figures of evaluators it has no section for rely on it).
+        return [
+            s
+            if "agent" in s.details
+            else s.model_copy(update={"details": {**s.details, "agent": spec.agent}})
+            for s in scores
+        ]
+
+    def _crash(self, writer: TrajectoryWriter, reason: str, message: str) -> EpisodeOutcome:
+        writer.write(ErrorEvent(kind=reason, message=message[:2000]))
+        writer.write(EpisodeEndedEvent(status=EpisodeStatus.ERRORED, reason=reason))
+        return EpisodeOutcome(EpisodeStatus.ERRORED, reason, message)
+
+    async def _start_agents(self) -> None:
+        """Agents with a start-up (local models start their server) start before any episode,
+        so a broken setup fails the run once instead of erroring every episode."""
+        if self.config.concurrency > 1 and any(
+            isinstance(agent, LocalModelAgent) for agent in self._agents.values()
+        ):
+            self.log(
+                "[yellow]note: a local model evaluates one request at a time and keeps only the "
+                "last prompt evaluated; --concurrency 1 runs its episodes fastest"
+            )
+        for label, agent in self._agents.items():
+            start = getattr(agent, "start", None)
+            if start is None:
+                continue
+            try:
+                await start()
+            except AgentError as exc:
+                raise RunError(f"agent {label!r}: {exc}") from exc
+
+    async def run_episodes(self, episodes: Sequence[EpisodeSpec], attempts: dict[str, int]) -> None:
+        queue: asyncio.Queue[EpisodeSpec] = asyncio.Queue()
+        for spec in episodes:
+            queue.put_nowait(spec)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    spec = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await self._run_one(spec, attempts.get(spec.id, 0) + 1)
+
+        workers = min(self.config.concurrency, max(1, len(episodes)))
+        try:
+            await self._start_agents()
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        finally:
+            for agent in self._agents.values():
+                await agent.aclose()
+
+    def _resume_plan(self, retry_errored: bool) -> tuple[list[EpisodeSpec], dict[str, int]]:
+        """The episodes a resume runs again, and each one's attempts so far."""
+        self.store.repair_tails()
+        states = self.store.latest_states()
+        keep = {
+            eid
+            for eid, entry in states.items()
+            if entry.status is EpisodeStatus.DONE
+            or (entry.status is EpisodeStatus.ERRORED and not retry_errored)
+        }
+        # A "done" episode whose trajectory was cut (a kill between its last event and the
+        # journal, a full disk) is not done: it runs again.
+        cut = sorted(
+            eid
+            for eid in keep
+            if states[eid].status is EpisodeStatus.DONE and not self.store.trajectory_complete(eid)
+        )
+        if cut:
+            self.log(
+                f"{len(cut)} episode(s) marked done have an incomplete trajectory and run "
+                f"again: {', '.join(cut[:5])}{' ...' if len(cut) > 5 else ''}"
+            )
+            keep -= set(cut)
+        self.store.keep_scores_of(keep)
+        todo = [spec for spec in self.episodes if spec.id not in keep]
+        manifest = self.store.read_manifest()
+        manifest.resumed_at.append(time.time())
+        manifest.finished_at = None
+        # The run's episodes: what its configuration expands to now, and any episode the
+        # journal holds besides (a merged run recorded before merges counted its gaps, a
+        # pack that lost a scenario): the summary counts each of them once.
+        manifest.episodes_total = len({spec.id for spec in self.episodes} | set(states))
+        self.store.write_manifest(manifest)
+        return todo, {eid: entry.attempt for eid, entry in states.items()}
+
+    async def execute(self, *, resume: bool, retry_errored: bool = False) -> RunResult:
+        """Run what is left (everything at the start; see :meth:`_resume_plan` on resume),
+        then write the summary and finish the manifest."""
+        self.prepare()
+        attempts: dict[str, int] = {}
+        if resume:
+            todo, attempts = self._resume_plan(retry_errored)
+        else:
+            self.store.journal_many(
+                [JournalEntry(episode_id=s.id, status=EpisodeStatus.PENDING) for s in self.episodes]
+            )
+            todo = list(self.episodes)
+        self.progress.start(len(self.episodes), len(self.episodes) - len(todo))
+        try:
+            for name, kind in self.kinds.items():
+                await kind.start([spec for spec in todo if spec.kind == name])
+            await self.run_episodes(todo, attempts)
+        finally:
+            for kind in self.kinds.values():
+                await kind.close()
+            await self.services.close()
+        summary = build_summary(self.store)
+        self.store.write_json("summary.json", summary.model_dump(mode="json"))
+        manifest = self.store.read_manifest()
+        manifest.finished_at = time.time()
+        manifest.protocol_switches.extend(self._switches)
+        self.store.write_manifest(manifest)
+        self.store.close()
+        return RunResult(
+            run_dir=self.store.root,
+            summary=summary,
+            ran=len(todo),
+            skipped=len(self.episodes) - len(todo),
+            counts=dict(self.counts),
+        )
