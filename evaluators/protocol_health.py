@@ -97,12 +97,13 @@ def score_protocol(trajectory: Trajectory) -> Score:
     return Score(
         episode_id=trajectory.episode_id,
         evaluator=EVALUATOR,
-        value=read_turns / turns if turns else None,
+        # No tool offered, no protocol to measure: its turns are in no share.
+        value=read_turns / turns if turns and started.tools else None,
         label=label,
         details={
             "agent": started.agent,
             "scenario_id": started.scenario_id,
-            "turns": turns,
+            "turns": turns if started.tools else 0,
             "turns_with_native_calls": native_turns,
             "turns_with_recovered_calls": recovered_turns,
             "turns_with_unparsed_calls": unparsed_turns,

@@ -141,6 +141,9 @@ class EpisodeStartedEvent(_Event):
     repeat: int = 0
     seed: int = 0
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    # The episode's kind (``EpisodeKind.name``: "scenario", "open", "code_task" or a plugin
+    # kind's); None in trajectories recorded before kinds were written.
+    kind: str | None = None
     # Set on a branched replay: which recorded episode it continues, from which step.
     branched_from: dict[str, Any] | None = None
 

@@ -135,12 +135,15 @@ def run_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def run_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.what == "kinds":
-        from sandbox.runtime.kinds import BUILTIN_KINDS, registered_kinds
+        from sandbox.runtime.kinds import BUILTIN_KINDS, load_kind_entry_points, registered_kinds
+
+        for problem in load_kind_entry_points():
+            err.print(f"[yellow]warning:[/yellow] episode-kind entry point {escape(problem)}")
 
         table = folding_table("kind (--kind)", "runs by default", "what it is", "defined in")
         table.title = "Kinds of episode"
         for name, kind_class in sorted(registered_kinds().items()):
-            doc = (kind_class.__doc__ or "").strip().splitlines()
+            doc = (kind_class.__doc__ or "").replace("``", "").strip().splitlines()
             table.add_row(
                 name,
                 "yes" if name in BUILTIN_KINDS else "no (name it with --kind)",

@@ -23,7 +23,8 @@ def add_plugin_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first (registers its toolkits); also PROPENSITY_PLUGINS. A run "
+        help="import MODULE first (registers its toolkits and kinds of episode); also "
+        "PROPENSITY_PLUGINS. A run "
         "records its plugins: --resume, replay verify --against sandbox, replay branch and "
         "merge load them again (never from inside a run directory)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Callable
@@ -90,6 +91,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run only episodes of this kind (repeatable; `propensity list kinds` lists them; "
         "default: the built-in kinds scenario, open and code_task; a plugin's kind runs only "
         "when named)",
+    )
+    run.add_argument(
+        "--kind-option",
+        action="append",
+        default=[],
+        metavar="KIND.KEY=VALUE",
+        help="a setting of a kind of episode (VALUE is read as JSON when it parses, as text "
+        "otherwise); repeatable",
     )
     run.add_argument(
         "--pressure",
@@ -191,6 +200,22 @@ def add_merge_parser(subparsers: Any) -> argparse.ArgumentParser:
     return merge
 
 
+def _kind_options(given: list[str]) -> dict[str, dict[str, Any]]:
+    """``KIND.KEY=VALUE`` items as {kind: {key: value}}; VALUE is JSON when it parses."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in given:
+        target, sep, text = item.partition("=")
+        kind, dot, key = target.partition(".")
+        if not (sep and dot and kind and key):
+            raise CliError(f"--kind-option expects KIND.KEY=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        options.setdefault(kind, {})[key] = value
+    return options
+
+
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     data: dict[str, Any] = {}
     if args.config is not None:
@@ -238,6 +263,8 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         data["scenario_ids"] = args.scenario
     if args.kind:
         data["kinds"] = args.kind
+    if args.kind_option:
+        data["kind_options"] = _kind_options(args.kind_option)
     if args.pressure:
         data["categories"] = _csv_list(args.pressure)
     if args.no_baseline:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Iterable
 
 from sandbox.import_path import make_cwd_importable
@@ -38,6 +39,13 @@ def load_plugins(modules: Iterable[str] = ()) -> list[str]:
     if named:
         make_cwd_importable()
     for module, given_as in named:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
+            stem = module.rstrip("/").rsplit("/", 1)[-1].removesuffix(".py")
+            raise PluginError(
+                f"cannot load plugin {module!r}: {given_as} takes a module name (like "
+                f"{stem or 'my_plugin'!r}), not a path; the current directory is importable, "
+                "and PYTHONPATH adds others"
+            )
         try:
             importlib.import_module(module)
         except Exception as exc:

@@ -144,9 +144,14 @@ def _merge(records: dict[str, UserModule], record: UserModule) -> None:
         existing.toolkits.update(record.toolkits)
 
 
-def run_user_modules(agent_specs: Iterable[str], toolkit_names: Iterable[str]) -> list[UserModule]:
+def run_user_modules(
+    agent_specs: Iterable[str],
+    toolkit_names: Iterable[str],
+    kind_modules: Iterable[tuple[str, str]] = (),
+) -> list[UserModule]:
     """The user code a run depends on, as imported by this process: the plugins named, the
-    modules defining the given Python toolkits (unless they are ours), the modules of
+    modules defining the given Python toolkits and the run's kinds of episode (``(module, kind
+    name)``; an installed entry point's too), unless they are ours, and the modules of
     ``python:`` agents. Call it once the run's agents are built (their modules imported)."""
     from tools.python_emulators import python_toolkits
 
@@ -161,6 +166,9 @@ def run_user_modules(agent_specs: Iterable[str], toolkit_names: Iterable[str]) -
         record = describe_module(cls.__module__, "toolkit", f"toolkit {name}")
         record.toolkits[name] = cls.__qualname__
         _merge(records, record)
+    for module, kind in kind_modules:
+        if module.partition(".")[0] not in _OWN_PACKAGES:
+            _merge(records, describe_module(module, "plugin", f"kind {kind}"))
     for spec in agent_specs:
         if spec.startswith("python:"):
             module = spec.removeprefix("python:").partition(":")[0]

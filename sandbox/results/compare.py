@@ -39,6 +39,7 @@ from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
 from evaluators.stats import Z_95, Estimate, estimate, wilson_interval
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from sandbox.results.store import CorruptRecordError, RunStore
+from sandbox.results.summary import of_builtin_kind
 from scenarios.records import EpisodeStatus, Score
 
 METHOD = (
@@ -234,6 +235,8 @@ class _Side:
         for score in scores:
             # Unobserved choices (unreadable call text) pair with nothing: they are unpaired.
             if score.episode_id not in done or score.label == "unobserved":
+                continue
+            if not of_builtin_kind(score):  # a plugin kind's: in no built-in comparison
                 continue
             if score.evaluator == RISKY_TOOL_CHOICE:
                 self.risky[score.episode_id] = score

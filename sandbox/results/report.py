@@ -270,7 +270,10 @@ def _other_scores_table(summary: RunSummary) -> Table | None:
 def summary_tables(summary: RunSummary) -> Group:
     parts: list[Table | Text] = list(_propensity_tables(summary))
     if not parts:
-        parts.append(Text("No risky-tool-choice episode was scored: no propensity table."))
+        line = "No risky-tool-choice episode was scored: no propensity table."
+        if summary.other_scores:
+            line += " This run has other scores: see the Other scores table below."
+        parts.append(Text(line))
     world = _world_table(summary)
     if world is not None:
         parts.append(world)
@@ -308,9 +311,22 @@ def summary_tables(summary: RunSummary) -> Group:
         )
         errors.add_column("reason", overflow="fold")
         errors.add_column("episodes", justify="right", overflow="fold")
+        examples = summary.error_examples
+        if examples:
+            errors.add_column("first episode", overflow="fold")
         for reason, count in sorted(summary.errors.items()):
-            errors.add_row(escape(reason), str(count))
+            cells = [escape(reason), str(count)]
+            if examples:
+                cells.append(escape(examples.get(reason, {}).get("episode_id", "–")))
+            errors.add_row(*cells)
         parts.append(errors)
+        # Each reason's example message under the table, as plain text (never markup), so a
+        # long message wraps instead of splitting the table.
+        for reason, example in sorted(examples.items()):
+            shown = Text()
+            shown.append(f"{reason}, e.g. {example.get('episode_id', '–')}: ", style="bold")
+            shown.append(example.get("message") or "–")
+            parts.append(shown)
     warnings: list[Table | Text] = [
         Text(f"warning: {line}", style="bold yellow") for line in protocol_warnings(summary)
     ]

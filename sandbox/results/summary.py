@@ -32,9 +32,12 @@ from evaluators.risky_choice import EVALUATOR as RISKY_CHOICE
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import WorldSummary
 from sandbox.results.store import RunStore
+from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from scenarios.records import EpisodeStatus, JournalEntry, Score, Usage
 
 FINAL = (EpisodeStatus.DONE, EpisodeStatus.ERRORED)
+# How much of an errored episode's message the summary keeps as its reason's example.
+ERROR_EXAMPLE_CHARS = 200
 
 DEFINITIONS: dict[str, str] = {
     "by_agent.AGENT.overall": (
@@ -54,8 +57,14 @@ DEFINITIONS: dict[str, str] = {
     ),
     "world.overall": "pooled across every agent of the run; per agent in world.by_agent",
     "other_scores": (
-        "scores of evaluators this summary has no section for (a plugin kind's scorer), per "
-        "evaluator and agent: how many, the mean of those with a value, and label counts"
+        "scores of evaluators this summary has no section for (a plugin kind's scorer), and a "
+        "plugin kind's scores of an evaluator that has one, as 'EVALUATOR (kind K)': they never "
+        "mix into the built-in sections; per evaluator and agent: how many, the mean of those "
+        "with a value, and label counts"
+    ),
+    "error_examples": (
+        "per error reason, the first errored episode (by id) and its error message from the "
+        "journal, cut to 200 characters: an example to debug from, not every message"
     ),
     "llm_calls": (
         "agent calls made live in this run, every attempt counted; turns a branched episode "
@@ -79,14 +88,33 @@ class EvaluatorAggregate(BaseModel):
     labels: dict[str, int] = Field(default_factory=dict)
 
 
+def of_builtin_kind(score: Score) -> bool:
+    """Whether ``score`` comes from a built-in kind of episode (``details["kind"]``, which the
+    orchestrator stamps; scores written before it was are the built-in kinds')."""
+    return score.details.get("kind") in (None, *BUILTIN_KINDS)
+
+
+def other_key(score: Score) -> str | None:
+    """Where ``score`` goes in ``other_scores``: its evaluator when the summary has no section
+    for it; ``EVALUATOR (kind K)`` for a plugin kind's score of an evaluator that has one (it
+    never mixes into the built-in section); None for scores a section takes (protocol health
+    takes every kind's)."""
+    if score.evaluator not in SUMMARIZED:
+        return score.evaluator
+    if of_builtin_kind(score) or score.evaluator == PROTOCOL:
+        return None
+    return f"{score.evaluator} (kind {score.details.get('kind')})"
+
+
 def summarize_other_scores(scores: list[Score]) -> dict[str, dict[str, EvaluatorAggregate]]:
-    """evaluator -> agent (``details["agent"]``, which the orchestrator stamps) -> aggregate,
-    for every evaluator not in ``SUMMARIZED``: nothing a run scores is left out of summary.json."""
+    """evaluator (see :func:`other_key`) -> agent (``details["agent"]``, which the
+    orchestrator stamps) -> aggregate: nothing a run scores is left out of summary.json."""
     groups: dict[str, dict[str, list[Score]]] = {}
     for score in scores:
-        if score.evaluator not in SUMMARIZED:
+        key = other_key(score)
+        if key is not None:
             agent = str(score.details.get("agent", "unknown"))
-            groups.setdefault(score.evaluator, {}).setdefault(agent, []).append(score)
+            groups.setdefault(key, {}).setdefault(agent, []).append(score)
     result: dict[str, dict[str, EvaluatorAggregate]] = {}
     for evaluator, by_agent in sorted(groups.items()):
         result[evaluator] = {}
@@ -110,6 +138,9 @@ class RunSummary(BaseModel):
     incomplete: int
     errors: dict[str, int] = Field(default_factory=dict)
     errored_episodes: list[str] = Field(default_factory=list)
+    # Per error reason, one example: {"episode_id": ..., "message": ...} of the first errored
+    # episode (by id), its message cut to ERROR_EXAMPLE_CHARS. Empty in older summaries.
+    error_examples: dict[str, dict[str, str]] = Field(default_factory=dict)
     end_reasons: dict[str, int] = Field(default_factory=dict)
     llm_calls: int = 0
     usage: Usage = Field(default_factory=Usage)
@@ -144,6 +175,27 @@ def episode_counts(episodes_total: int, states: dict[str, JournalEntry]) -> tupl
     return max(episodes_total, len(states)), unfinished + never_journaled
 
 
+def shorten(text: str, limit: int = ERROR_EXAMPLE_CHARS) -> str:
+    """``text`` on one line (runs of whitespace, newlines included, made one space), cut to
+    ``limit`` characters with an ellipsis when longer."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def error_examples(
+    states: dict[str, JournalEntry], errored: list[str]
+) -> dict[str, dict[str, str]]:
+    """reason -> the first errored episode (in ``errored``'s order) with that reason and its
+    journaled message, shortened: what a reader needs to debug a crash without the journal."""
+    examples: dict[str, dict[str, str]] = {}
+    for episode_id in errored:
+        entry = states[episode_id]
+        reason = entry.reason or "error"
+        if reason not in examples:
+            examples[reason] = {"episode_id": episode_id, "message": shorten(entry.error or "")}
+    return dict(sorted(examples.items()))
+
+
 def build_summary(store: RunStore) -> RunSummary:
     manifest = store.read_manifest()
     states = store.latest_states()
@@ -151,6 +203,8 @@ def build_summary(store: RunStore) -> RunSummary:
     errored = sorted(eid for eid, e in states.items() if e.status is EpisodeStatus.ERRORED)
     episodes, incomplete = episode_counts(manifest.episodes_total, states)
     scores = [s for s in store.read_scores() if s.episode_id in done]
+    every_kind = scores  # protocol health and other_scores read every kind's
+    scores = [s for s in scores if of_builtin_kind(s)]
     # The by-level curve lists every level of the run's schedule, reached or not.
     levels = list(manifest.config.schedule.levels)
     by_agent = summarize_by_agent(scores, levels=levels)
@@ -169,6 +223,7 @@ def build_summary(store: RunStore) -> RunSummary:
         incomplete=incomplete,
         errors=dict(Counter(states[e].reason or "error" for e in errored)),
         errored_episodes=errored,
+        error_examples=error_examples(states, errored),
         end_reasons=dict(Counter(states[e].reason or "" for e in sorted(done))),
         llm_calls=calls,
         usage=usage,
@@ -178,7 +233,7 @@ def build_summary(store: RunStore) -> RunSummary:
         code=summarize_code_outcomes(scores),
         judges=summarize_judges(scores),
         world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
-        protocol=summarize_protocol(scores),
+        protocol=summarize_protocol(every_kind),
         incomplete_trajectories=sorted(e for e in done if not store.trajectory_complete(e)),
-        other_scores=summarize_other_scores(scores),
+        other_scores=summarize_other_scores(every_kind),
     )

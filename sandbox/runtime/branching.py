@@ -20,14 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from sandbox.agents.protocol import Agent
-from sandbox.pressure import PressureSchedule
 from sandbox.results.store import TrajectoryWriter
 from sandbox.runtime.config import EpisodeSpec, RunConfig
 from sandbox.runtime.kinds.base import EpisodeKind, RunContext, run_kinds
 from sandbox.runtime.kinds.propensity import EpisodeRunner, PropensityKind
 from sandbox.runtime.turn_loop import EpisodeOutcome, TurnLoop
-from scenarios.model import Pack, Scenario
+from scenarios.model import Pack
 from scenarios.records import (
     AgentTurnEvent,
     MessageEvent,
@@ -38,7 +36,6 @@ from scenarios.records import (
     Trajectory,
     pair_calls,
 )
-from tools import ToolRegistry, default_registry
 
 
 class BranchPoint(BaseModel):
@@ -113,21 +110,13 @@ def check_branchable(trajectory: Trajectory, at: int) -> None:
 
 
 class BranchRunner(EpisodeRunner):
-    """An :class:`EpisodeRunner` whose first K-1 turns come from a recording."""
+    """An :class:`EpisodeRunner` whose first K-1 turns come from a recording: built with the
+    recording and the branch point, then exactly the propensity runner's arguments."""
 
     def __init__(
-        self,
-        spec: EpisodeSpec,
-        scenario: Scenario,
-        agent: Agent,
-        config: RunConfig,
-        writer: TrajectoryWriter,
-        recorded: Trajectory,
-        point: BranchPoint,
-        registry: ToolRegistry = default_registry,
-        schedule: PressureSchedule | None = None,
+        self, recorded: Trajectory, point: BranchPoint, *runner_args: Any, **runner_kwargs: Any
     ) -> None:
-        super().__init__(spec, scenario, agent, config, writer, registry, schedule)
+        super().__init__(*runner_args, **runner_kwargs)
         check_branchable(recorded, point.at)
         self.recorded = recorded
         self.point = point
@@ -239,13 +228,13 @@ class BranchedKind(EpisodeKind):
     @asynccontextmanager
     async def runner(self, spec: EpisodeSpec, writer: TrajectoryWriter) -> AsyncIterator[TurnLoop]:
         yield BranchRunner(
+            self.branch.recorded,
+            self.branch.point,
             spec,
             self.inner.scenarios[spec.scenario_id],
             self.run.agents[spec.agent],
             self.run.config,
             writer,
-            self.branch.recorded,
-            self.branch.point,
             self.run.registry,
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -97,6 +97,9 @@ class RunConfig(BaseModel):
     # The kinds of episode to run, by name (``--kind``); None runs the built-in ones
     # (propensity scenarios, open scenarios, code tasks). A plugin's kind runs only when named.
     kinds: list[str] | None = Field(default=None, min_length=1)
+    # Settings of kinds by kind name (``--kind-option KIND.KEY=VALUE``): JSON values a kind
+    # reads as ``self.options``; a name that is not one of the run's kinds is refused.
+    kind_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("kinds")
     @classmethod
@@ -132,8 +135,10 @@ class RunConfig(BaseModel):
 
     def identity_hash(self) -> str:
         """What must match for two run directories to be parts of the same suite run."""
-        # ``kinds`` counts only when set: runs recorded before it existed keep their hash.
+        # ``kinds`` and ``kind_options`` count only when set: runs recorded before they
+        # existed keep their hash.
         exclude = {"shard", "concurrency"} | ({"kinds"} if self.kinds is None else set())
+        exclude |= set() if self.kind_options else {"kind_options"}
         data = self.model_dump(mode="json", exclude=exclude)
         digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
         return digest[:16]

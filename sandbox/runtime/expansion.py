@@ -9,11 +9,13 @@ built-in ones of the same item).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from sandbox.runtime.config import EpisodeSpec, RunConfig
 from sandbox.runtime.kinds.base import run_kinds
 from scenarios.model import Pack
+from scenarios.records import EPISODE_ID_PATTERN
 
 
 def selected_items(config: RunConfig, pack: Pack) -> Pack:
@@ -34,6 +36,20 @@ def selected_items(config: RunConfig, pack: Pack) -> Pack:
     return pack.model_copy(update={"scenarios": scenarios, "code_tasks": code_tasks})
 
 
+def _check_spec(kind: str, spec: object) -> None:
+    """A kind's episode, refused (``ValueError``) unless it is an ``EpisodeSpec`` of this kind
+    whose id names a file: the run directory holds a trajectory per id."""
+    if not isinstance(spec, EpisodeSpec):
+        raise ValueError(f"kind {kind!r} listed a {type(spec).__name__}, not an EpisodeSpec")
+    if spec.kind != kind:
+        raise ValueError(f"kind {kind!r} listed episode {spec.id!r} of kind {spec.kind!r}")
+    if not re.fullmatch(EPISODE_ID_PATTERN, spec.id):
+        raise ValueError(
+            f"kind {kind!r} listed episode id {spec.id[:80]!r}: ids are 1-200 letters, digits, "
+            "'_', '.' and '-', starting with a letter or digit"
+        )
+
+
 def expand_episodes(config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
     """The suite's episodes in a stable order (see the module docstring).
 
@@ -44,12 +60,21 @@ def expand_episodes(config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
     position.update({t.id: len(position) + k for k, t in enumerate(items.code_tasks)})
     episodes: list[EpisodeSpec] = []
     for kind in run_kinds(config):
-        episodes.extend(kind.episodes(config, items))
+        try:
+            given = kind.episodes(config, items)
+        except Exception as exc:  # a kind's bug: refused before anything is written
+            raise ValueError(
+                f"kind {kind.name!r} could not list its episodes: {type(exc).__name__}: {exc}"
+            ) from exc
+        for spec in given:
+            _check_spec(kind.name, spec)
+        episodes.extend(given)
     # A stable sort: each item's episodes keep their kind's order; items keep the pack's.
     episodes.sort(key=lambda spec: position.get(spec.scenario_id, len(position)))
-    repeated = [eid for eid, n in Counter(spec.id for spec in episodes).items() if n > 1]
+    counts = Counter(spec.id for spec in episodes)
+    repeated = sorted({f"{spec.id} ({spec.kind})" for spec in episodes if counts[spec.id] > 1})
     if repeated:
-        raise ValueError(f"episode ids given by more than one episode: {repeated[:5]}")
+        raise ValueError(f"episode ids given by more than one episode: {repeated[:6]}")
     if config.shard is not None:
         shard = config.shard
         episodes = [e for k, e in enumerate(episodes) if k % shard.count == shard.index - 1]

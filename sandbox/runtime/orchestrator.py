@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +86,21 @@ _AGENT_ERROR_KINDS = frozenset(
 )  # fmt: skip
 
 
+def _unfinished(kind: str, outcome: object, trajectory: Trajectory) -> tuple[str, str, str] | None:
+    """Why a runner's return is no finished episode (None when it is one): its outcome must be
+    an ``EpisodeOutcome`` that is done or errored, and the trajectory must end the same way
+    (``TurnLoop.end``), or a resume would find the episode cut and run it again."""
+    if not isinstance(outcome, EpisodeOutcome):
+        message = f"run() returned {type(outcome).__name__}, not an EpisodeOutcome"
+    elif outcome.status not in (EpisodeStatus.DONE, EpisodeStatus.ERRORED):
+        message = f"run() ended the episode {outcome.status.value!r} (done or errored only)"
+    elif trajectory.ended is None or trajectory.ended.status is not outcome.status:
+        message = "run() returned without ending the episode with TurnLoop.end()"
+    else:
+        return None
+    return ("harness_error", f"kind {kind!r}: {message}", "")
+
+
 def _usage_of(runner: TurnLoop) -> tuple[int, Usage | None]:
     """Agent calls made (every attempt: answered turns, retried failures, and the attempts of
     a turn that finally failed) and the tokens they used."""
@@ -146,6 +163,12 @@ class Orchestrator:
         for factory in factories:
             kind = factory(self.context)
             self.kinds[kind.name] = kind
+        stray = sorted(set(config.kind_options) - set(self.kinds))
+        if stray:
+            raise RunError(
+                f"--kind-option for {', '.join(stray)}, not a kind of this run "
+                f"({', '.join(self.kinds)})"
+            )
         unknown = sorted({spec.kind for spec in self.episodes} - set(self.kinds))
         if unknown:
             raise RunError(
@@ -164,7 +187,14 @@ class Orchestrator:
             return
         self.services.check()
         for kind in self.kinds.values():
-            kind.check()
+            try:
+                kind.check()
+            except RunError:
+                raise
+            except Exception as exc:  # a kind's bug refuses the run, naming the kind
+                raise RunError(
+                    f"kind {kind.name!r} failed its check: {type(exc).__name__}: {exc}"
+                ) from exc
         for spec in self.config.agents:
             try:
                 self._agents[spec.label] = create_agent(
@@ -181,22 +211,43 @@ class Orchestrator:
         writer = self.store.open_trajectory(spec.id)
         kind = self.kinds[spec.kind]
         runner: TurnLoop | None = None
+        outcome: object = None
+        problem: tuple[str, str, str] | None = None  # (reason, message, traceback)
         try:
-            async with asyncio.timeout(self.config.episode_timeout_s):
-                async with kind.runner(spec, writer) as runner:
+            async with asyncio.timeout(self.config.episode_timeout_s) as deadline:
+                async with kind.runner(spec, writer) as given:
+                    if not isinstance(given, TurnLoop):
+                        raise TypeError(
+                            f"kind {kind.name!r} gave a {type(given).__name__}, not a TurnLoop"
+                        )
+                    runner = given
                     runner.on_agent_call = self._agent_call
                     outcome = await runner.run()
+            if deadline.expired():  # the runner caught the cancellation and went on
+                problem = ("episode_timeout", "episode exceeded its time limit", "")
+            else:
+                problem = _unfinished(kind.name, outcome, writer.trajectory)
         except TimeoutError:
-            outcome = self._crash(writer, "episode_timeout", "episode exceeded its time limit")
+            problem = ("episode_timeout", "episode exceeded its time limit", "")
         except asyncio.CancelledError:
-            writer.close()
-            raise
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the run itself is being cancelled
+                raise
+            problem = (
+                "harness_error",
+                f"kind {kind.name!r}: the episode raised CancelledError (the run was not "
+                "cancelled)",
+                traceback.format_exc(),
+            )
         except SandboxInfrastructureError as exc:  # the measurer failed, not the agent
-            outcome = self._crash(writer, "sandbox_error", str(exc)[:2000])
-        except Exception as exc:  # a harness or agent-code crash is an infrastructure error
-            outcome = self._crash(writer, "harness_error", f"{type(exc).__name__}: {exc}")
+            problem = ("sandbox_error", str(exc)[:2000], "")
+        except Exception as exc:  # a crash of the harness, a kind or an agent: infrastructure
+            problem = ("harness_error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
+            if problem is not None:
+                outcome = self._crash(writer, *problem)
             writer.close()
+        assert isinstance(outcome, EpisodeOutcome)
         calls, usage = _usage_of(runner) if runner else (0, None)
         for switch in runner.protocol_switches if runner else []:
             self._switches.append(
@@ -242,19 +293,40 @@ class Orchestrator:
     async def _score(
         self, kind: EpisodeKind, spec: EpisodeSpec, trajectory: Trajectory
     ) -> list[Score]:
-        scores = list(await kind.score(spec, trajectory))
-        scores.append(score_protocol(trajectory))
-        # Every score says whose episode it is, whatever kind scored it (the summary's
-        # per-agent figures of evaluators it has no section for rely on it).
+        """The kind's scores and the protocol-health score, checked: each a ``Score`` of this
+        episode, one per evaluator (a fresh run and a resumed one keep the same scores).
+        Raises ``TypeError``/``ValueError`` (recorded as ``scoring_error``) otherwise."""
+        given = await kind.score(spec, trajectory)
+        if not isinstance(given, list) or not all(isinstance(s, Score) for s in given):
+            raise TypeError(f"kind {kind.name!r}: score() must return a list of Score records")
+        scores = [*given, score_protocol(trajectory)]
+        for score in scores:
+            if score.episode_id != spec.id:
+                raise ValueError(
+                    f"kind {kind.name!r} gave a score for episode {score.episode_id!r} while "
+                    f"scoring {spec.id!r}"
+                )
+        twice = sorted(e for e, n in Counter(s.evaluator for s in scores).items() if n > 1)
+        if twice:
+            raise ValueError(
+                f"kind {kind.name!r} gave more than one score per evaluator: {', '.join(twice)}"
+            )
+        # Every score says whose episode it is and which kind scored it, whatever the kind
+        # (the summary keeps a plugin kind's scores out of the built-in sections by it).
         return [
-            s
-            if "agent" in s.details
-            else s.model_copy(update={"details": {**s.details, "agent": spec.agent}})
+            s.model_copy(update={"details": {"agent": spec.agent, **s.details, "kind": spec.kind}})
             for s in scores
         ]
 
-    def _crash(self, writer: TrajectoryWriter, reason: str, message: str) -> EpisodeOutcome:
-        writer.write(ErrorEvent(kind=reason, message=message[:2000]))
+    def _crash(
+        self, writer: TrajectoryWriter, reason: str, message: str, trace: str = ""
+    ) -> EpisodeOutcome:
+        """End the episode ``errored``: the error event keeps the message and the end of the
+        traceback (where the kind or the agent failed); the journal the message."""
+        detail = (
+            f"{message[:1000]}\n{trace[-(1990 - min(len(message), 1000)) :]}" if trace else message
+        )
+        writer.write(ErrorEvent(kind=reason, message=detail[:2000]))
         writer.write(EpisodeEndedEvent(status=EpisodeStatus.ERRORED, reason=reason))
         return EpisodeOutcome(EpisodeStatus.ERRORED, reason, message)
 
@@ -299,6 +371,18 @@ class Orchestrator:
         finally:
             for agent in self._agents.values():
                 await agent.aclose()
+
+    async def _close_kinds(self) -> None:
+        """Close every kind, then the shared services; a close that fails is said and the
+        others still run (the episodes' records are already complete)."""
+        for name, kind in self.kinds.items():
+            try:
+                await kind.close()
+            except Exception as exc:
+                self.log(
+                    f"[yellow]warning: kind {name!r} failed to close: {type(exc).__name__}: {exc}"
+                )
+        await self.services.close()
 
     def _resume_plan(self, retry_errored: bool) -> tuple[list[EpisodeSpec], dict[str, int]]:
         """The episodes a resume runs again, and each one's attempts so far."""
@@ -350,12 +434,18 @@ class Orchestrator:
         self.progress.start(len(self.episodes), len(self.episodes) - len(todo))
         try:
             for name, kind in self.kinds.items():
-                await kind.start([spec for spec in todo if spec.kind == name])
+                try:
+                    await kind.start([spec for spec in todo if spec.kind == name])
+                except RunError:
+                    raise
+                except Exception as exc:
+                    raise RunError(
+                        f"kind {name!r} could not start: {type(exc).__name__}: {exc} (nothing "
+                        "ran; the run resumes with --resume once it can start)"
+                    ) from exc
             await self.run_episodes(todo, attempts)
         finally:
-            for kind in self.kinds.values():
-                await kind.close()
-            await self.services.close()
+            await self._close_kinds()
         summary = build_summary(self.store)
         self.store.write_json("summary.json", summary.model_dump(mode="json"))
         manifest = self.store.read_manifest()

@@ -31,6 +31,7 @@ from sandbox.runtime.branching import Branch, BranchPoint, branch_kinds, check_b
 from sandbox.runtime.config import EpisodeSpec, RunConfig
 from sandbox.runtime.errors import RunError
 from sandbox.runtime.expansion import expand_episodes
+from sandbox.runtime.kinds.base import run_kinds
 from sandbox.runtime.orchestrator import Orchestrator, ProgressSink, RunResult
 from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
 from scenarios.model import Pack
@@ -165,8 +166,9 @@ async def _start(
     # Inputs the config does not hold: the user code imported (the agents are built by now, so
     # their modules are imported) and the files read; --resume and replay load them again.
     toolkits = {t.toolkit for s in pack.scenarios for t in s.tools if t.backend == "python"}
+    kinds = [(kind.__module__, kind.name) for kind in run_kinds(config)]
     user_modules = await asyncio.to_thread(
-        run_user_modules, [a.spec for a in config.agents], [t for t in toolkits if t]
+        run_user_modules, [a.spec for a in config.agents], [t for t in toolkits if t], kinds
     )
     input_files = await asyncio.to_thread(run_input_files, pack_path, config.toolkit_paths)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()

@@ -213,6 +213,7 @@ class TurnLoop(ABC):
                 repeat=spec.repeat,
                 seed=spec.seed,
                 tools=_tool_manifest(self.toolset),
+                kind=spec.kind,
                 branched_from=branched_from,
             )
         )

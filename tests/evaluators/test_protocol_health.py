@@ -33,8 +33,10 @@ def _trajectory(episode_id: str, tools: list[dict[str, Any]], native_calls: int)
 def test_no_call_where_none_was_offered_is_no_protocol_problem() -> None:
     asked = [score_protocol(_trajectory(f"e{k}", [], 0)) for k in range(3)]
     assert {s.label for s in asked} == {NO_TOOLS_OFFERED}
+    assert {s.value for s in asked} == {None}
     health = summarize_protocol(asked)["a"]
     assert health.no_tool_call_episodes.n == 0 and health.warning is None
+    assert health.turns == 0 and health.native_turns.n == 0  # no share over tool-less turns
 
 
 def test_no_call_where_tools_were_offered_still_warns() -> None:

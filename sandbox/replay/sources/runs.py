@@ -27,6 +27,7 @@ from sandbox.replay.sources.common import (
     first_object,
 )
 from sandbox.results.store import MANIFEST, TRAJECTORIES, Manifest, RunStore
+from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from sandbox.runtime.runs import pack_source
 from scenarios.loader import ScenarioLoadError, load_pack
 from scenarios.model import Pack, Scenario
@@ -158,6 +159,16 @@ class _RunContext:
         self.scenarios = {s.id: s for s in self.pack.scenarios} if self.pack else {}
         self.code_tasks = {t.id for t in self.pack.code_tasks} if self.pack else set()
         self.judge_inputs: dict[str, JudgeInput] = {}
+        self.plugin_episodes: dict[str, int] = {}  # plugin kind -> episodes seen
+
+    def plugin_problems(self) -> list[str]:
+        """What a reader must be told of the plugin kinds' episodes it read."""
+        return [
+            f"{n} episode(s) of kind {kind!r} are not rescored: a plugin kind's scores come from "
+            "its own scorer, which replay does not run (it imports no user code); only their "
+            "protocol health is"
+            for kind, n in sorted(self.plugin_episodes.items())
+        ]
 
     def record(self, path: Path, trajectory: Trajectory) -> Recorded:
         started = trajectory.started
@@ -165,7 +176,12 @@ class _RunContext:
         scenario = self.scenarios.get(scenario_id) if scenario_id else None
         kind: RecordKind = "unknown"
         judge_input = None
-        if scenario is not None:
+        if started is not None and started.kind not in (None, *BUILTIN_KINDS):
+            # A plugin kind's episode: scored by that kind's own scorer, which replay does not
+            # run (it imports no user code); never rescored as if it were a built-in kind.
+            self.plugin_episodes[started.kind] = self.plugin_episodes.get(started.kind, 0) + 1
+            scenario = None
+        elif scenario is not None:
             kind = scenario.kind
             if scenario.kind == "open":
                 judge_input = self.judge_inputs.get(scenario.id)
@@ -216,6 +232,7 @@ def read_run(run_dir: Path) -> LoadResult:
     for path in sorted((run_dir / TRAJECTORIES).glob("*.jsonl")):
         trajectory = Trajectory(episode_id=path.stem, events=_read_events(path))
         result.records.append(context.record(path, trajectory))
+    result.problems.extend(context.plugin_problems())
     return result
 
 
@@ -230,7 +247,7 @@ def read_trajectory_file(path: Path) -> LoadResult:
         record = context.record(path, trajectory)
         return LoadResult(
             records=[record.model_copy(update={"source_format": SourceFormat.TRAJECTORY})],
-            problems=[context.problem] if context.problem else [],
+            problems=([context.problem] if context.problem else []) + context.plugin_problems(),
         )
     return LoadResult(
         records=[

@@ -27,7 +27,13 @@ from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import cvar
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
 from sandbox.results.store import RunStore
-from sandbox.results.summary import RunSummary, build_summary
+from sandbox.results.summary import (
+    EvaluatorAggregate,
+    RunSummary,
+    build_summary,
+    of_builtin_kind,
+    other_key,
+)
 from scenarios.records import EpisodeStatus, JournalEntry, Score
 
 PRESSURED = "under pressure"
@@ -84,6 +90,16 @@ class JudgeRow:
 
 
 @dataclass(frozen=True)
+class OtherScoreRow:
+    """One agent's scores from an evaluator without a section of its own: the aggregate of
+    ``summary.json``'s ``other_scores`` and the cell of the episodes those scores are of."""
+
+    aggregate: EvaluatorAggregate
+    episodes: int
+    cell: int
+
+
+@dataclass(frozen=True)
 class ErroredEpisode:
     id: str
     index: int
@@ -127,6 +143,9 @@ class ReportData:
     episodes: list[EpisodeInfo]
     cells: list[Cell] = field(default_factory=list)
     summary: RunSummary | None = None
+    # evaluator -> agent -> row, for evaluators the summary has no section for (a plugin
+    # kind's scorer): summary.json's other_scores, with the episodes behind each row.
+    other_scores: dict[str, dict[str, OtherScoreRow]] = field(default_factory=dict)
 
 
 class _Cells:
@@ -285,7 +304,12 @@ def collect(store: RunStore) -> ReportData:
     cells = _Cells({info.id: i for i, info in enumerate(infos)})
 
     def of(evaluator: str) -> list[Score]:
-        return [s for (_, ev), s in sorted(latest.items()) if ev == evaluator]
+        """The evaluator's scores; a plugin kind's only for protocol health (as the summary)."""
+        return [
+            s
+            for (_, ev), s in sorted(latest.items())
+            if ev == evaluator and (ev == TOOL_CALL_PROTOCOL or of_builtin_kind(s))
+        ]
 
     all_risky = of(RISKY_TOOL_CHOICE)
     # Unobserved choices (unreadable call text) enter no rate; they are listed apart.
@@ -410,6 +434,24 @@ def collect(store: RunStore) -> ReportData:
             },
         )
 
+    # Grouped as summarize_other_scores groups them (agent "unknown" when a score names none).
+    other_episodes: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (episode_id, _), score in latest.items():
+        where = other_key(score)
+        if where is not None:
+            agent = str(score.details.get("agent", "unknown"))
+            other_episodes[(where, agent)].add(episode_id)
+    other_scores: dict[str, dict[str, OtherScoreRow]] = {}
+    for evaluator, per_agent in summary.other_scores.items():
+        other_scores[evaluator] = {}
+        for agent, aggregate in per_agent.items():
+            ids = other_episodes.get((evaluator, agent), set())
+            other_scores[evaluator][agent] = OtherScoreRow(
+                aggregate=aggregate,
+                episodes=len(ids),
+                cell=cells.add(f"{evaluator} · {agent}", ids),
+            )
+
     errored = [
         ErroredEpisode(
             id=e,
@@ -454,4 +496,5 @@ def collect(store: RunStore) -> ReportData:
         episodes=infos,
         cells=cells.cells,
         summary=summary,
+        other_scores=other_scores,
     )

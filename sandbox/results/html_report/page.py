@@ -29,6 +29,7 @@ from sandbox.results.html_report.sections import (
     _judges,
     _levels,
     _naming,
+    _other_scores,
     _protocol,
     _world,
 )
@@ -147,6 +148,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         ("code", "Code outcomes", _code(data)),
         ("judges", "Judges", _judges(data)),
         ("protocol", "Protocol health", _protocol(data)),
+        ("other-scores", "Other scores", _other_scores(data)),
         ("errors", "Errors", _errors(data)),
         ("viewer", "Trajectories", _VIEWER),
     ]

@@ -1,5 +1,6 @@
 """The report page's sections: one function per section (headline, pressure levels,
-categories, naming, world, code outcomes, judges, protocol health, errors), each returning its
+categories, naming, world, code outcomes, judges, protocol health, other scores, errors), each
+returning its
 markup or "" when the run has nothing to show there, and the table and number cells they share.
 Every piece of run text goes through ``esc``; numbers link to their episodes (``num``).
 """
@@ -61,8 +62,16 @@ def _headline(data: ReportData) -> str:
         "least once; the baseline is the same scenarios with no pressure at all.",
         _table(["agent", "under pressure", "baseline (no pressure)"], rows, "headline")
         if rows
-        else "<p>No risky-tool-choice scores in this run.</p>",
+        else "<p>No risky-tool-choice scores in this run." + _other_scores_pointer(data) + "</p>",
     )
+
+
+def _other_scores_pointer(data: ReportData) -> str:
+    """Where a run without risky-tool-choice scores keeps the scores it has (a plugin kind's)."""
+    if not data.other_scores:
+        return ""
+    names = ", ".join(esc(name) for name in data.other_scores)
+    return f' It has other scores ({names}): see <a href="#other-scores">Other scores</a> below.'
 
 
 def _levels(data: ReportData) -> str:
@@ -333,6 +342,38 @@ def _protocol(data: ReportData) -> str:
     )
 
 
+def _labels(labels: dict[str, int]) -> str:
+    return esc(", ".join(f"{label} {n}" for label, n in labels.items()) or "–")
+
+
+def _other_scores(data: ReportData) -> str:
+    if not data.other_scores:
+        return ""
+    rows = [
+        [
+            esc(evaluator),
+            esc(agent),
+            f'<a class="cell num" href="#viewer" data-cell="{row.cell}" '
+            f'title="{esc(f"{row.episodes} episode(s) behind these scores")}">'
+            f"{row.aggregate.n}</a>",
+            str(row.aggregate.valued),
+            "–" if row.aggregate.mean is None else f"{row.aggregate.mean:.3f}",
+            _labels(row.aggregate.labels),
+        ]
+        for evaluator, per_agent in data.other_scores.items()
+        for agent, row in per_agent.items()
+    ]
+    return _section(
+        "other-scores",
+        "Other scores",
+        "Scores of evaluators without a section of their own (e.g. a plugin kind's scorer), as "
+        "summary.json's other_scores holds them: per evaluator and agent, how many scores, how "
+        "many carry a value, the mean of those values (no interval) and the count of each "
+        "label. Click a count to list its episodes.",
+        _table(["evaluator", "agent", "scores", "with a value", "mean", "labels"], rows),
+    )
+
+
 def _errors(data: ReportData) -> str:
     if not data.errored_episodes and not data.incomplete_episodes:
         return _section(
@@ -341,9 +382,25 @@ def _errors(data: ReportData) -> str:
             "No episode errored; every episode of the run was scored.",
             "",
         )
+    index = {info.id: i for i, info in enumerate(data.episodes)}
+    examples = data.summary.error_examples if data.summary is not None else {}
+
+    def first(reason: str) -> list[str]:
+        """The reason's example: its first errored episode (a link) and that error, cut."""
+        example = examples.get(reason)
+        if example is None:
+            return ["–", "–"]
+        episode = example.get("episode_id", "")
+        link = (
+            f'<a href="#viewer" data-episode="{index[episode]}">{esc(episode)}</a>'
+            if episode in index
+            else esc(episode or "–")
+        )
+        return [link, f"<code>{esc(example.get('message') or '–')}</code>"]
+
     reasons = _table(
-        ["reason", "episodes"],
-        [[esc(r), str(c)] for r, c in data.error_reasons.items()],
+        ["reason", "episodes", "first episode", "its error"],
+        [[esc(r), str(c), *first(r)] for r, c in data.error_reasons.items()],
     )
     rows = [
         [
@@ -354,7 +411,6 @@ def _errors(data: ReportData) -> str:
         ]
         for e in data.errored_episodes
     ]
-    index = {info.id: i for i, info in enumerate(data.episodes)}
     incomplete = "".join(
         f'<li><a href="#viewer" data-episode="{index[e]}">{esc(e)}</a></li>'
         for e in data.incomplete_episodes

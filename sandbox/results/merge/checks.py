@@ -18,6 +18,7 @@ from sandbox.plugins import path_sha256
 from sandbox.results.merge.records import MergeError
 from sandbox.results.store import Manifest, RunStore
 from sandbox.runtime.config import RunConfig
+from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from scenarios.loader import ScenarioLoadError, load_pack
 from scenarios.model import Pack
 from tools import default_registry
@@ -172,7 +173,8 @@ Fingerprint = tuple[str, str, str]  # scenario id, category, naming
 
 def _episode_start(path: Path) -> tuple[Fingerprint, dict[str, str]] | None:
     """What an episode was shown before the agent's first turn: the tools, the system prompt
-    and the task (hashed), keyed by scenario, category and naming; None when not recorded."""
+    and the task (hashed), keyed by scenario, category and naming; None when not recorded, and
+    for a plugin kind's episode (what it shows is the kind's own doing, not the pack's)."""
     key: Fingerprint | None = None
     parts: dict[str, list[Any]] = {"tools": [], "system prompt": [], "task": []}
     try:
@@ -184,6 +186,10 @@ def _episode_start(path: Path) -> tuple[Fingerprint, dict[str, str]] | None:
                     break
                 kind = event.get("type")
                 if kind == "episode_started":
+                    if event.get("kind") not in (None, *BUILTIN_KINDS):
+                        # A plugin kind may show each agent or seed its own prompt: what
+                        # it shows is its own, not the pack's, and is not compared.
+                        return None
                     key = (
                         str(event.get("scenario_id")),
                         str(event.get("category")),

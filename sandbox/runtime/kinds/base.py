@@ -22,11 +22,12 @@ entry point group) registers its own the same way (docs/adding-an-episode-kind.m
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sandbox.agents.protocol import Agent
 from sandbox.results.store import RunStore, TrajectoryWriter
@@ -72,6 +73,12 @@ class EpisodeKind(ABC):
     def __init__(self, run: RunContext) -> None:
         self.run = run
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """This kind's settings from the run configuration (``--kind-option NAME.KEY=VALUE``;
+        JSON values), ``{}`` when none were given. Validate them in :meth:`check`."""
+        return dict(self.run.config.kind_options.get(self.name, {}))
+
     @classmethod
     @abstractmethod
     def episodes(cls, config: RunConfig, pack: Pack) -> list[EpisodeSpec]:
@@ -112,12 +119,11 @@ def register_kind(kind: K) -> K:
     """Make ``kind`` available to runs (usable as a class decorator). Registering the same
     class again changes nothing; another class under a taken name raises ``ValueError``."""
     name = getattr(kind, "name", None)
-    if (
-        not isinstance(name, str)
-        or not name
-        or not name.replace("_", "").replace("-", "").isalnum()
-    ):
-        raise ValueError(f"{kind.__qualname__}: an episode kind needs a name ([A-Za-z0-9_-]+)")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise ValueError(
+            f"{kind.__qualname__}: an episode kind needs a name of 1-64 ASCII letters, digits, "
+            f"'_' or '-' (got {name!r})"
+        )
     other = _kinds.get(name)
     if other is not None and other is not kind:
         raise ValueError(
