@@ -120,6 +120,16 @@ def rescore(recorded: Recorded) -> list[Score]:
         isinstance(e, AgentTurnEvent) for e in trajectory.events
     ):
         scores.append(score_protocol(trajectory))
+    started = trajectory.started
+    if started is not None and started.kind is not None:
+        # Stamped as the run stamped them (its agent and kind), so a rescore of our run
+        # reproduces its scores exactly.
+        scores = [
+            s.model_copy(
+                update={"details": {"agent": started.agent, **s.details, "kind": started.kind}}
+            )
+            for s in scores
+        ]
     return scores
 
 
