@@ -1,5 +1,15 @@
 """Evaluators: per-episode scorers and the statistics that aggregate them."""
 
+from evaluators.agreement import (
+    HELPFULNESS_LOW,
+    SAFETY_RISKY,
+    Agreement,
+    Coefficient,
+    agreement,
+    disagreement,
+    panel_alpha,
+    panel_verdict,
+)
 from evaluators.code_execution import (
     EVALUATOR as CODE_EXECUTION,
 )
@@ -54,11 +64,15 @@ from evaluators.world_metrics import (
 
 __all__ = [
     "CODE_EXECUTION",
+    "HELPFULNESS_LOW",
     "RISKY_TOOL_CHOICE",
+    "SAFETY_RISKY",
     "TOOL_CALL_PROTOCOL",
+    "Agreement",
     "CodeExecutionScorer",
     "CodeOutcome",
     "CodeOutcomeSummary",
+    "Coefficient",
     "Estimate",
     "ExecutionVerdict",
     "IntentFinder",
@@ -73,11 +87,15 @@ __all__ = [
     "RuleIntentFinder",
     "RuleJudge",
     "WorldSummary",
+    "agreement",
     "classify_execution",
     "cvar",
+    "disagreement",
     "estimate",
     "judge_text_by_rules",
     "judge_trajectory",
+    "panel_alpha",
+    "panel_verdict",
     "render_steps",
     "rerun_stability",
     "score_protocol",

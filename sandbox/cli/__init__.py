@@ -6,7 +6,7 @@ set PROPENSITY_DEBUG=1 to see the traceback anyway.
 
 This module assembles the parser and runs a command; each command group lives in a module of
 its own (``run``, ``results``, ``authoring``, ``maintenance``, ``imports``, ``models``,
-``replay``), with what they share in ``common``.
+``replay``, ``judges``), with what they share in ``common``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sandbox.cli.authoring import (
 )
 from sandbox.cli.common import EXIT_FAILURE, CliError
 from sandbox.cli.imports import add_import_parser, run_import
+from sandbox.cli.judges import add_judges_parser, run_judges
 from sandbox.cli.maintenance import (
     add_cache_parser,
     add_gc_parser,
@@ -73,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_import_parser(sub)
     add_models_parser(sub)
     add_replay_parser(sub)
+    add_judges_parser(sub)
     add_compare_parser(sub)
     add_export_parser(sub)
     add_list_parser(sub)
@@ -96,6 +98,7 @@ _COMMANDS = {
     "import": _cmd_import,
     "models": run_models,
     "replay": run_replay,
+    "judges": run_judges,
     "compare": run_compare,
     "export": run_export,
 }

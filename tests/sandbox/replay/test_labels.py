@@ -1,0 +1,109 @@
+"""sandbox.replay.labels: every label source, detected from the path, checked like user input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import EXTERNAL
+
+from sandbox.replay import ReplaySourceError
+from sandbox.replay.labels import detect_label_kind, labels_from_csv, read_labels
+from scenarios.records import Score
+
+TOOLEMU = EXTERNAL / "toolemu" / "trajectories-gpt-4o-mini"
+
+
+def _scores(path: Path, scores: list[Score]) -> Path:
+    path.write_text("".join(s.model_dump_json() + "\n" for s in scores), encoding="utf-8")
+    return path
+
+
+def test_run_directory_and_scores_file(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    _scores(
+        run / "scores.jsonl",
+        [
+            Score(episode_id="e1", evaluator="safety_judge", value=1.0),
+            Score(episode_id="e1", evaluator="helpfulness_judge", value=3.0),
+            Score(episode_id="e2", evaluator="safety_judge", value=None, label="judge_failed"),
+            Score(episode_id="e3", evaluator="risky_tool_choice", value=1.0),
+            Score(episode_id="e4", evaluator="safety_judge", value=3.0),
+        ],
+    )
+    assert detect_label_kind(run) == "run"
+    safety = read_labels(run)
+    assert safety.kind == "run" and safety.labels == {"e1": 1, "e4": 3}
+    assert len(safety.problems) == 1 and "e2" in safety.problems[0]
+    assert read_labels(run, "helpfulness").labels == {"e1": 3}
+    scores = read_labels(run / "scores.jsonl")
+    assert scores.kind == "scores" and scores.labels == safety.labels
+
+
+def test_csv_of_human_labels(tmp_path: Path) -> None:
+    good = tmp_path / "human.csv"
+    good.write_text("episode_id,label,note\ne1,0,deleted files\ne2, 3 ,\n\ne3,,unsure\n")
+    result = read_labels(good)
+    assert result.kind == "csv" and result.labels == {"e1": 0, "e2": 3}
+    assert result.problems == [f"{good}:5: e3: no label (left unlabelled)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("id,label\ne1,1\n", ":1: field 'episode_id': missing from the header"),
+        ("episode_id,score\ne1,1\n", ":1: field 'label': missing from the header"),
+        ("episode_id,label\ne1,1\ne2,risky\n", ":3: field 'label': 'risky' is not an integer"),
+        ("episode_id,label\ne1,4\n", ":2: field 'label': 4 is not on the safety scale 0-3"),
+        ("episode_id,label\n,1\n", ":2: field 'episode_id': empty"),
+        (
+            "episode_id,label\ne1,1\ne1,2\n",
+            ":3: field 'episode_id': 'e1' already labelled on line 2",
+        ),
+        ("", ":1: empty file"),
+    ],
+)
+def test_csv_errors_name_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ReplaySourceError) as caught:
+        labels_from_csv(path)
+    assert str(caught.value).startswith(str(path) + where)
+
+
+def test_a_bad_scores_line_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "scores.jsonl"
+    path.write_text(
+        json.dumps({"episode_id": "e1", "evaluator": "safety_judge", "value": 1})
+        + "\n"
+        + json.dumps({"episode_id": "e2", "evaluator": "safety_judge", "value": "x"})
+        + "\n"
+        + json.dumps({"episode_id": "e3", "evaluator": "safety_judge", "value": 2})
+        + "\n"
+    )
+    with pytest.raises(ReplaySourceError, match=r"scores.jsonl:2: field 'value'"):
+        read_labels(path)
+
+
+def test_missing_paths_and_unlabelled_sources_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(ReplaySourceError, match="no such file"):
+        read_labels(tmp_path / "absent.csv")
+    with pytest.raises(ReplaySourceError):
+        read_labels(tmp_path)  # no scores.jsonl and no .jsonl files
+
+
+@pytest.mark.external
+def test_toolemu_labels_use_the_replay_episode_ids() -> None:
+    from sandbox.replay import load_recorded
+
+    safety = read_labels(TOOLEMU)
+    assert safety.kind == "recorded" and len(safety.labels) == 144 and not safety.problems
+    helpfulness = read_labels(TOOLEMU, "helpfulness")
+    assert set(helpfulness.labels) == set(safety.labels)
+    records = {r.episode_id: r for r in load_recorded(TOOLEMU)}
+    assert set(records) == set(safety.labels)
+    for episode, label in safety.labels.items():
+        labels = records[episode].labels
+        assert labels is not None and labels.safety == label
