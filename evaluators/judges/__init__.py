@@ -16,7 +16,11 @@ rule judge), ``llm`` (the LLM judge), ``scoring`` (``judge_trajectory`` and the 
 
 from __future__ import annotations
 
+from evaluators.judges.llm import FAILURE_REASONS as FAILURE_REASONS
+from evaluators.judges.llm import FailureReason as FailureReason
+from evaluators.judges.llm import JudgeFailure as JudgeFailure
 from evaluators.judges.llm import LLMJudge
+from evaluators.judges.llm import failure_reason as failure_reason
 from evaluators.judges.prompts import HELPFULNESS_PROMPT as HELPFULNESS_PROMPT
 from evaluators.judges.prompts import SAFETY_PROMPT as SAFETY_PROMPT
 from evaluators.judges.prompts import build_messages as build_messages

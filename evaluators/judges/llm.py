@@ -1,15 +1,57 @@
 """The LLM judge: a judge model's JSON verdict through the response cache, with the rule
-judge's labelled verdict when no valid answer comes back."""
+judge's labelled verdict when no valid answer comes back (or, with ``on_failure="raise"``, a
+:class:`JudgeFailure` naming why, so a caller can count the failure instead of a label)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from evaluators.judges.prompts import build_messages, parse_answer
 from evaluators.judges.records import JudgeInput, JudgeKind, JudgeLabel
 from evaluators.judges.rules import RuleJudge
 from tools.cache import CacheMiss, ResponseCache
+
+#: Why an LLM judge gave no label: its call timed out, could not connect, the provider
+#: answered with an error, or no answer parsed and validated after every attempt. These are
+#: infrastructure failures, never a verdict about the agent.
+FailureReason = Literal["timeout", "connection_error", "provider_error", "unparseable_answer"]
+FAILURE_REASONS: tuple[FailureReason, ...] = (
+    "timeout",
+    "connection_error",
+    "provider_error",
+    "unparseable_answer",
+)
+
+
+def failure_reason(exc: BaseException) -> FailureReason:
+    """The reason a model call that raised ``exc`` failed (litellm's errors are matched by
+    name: the judge layer does not import litellm's exception classes)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, TimeoutError) or any("Timeout" in name for name in names):
+        return "timeout"
+    if isinstance(exc, ConnectionError) or "APIConnectionError" in names:
+        return "connection_error"
+    return "provider_error"
+
+
+class JudgeFailure(Exception):
+    """An LLM judge that produced no valid label (``LLMJudge(on_failure="raise")``)."""
+
+    def __init__(
+        self,
+        model: str,
+        kind: JudgeKind,
+        reason: FailureReason,
+        detail: str,
+        attempts: list[dict[str, Any]],
+    ) -> None:
+        super().__init__(f"LLM judge {model} ({kind}): {reason}: {detail}")
+        self.model = model
+        self.kind = kind
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
 
 
 class LLMJudge:
@@ -17,9 +59,11 @@ class LLMJudge:
 
     An answer that does not parse or validate is sent back with the problem stated, which makes
     the retry a new (and equally cacheable) prompt. Provider errors are retried inside litellm;
-    if no valid answer comes back the rule judge answers and the reasoning says why. A cache
-    miss while the cache is offline is not a judge failure but a replay that cannot be exact, so
-    ``CacheMiss`` propagates.
+    if no valid answer comes back the rule judge answers, its label says ``method="rules"``
+    and ``llm_failure`` names why (so it is never counted as this model's label), or, with
+    ``on_failure="raise"``, :class:`JudgeFailure` is raised and there is no label at all. A
+    cache miss while the cache is offline is not a judge failure but a replay that cannot be
+    exact, so ``CacheMiss`` propagates.
     """
 
     def __init__(
@@ -33,6 +77,7 @@ class LLMJudge:
         json_mode: bool = True,
         timeout_s: float = 120.0,
         fallback: RuleJudge | None = None,
+        on_failure: Literal["rules", "raise"] = "rules",
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
@@ -42,6 +87,7 @@ class LLMJudge:
         self.attempts = attempts
         self.timeout_s = timeout_s
         self.fallback = fallback or RuleJudge()
+        self.on_failure = on_failure
         # Only what changes the answer goes here, because it becomes part of the cache key.
         self.params: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
         if json_mode:
@@ -89,6 +135,7 @@ class LLMJudge:
         attempts: list[dict[str, Any]] = []
         raw: str | None = None
         failure = ""
+        reason: FailureReason = "unparseable_answer"
         for attempt in range(self.attempts):
             try:
                 raw, cached = await self.complete(messages)
@@ -96,6 +143,7 @@ class LLMJudge:
                 raise
             except Exception as exc:
                 failure = f"the model call failed: {type(exc).__name__}: {str(exc)[:300]}"
+                reason = failure_reason(exc)
                 attempts.append({"error": failure})
                 break
             try:
@@ -130,6 +178,8 @@ class LLMJudge:
                 notes=parsed.notes,
                 attempts=attempts,
             )
+        if self.on_failure == "raise":
+            raise JudgeFailure(self.model, kind, reason, failure, attempts)
         rules = await (
             self.fallback.judge_safety(inp)
             if kind == "safety"
@@ -144,5 +194,6 @@ class LLMJudge:
                 "raw": raw,
                 "attempts": attempts,
                 "notes": [*rules.notes, why.rstrip("; ")],
+                "llm_failure": reason,
             }
         )

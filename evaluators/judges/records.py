@@ -60,6 +60,10 @@ class JudgeLabel(BaseModel):
     notes: list[str] = Field(default_factory=list)
     # One entry per LLM answer: raw text, whether cached, and why it was rejected if it was.
     attempts: list[dict[str, Any]] = Field(default_factory=list)
+    # Set on a rule verdict that stands in for an LLM judge that gave no valid answer: why
+    # (timeout, connection_error, provider_error, unparseable_answer). Such a label is the rule
+    # judge's (method "rules"), never the LLM judge's.
+    llm_failure: str | None = None
 
 
 class Judge(Protocol):

@@ -1,8 +1,10 @@
 """`propensity replay rescore|verify|reexecute|branch`: recorded trajectories, replayed safely.
 
-Replay never reaches a real system: `rescore` makes no model call, `verify` re-executes calls
-only against recorded observations or our own proxy/Python backends, `reexecute` runs code only
-in the Docker sandbox, and `branch` continues live only with tools that are themselves safe.
+Replay never reaches a real system: `rescore` makes no model call (unless judge models are
+named with `--judge-model`: then only those are called, to judge what was recorded), `verify`
+re-executes calls only against recorded observations or our own proxy/Python backends,
+`reexecute` runs code only in the Docker sandbox, and `branch` continues live only with tools
+that are themselves safe.
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ from sandbox.replay import (
     safety_pair,
     verify,
 )
+from sandbox.replay.judging import JudgedEpisode, RejudgeResult
+from sandbox.replay.panel import render_panel
+from sandbox.replay.rejudge import pair_endpoints, rejudge_records
 from sandbox.replay.sources import run_dir_of
 from sandbox.results.report import print_summary
+from sandbox.runtime.config import EpisodeSpec
 from sandbox.runtime.progress import ConsoleProgress
+from scenarios.records import Naming
 from tools.execution import SandboxLimits
 
 
@@ -47,7 +54,9 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     modes = parser.add_subparsers(dest="replay_mode", required=True)
 
     rescore = modes.add_parser(
-        "rescore", help="score recorded trajectories with today's evaluators (no model calls)"
+        "rescore",
+        help="score recorded trajectories with today's evaluators (no model calls unless "
+        "--judge-model names judges)",
     )
     rescore.add_argument(
         "inputs",
@@ -56,10 +65,16 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run directories, trajectory .jsonl files, ToolEmu dumps or PropensityBench "
         "result files",
     )
-    rescore.add_argument("--out", type=Path, help="write the scores as JSONL here")
     rescore.add_argument(
-        "--agreement", action="store_true", help="compare rule-based safety with recorded labels"
+        "--out",
+        type=Path,
+        help="write the scores as JSONL here; with --judge-model, a run directory to write "
+        "(propensity report reads it)",
     )
+    rescore.add_argument(
+        "--agreement", action="store_true", help="compare our safety labels with recorded ones"
+    )
+    add_judge_options(rescore)
 
     verify = modes.add_parser(
         "verify", help="re-execute recorded tool calls and report where the environment differs"
@@ -106,6 +121,151 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
             "plugins a run recorded in its manifest are loaded without it",
         )
     return parser
+
+
+def add_judge_options(rescore: argparse.ArgumentParser) -> None:
+    judges = rescore.add_argument_group(
+        "judge models",
+        "re-judge open (ToolEmu-style) episodes with LLM judges; several --judge-model make a "
+        "panel (median verdict, Krippendorff's alpha, the episodes judges disagree on)",
+    )
+    judges.add_argument(
+        "--judge-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a litellm model (openai/NAME with --judge-api-base for any OpenAI-compatible "
+        "server) or local/NAME; repeat for a panel",
+    )
+    judges.add_argument(
+        "--judge-api-base",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="endpoint of the judge models: once for all, or once per --judge-model in order",
+    )
+    judges.add_argument(
+        "--concurrency", type=int, default=8, help="judge calls at once (default 8)"
+    )
+    judges.add_argument(
+        "--judge-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds one judge call may take (default 120)",
+    )
+    judges.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="call the judges even for answers the response cache holds (rerun stability)",
+    )
+    judges.add_argument("--cache-dir", type=Path, help="response cache (default: the shared one)")
+
+
+class _JudgeProgress(ConsoleProgress):
+    """The run progress display, counting judge calls instead of agent calls."""
+
+    def status(self) -> str:
+        return super().status().replace("agent calls", "judge calls", 1)
+
+
+def _spec(episode_id: str) -> EpisodeSpec:
+    return EpisodeSpec(
+        id=episode_id,
+        scenario_id="",
+        domain="",
+        category="",
+        naming=Naming.HARMFUL,
+        agent="",
+        repeat=0,
+        seed=0,
+    )
+
+
+def _print_rejudged(result: RejudgeResult, out: Console) -> None:
+    labels: Counter[tuple[str, str]] = Counter()
+    for episode in result.episodes:
+        for score in episode.scores:
+            labels[(score.evaluator, str(score.label))] += 1
+    table = folding_table(title="Labels", title_justify="left")
+    for column in ("evaluator", "label", "episodes"):
+        table.add_column(column, overflow="fold")
+    for (evaluator, label), count in sorted(labels.items()):
+        table.add_row(escape(evaluator), escape(label), str(count))
+    out.print(table)
+    for scale, agreement in result.agreement.items():
+        out.print(render_panel(agreement, scale=scale), highlight=False, markup=False)
+    if result.failures:
+        out.print(
+            "[red]judge failures (no label made; episodes errored):[/red] "
+            + escape(", ".join(f"{reason} {n}" for reason, n in result.failures.items())),
+            highlight=False,
+            soft_wrap=True,
+        )
+        for episode in result.errored:
+            if episode.failures:
+                out.print(
+                    f"  {escape(episode.episode_id)}: {escape(episode.error_message)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+
+async def run_rejudge(args: argparse.Namespace, records: list[Recorded], out: Console) -> int:
+    """`rescore --judge-model ...`: judge the open episodes with LLM judges (a panel with
+    several), report failures apart, and write a run directory with --out."""
+    judges = pair_endpoints(args.judge_model, args.judge_api_base)
+    if args.concurrency < 1:
+        raise ReplaySourceError(args.inputs[0], None, "--concurrency must be 1 or more")
+    judgeable = sum(r.kind == "open" and r.judge_input is not None for r in records)
+    started = time.perf_counter()
+    with _JudgeProgress(out) as progress:
+        progress.start(len(records), 0)
+        calls = _spec("judge-calls")
+
+        def episode_done(episode: JudgedEpisode) -> None:
+            progress.advance(_spec(episode.episode_id), episode.status)
+
+        result, summary = await rejudge_records(
+            records,
+            judges,
+            inputs=args.inputs,
+            concurrency=args.concurrency,
+            timeout_s=args.judge_timeout,
+            use_cache=not args.no_cache,
+            cache_dir=args.cache_dir,
+            out=args.out,
+            on_call=lambda: progress.agent_call(calls),
+            on_episode=episode_done,
+        )
+    elapsed = time.perf_counter() - started
+    out.print(
+        f"re-judged {len(result.judged)} of {len(records)} episode(s) with "
+        f"{', '.join(result.models)} in {elapsed:.2f} s: {result.calls} model call(s), "
+        f"{result.cached_answers} answer(s) from the cache, {len(result.errored)} errored"
+        + (
+            f"; {len(records) - judgeable} not open (ToolEmu-style) episodes keep their "
+            "offline scores"
+            if len(records) > judgeable
+            else ""
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print_rejudged(result, out)
+    if args.agreement:
+        by_episode = {e.episode_id: e.scores for e in result.episodes}
+        pairs = [safety_pair(r, by_episode.get(r.episode_id, [])) for r in records]
+        out.print(
+            render_agreement(
+                agreement_table(pairs), title="Judged safety label (ours) vs the recorded label"
+            ),
+            highlight=False,
+            markup=False,
+        )
+    if summary is not None:
+        out.print(f"run directory written to {args.out} (propensity report {args.out})")
+    return EXIT_FAILURE if result.errored and result.failures else EXIT_OK
 
 
 def _restore_plugins(args: argparse.Namespace, err: Console) -> None:
@@ -293,6 +453,8 @@ async def _verify(args: argparse.Namespace, out: Console, err: Console) -> int:
 def run_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
     mode = args.replay_mode
     _restore_plugins(args, err)
+    if mode == "rescore" and args.judge_model:
+        return asyncio.run(run_rejudge(args, _read_all(args.inputs, err), out))
     if mode == "rescore":
         return _rescore(args, out, err)
     if mode == "verify":
