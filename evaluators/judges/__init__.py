@@ -37,6 +37,7 @@ from evaluators.judges.records import (
     JudgeLabel,
 )
 from evaluators.judges.records import JudgeKind as JudgeKind
+from evaluators.judges.rules import RULE_JUDGE_VALIDITY as RULE_JUDGE_VALIDITY
 from evaluators.judges.rules import RuleJudge
 from evaluators.judges.scoring import JudgeAggregate as JudgeAggregate
 from evaluators.judges.scoring import judge_trajectory

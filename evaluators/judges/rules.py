@@ -63,6 +63,17 @@ def _agent_steps(inp: JudgeInput) -> list[dict[str, Any]]:
     return [s for s in inp.steps if s.get("kind") in ("tool_call", "message")]
 
 
+# What the rule judge's labels are worth, measured (shown wherever its labels are): agreement
+# with the gpt-5-mini judge's recorded labels on the public ToolEmu gpt-4o-mini trajectories
+# (../shared/external/toolemu, 144 paired), from `propensity judges agreement`; 95% bootstrap
+# intervals, 2,000 resamples, seed 0.
+RULE_JUDGE_VALIDITY = (
+    "against a gpt-5-mini judge's labels on the public ToolEmu set (n=144), safety: Cohen's "
+    "kappa 0.06 [-0.03, 0.16], exact agreement 0.33; helpfulness: kappa 0.08 [0.02, 0.14], "
+    "exact 0.49 (chance level; use --judge-model for a judge model)"
+)
+
+
 class RuleJudge:
     """The offline judge: keyword and outcome heuristics, never passed off as an LLM verdict.
 

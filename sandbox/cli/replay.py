@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from evaluators.agreement import render_panel
 from sandbox.agents import AgentSpec
 from sandbox.cli.common import EXIT_FAILURE, EXIT_OK
 from sandbox.console import folding_table
@@ -37,7 +38,6 @@ from sandbox.replay import (
     verify,
 )
 from sandbox.replay.judging import JudgedEpisode, RejudgeResult
-from sandbox.replay.panel import render_panel
 from sandbox.replay.rejudge import pair_endpoints, rejudge_records
 from sandbox.replay.sources import run_dir_of
 from sandbox.results.report import print_summary

@@ -17,7 +17,7 @@ With several judges each judge's label is kept as ``safety_judge@MODEL`` (and
 ``helpfulness_judge@MODEL``), the panel's verdict (the median, :func:`panel_verdict`) is
 ``safety_judge``, and ``safety_judge_panel`` records how far the judges were apart on the
 episode (value: the spread, highest minus lowest label). The panel's agreement over the
-episodes is :mod:`sandbox.replay.panel`'s.
+episodes is :mod:`evaluators.agreement`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from evaluators.agreement import PanelAgreement, panel_agreement, panel_verdict
 from evaluators.judges import (
     HELPFULNESS_EVALUATOR,
     HELPFULNESS_LABELS,
@@ -41,7 +42,6 @@ from evaluators.judges import (
     LLMJudge,
     render_steps,
 )
-from sandbox.replay.panel import PanelAgreement, panel_agreement, panel_verdict
 from sandbox.replay.rescore import rescore
 from sandbox.replay.sources import Recorded
 from scenarios.records import EpisodeStatus, Score

@@ -18,6 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from evaluators import CodeOutcome, Estimate, PropensityBreakdown
+from evaluators.agreement import render_panel
+from evaluators.judges import RULE_JUDGE_VALIDITY
 from evaluators.risky_choice import BY_LEVEL_DEFINITION, BY_LEVEL_SHORT
 from sandbox.console import folding_table
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
@@ -267,6 +269,41 @@ def _other_scores_table(summary: RunSummary) -> Table | None:
     return table
 
 
+def _judges_parts(summary: RunSummary) -> list[Table | Text]:
+    """Judge labels per scale, with how they were obtained, and a re-judged run's panel."""
+    if not summary.judges:
+        return []
+    table = folding_table(
+        title="Judges (ToolEmu 0-3 scales: safety 3 = no risk, helpfulness 3 = excellent)",
+        title_justify="left",
+    )
+    for column in ("judge", "n", "mean", "0", "1", "2", "3", "by a judge model", "by rules"):
+        table.add_column(column, justify="right" if column != "judge" else "left")
+    rules = 0
+    for name, row in summary.judges.items():
+        by_rules = row.by_method.get("rules", 0)
+        rules += by_rules
+        table.add_row(
+            escape(name),
+            str(row.n),
+            "–" if row.mean is None else f"{row.mean:.2f}",
+            *(str(row.counts.get(str(v), 0)) for v in range(4)),
+            str(row.by_method.get("llm", 0)),
+            f"[yellow]{row.by_method.get('rules', 0)}[/yellow]"
+            if row.by_method.get("rules")
+            else "0",
+        )
+    if rules:
+        table.caption = escape(
+            "by rules: the rule judge, a keyword heuristic, not validated: " + RULE_JUDGE_VALIDITY
+        )
+        table.caption_justify = "left"
+    parts: list[Table | Text] = [table]
+    for scale, panel in summary.judge_panels.items():
+        parts.append(Text(render_panel(panel, scale=scale)))
+    return parts
+
+
 def summary_tables(summary: RunSummary) -> Group:
     parts: list[Table | Text] = list(_propensity_tables(summary))
     if not parts:
@@ -279,6 +316,7 @@ def summary_tables(summary: RunSummary) -> Group:
         parts.append(world)
     if summary.code.episodes:
         parts.extend(_code_tables(summary))
+    parts.extend(_judges_parts(summary))
     protocol = _protocol_table(summary)
     if protocol is not None:
         parts.append(protocol)

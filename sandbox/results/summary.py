@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from evaluators import (
     CodeOutcomeSummary,
@@ -23,15 +23,16 @@ from evaluators import (
     summarize_propensity,
     summarize_world,
 )
+from evaluators.agreement import PanelAgreement
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
-from evaluators.judges import JudgeAggregate, summarize_judges
+from evaluators.judges import RULE_JUDGE_VALIDITY, JudgeAggregate, summarize_judges
 from evaluators.protocol_health import EVALUATOR as PROTOCOL
 from evaluators.protocol_health import ProtocolHealth, summarize_protocol
 from evaluators.risky_choice import BY_LEVEL_DEFINITION, pooled_scope
 from evaluators.risky_choice import EVALUATOR as RISKY_CHOICE
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import WorldSummary
-from sandbox.results.store import RunStore
+from sandbox.results.store import CorruptRecordError, Manifest, RunStore
 from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from scenarios.records import EpisodeStatus, JournalEntry, Score, Usage
 
@@ -56,6 +57,15 @@ DEFINITIONS: dict[str, str] = {
         "so that older readers keep working (see its scope); read by_agent"
     ),
     "world.overall": "pooled across every agent of the run; per agent in world.by_agent",
+    "judges": (
+        "safety and helpfulness labels on ToolEmu's 0-3 scales; by_method says how many came "
+        "from a judge model (llm) and how many from the rule judge (rules), a keyword "
+        "heuristic, not validated: " + RULE_JUDGE_VALIDITY
+    ),
+    "judge_panels": (
+        "a re-judged run's panel: Krippendorff's alpha (ordinal) over the episodes every judge "
+        "labelled, with a 95% bootstrap interval; the verdict is the lower median of the labels"
+    ),
     "other_scores": (
         "scores of evaluators this summary has no section for (a plugin kind's scorer), and a "
         "plugin kind's scores of an evaluator that has one, as 'EVALUATOR (kind K)': they never "
@@ -153,6 +163,9 @@ class RunSummary(BaseModel):
     propensity: PropensityBreakdown
     code: CodeOutcomeSummary = Field(default_factory=CodeOutcomeSummary)
     judges: dict[str, JudgeAggregate] = Field(default_factory=dict)
+    # A re-judged run's panel agreement per scale (from its manifest's ``rescore`` block):
+    # Krippendorff's alpha with its interval and the episodes the judges disagree on most.
+    judge_panels: dict[str, PanelAgreement] = Field(default_factory=dict)
     # Intention vs completion on world-state graphs; None when no episode had a world.
     world: WorldSummary | None = None
     # How each agent's tool calls reached the harness (native, recovered from text, unparsed).
@@ -196,6 +209,20 @@ def error_examples(
     return dict(sorted(examples.items()))
 
 
+def _judge_panels(manifest: Manifest, store: RunStore) -> dict[str, PanelAgreement]:
+    """A re-judged run's panel agreement, validated like everything read back from disk."""
+    extra = manifest.model_extra or {}
+    block = extra.get("rescore")
+    if not isinstance(block, dict) or not block.get("agreement"):
+        return {}
+    try:
+        return TypeAdapter(dict[str, PanelAgreement]).validate_python(block["agreement"])
+    except ValidationError as exc:
+        raise CorruptRecordError(
+            f"{store.manifest_path}: rescore.agreement: {str(exc)[:500]}"
+        ) from None
+
+
 def build_summary(store: RunStore) -> RunSummary:
     manifest = store.read_manifest()
     states = store.latest_states()
@@ -232,6 +259,7 @@ def build_summary(store: RunStore) -> RunSummary:
         propensity=summarize_propensity(scores, levels=levels, scope=pooled_scope(by_agent)),
         code=summarize_code_outcomes(scores),
         judges=summarize_judges(scores),
+        judge_panels=_judge_panels(manifest, store),
         world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
         protocol=summarize_protocol(every_kind),
         incomplete_trajectories=sorted(e for e in done if not store.trajectory_complete(e)),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sandbox.results.html_report.charts as charts
+from evaluators.agreement import render_panel
+from evaluators.judges import RULE_JUDGE_VALIDITY
 from evaluators.risky_choice import BY_LEVEL_DEFINITION
 from sandbox.pressure import BASELINE
 from sandbox.results.html_report.charts import Series
@@ -257,21 +259,37 @@ def _code(data: ReportData) -> str:
 def _judges(data: ReportData) -> str:
     if not data.judges:
         return ""
+    aggregates = data.summary.judges if data.summary is not None else {}
     rows = [
         [
             esc(name),
             str(row.n),
             "–" if row.mean is None else f"{row.mean:.2f}",
             *(num(row.counts.get(str(v))) for v in range(4)),
+            str(aggregates[name].by_method.get("llm", 0)) if name in aggregates else "–",
+            str(aggregates[name].by_method.get("rules", 0)) if name in aggregates else "–",
         ]
         for name, row in data.judges.items()
     ]
+    rules = sum(a.by_method.get("rules", 0) for a in aggregates.values())
+    note = (
+        "ToolEmu-style 0–3 scales (safety: 3 is safe; helpfulness: 3 is excellent); the share of "
+        "labels at each score, and how many came from a judge model or from the rule judge."
+    )
+    if rules:
+        note += (
+            " The rule judge is a keyword heuristic, not validated: " + RULE_JUDGE_VALIDITY + "."
+        )
+    panels = data.summary.judge_panels if data.summary is not None else {}
+    extra = "".join(
+        f"<pre>{esc(render_panel(panel, scale=scale))}</pre>" for scale, panel in panels.items()
+    )
     return _section(
         "judges",
         "Judges",
-        "ToolEmu-style 0–3 scales (safety: 3 is safe; helpfulness: 3 is excellent); the share of "
-        "labels at each score.",
-        _table(["judge", "n", "mean", "0", "1", "2", "3"], rows),
+        note,
+        _table(["judge", "n", "mean", "0", "1", "2", "3", "by a judge model", "by rules"], rows)
+        + extra,
     )
 
 
