@@ -78,7 +78,11 @@ class LLMJudge:
         timeout_s: float = 120.0,
         fallback: RuleJudge | None = None,
         on_failure: Literal["rules", "raise"] = "rules",
+        endpoint_key: str | None = None,
     ) -> None:
+        """``endpoint_key`` names the endpoint in the response cache's key (default: the
+        ``api_base``); a server whose address changes from run to run (a local model's) passes
+        a stable name so its cached answers stay usable."""
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.model = model
@@ -88,6 +92,7 @@ class LLMJudge:
         self.timeout_s = timeout_s
         self.fallback = fallback or RuleJudge()
         self.on_failure = on_failure
+        self.endpoint_key = endpoint_key if endpoint_key is not None else api_base
         # Only what changes the answer goes here, because it becomes part of the cache key.
         self.params: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
         if json_mode:
@@ -111,7 +116,10 @@ class LLMJudge:
 
         if self.cache is None:
             return str((await compute())["content"]), False
-        response, hit = await self.cache.get_or_compute(self.model, messages, self.params, compute)
+        # The endpoint is part of the key: one model name served at two addresses is two judges
+        # (a cached answer is never credited to another server).
+        keyed = {**self.params, "endpoint": self.endpoint_key} if self.endpoint_key else self.params
+        response, hit = await self.cache.get_or_compute(self.model, messages, keyed, compute)
         return str(response["content"]), hit
 
     async def _acompletion(self, messages: list[dict[str, Any]], endpoint: dict[str, Any]) -> Any:

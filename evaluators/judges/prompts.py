@@ -135,9 +135,13 @@ def _label_for(kind: JudgeKind, score: int, hint: Any = None) -> str:
 def parse_answer(raw: str, kind: JudgeKind, valid_steps: set[int]) -> _Parsed:
     """Accept the answer if its meaning is unambiguous; raise ValueError saying what to fix."""
     text = raw.strip()
-    fenced = _FENCE.search(text)
-    if fenced:
-        text = fenced.group(1)
+    blocks = _FENCE.findall(text)
+    if len(blocks) > 1:
+        raise ValueError(
+            f"the answer holds {len(blocks)} fenced blocks: give exactly one JSON verdict"
+        )
+    if blocks:
+        text = blocks[0]
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         raise ValueError("the answer contains no JSON object")

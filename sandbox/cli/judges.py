@@ -66,6 +66,7 @@ def _source_json(labels: LabelSet) -> dict[str, Any]:
         "source": labels.source,
         "kind": labels.kind,
         "labels": len(labels.labels),
+        "rule_judge": labels.rule_judge,
         "problems": labels.problems,
     }
 
@@ -112,10 +113,13 @@ def agreement_csv(result: Agreement) -> str:
     return buffer.getvalue()
 
 
+_RULES = "; the rule judge: a keyword heuristic, not validated"
+
+
 def _print_table(result: Agreement, a: LabelSet, b: LabelSet, binary: str, out: Console) -> None:
     out.print(
-        f"A: {a.source} ({a.kind}, {len(a.labels)} labels)\n"
-        f"B: {b.source} ({b.kind}, {len(b.labels)} labels)\n"
+        f"A: {a.source} ({a.kind}, {len(a.labels)} labels{_RULES if a.rule_judge else ''})\n"
+        f"B: {b.source} ({b.kind}, {len(b.labels)} labels{_RULES if b.rule_judge else ''})\n"
         f"paired: {result.n}; only in A: {result.only_a}; only in B: {result.only_b}",
         highlight=False,
         markup=False,

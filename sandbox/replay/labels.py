@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evaluators.judges.records import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
 from sandbox.replay.sources import ReplaySourceError, read_source
-from sandbox.results.store import SCORES
-from scenarios.records import Score
+from sandbox.results.store import SCORES, RunStore
+from scenarios.records import EpisodeStatus, Score
 
 __all__ = [
     "LabelKind",
@@ -63,6 +63,9 @@ class LabelSet(BaseModel):
     labels: dict[str, int] = Field(default_factory=dict)
     # Episodes the source names but gives no usable label, and why (file:line: problem).
     problems: list[str] = Field(default_factory=list)
+    # Every label came from the rule judge (a keyword heuristic, not validated): said wherever
+    # the source is shown. A source mixing rule labels into a judge model's leaves them out.
+    rule_judge: bool = False
 
 
 def _score_label(value: float | None) -> int | None:
@@ -80,6 +83,7 @@ def labels_from_scores(
     scored twice keeps its last score (a problem is noted when the two differ)."""
     name = evaluator or _EVALUATORS[scale]
     result = LabelSet(source=str(path), kind="scores", scale=scale)
+    by_rules: set[str] = set()
     lines = path.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -112,6 +116,26 @@ def labels_from_scores(
                 "the last score is kept"
             )
         result.labels[score.episode_id] = label
+        if score.details.get("method") == "rules":
+            by_rules.add(score.episode_id)
+        else:
+            by_rules.discard(score.episode_id)
+    return _separate_rule_labels(result, by_rules)
+
+
+def _separate_rule_labels(result: LabelSet, by_rules: set[str]) -> LabelSet:
+    """A judge model's labels never include the rule judge's: where both are present the rule
+    labels are left out (and listed); a source of rule labels only is marked as such."""
+    if not by_rules:
+        return result
+    if by_rules >= set(result.labels):
+        return result.model_copy(update={"rule_judge": True})
+    for episode in sorted(by_rules):
+        del result.labels[episode]
+        result.problems.append(
+            f"{result.source}: {episode}: labelled by the rule judge (a keyword heuristic, not "
+            "validated), not by the judge model: left out"
+        )
     return result
 
 
@@ -123,7 +147,18 @@ def labels_from_run(
     if not scores.is_file():
         raise ReplaySourceError(path, None, f"no {SCORES}: not a run or rescore directory")
     result = labels_from_scores(scores, scale, evaluator=evaluator)
-    return result.model_copy(update={"source": str(path), "kind": "run"})
+    try:
+        states = RunStore(path).latest_states()
+    except (OSError, ValueError):
+        states = {}
+    errored = [
+        f"{path}: {eid}: errored ({entry.reason or 'error'}): no label"
+        for eid, entry in sorted(states.items())
+        if entry.status is EpisodeStatus.ERRORED and eid not in result.labels
+    ]
+    return result.model_copy(
+        update={"source": str(path), "kind": "run", "problems": [*result.problems, *errored]}
+    )
 
 
 def labels_from_recorded(path: Path, scale: LabelScale = "safety") -> LabelSet:

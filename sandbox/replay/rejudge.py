@@ -17,7 +17,7 @@ from sandbox.replay.sources import Recorded
 from sandbox.results.summary import RunSummary
 from sandbox.runtime.config import RunConfig
 from sandbox.runtime.errors import RunError
-from sandbox.runtime.services import RunServices
+from sandbox.runtime.services import RunServices, cache_endpoint
 from tools.cache import ResponseCache, default_cache_dir
 
 __all__ = ["JudgeModel", "pair_endpoints", "rejudge_records"]
@@ -89,6 +89,7 @@ async def rejudge_records(
                     cache=cache,
                     timeout_s=timeout_s,
                     on_failure="raise",
+                    endpoint_key=cache_endpoint(model, api_base),
                 )
             )
         result = await rejudge(

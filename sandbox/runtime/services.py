@@ -14,6 +14,12 @@ from sandbox.runtime.errors import RunError
 from tools.cache import ResponseCache, default_cache_dir
 
 
+def cache_endpoint(model: str | None, api_base: str | None) -> str | None:
+    """How the response cache names the endpoint ``model`` is called at: the ``api_base`` the
+    user gave, or ``local`` for a ``local/`` model (its server's port changes every run)."""
+    return "local" if is_local(model) else api_base
+
+
 class RunServices:
     """Shared by every kind of one run; :meth:`close` releases what was started."""
 
@@ -61,7 +67,11 @@ class RunServices:
             model, api_base = await self.endpoint(config.judge_model, config.judge_api_base)
             if model:
                 judge = LLMJudge(
-                    model, api_base=api_base, cache=self.cache, timeout_s=config.call_timeout_s
+                    model,
+                    api_base=api_base,
+                    cache=self.cache,
+                    timeout_s=config.call_timeout_s,
+                    endpoint_key=cache_endpoint(config.judge_model, config.judge_api_base),
                 )
                 self._judges = (judge, LLMIntentFinder(judge))
             else:

@@ -3,6 +3,7 @@ answered by the rule judge with the failure named, never as the LLM judge's labe
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -64,3 +65,39 @@ async def test_the_rule_fallback_is_labelled_as_the_rule_judge_with_the_failure(
         INPUT
     )
     assert good.method == "llm" and good.llm_failure is None and good.score == 2
+
+
+def test_two_fenced_verdicts_are_no_verdict() -> None:
+    from evaluators.judges import parse_answer
+
+    raw = (
+        '```json\n{"score": 3, "reasoning": "fine"}\n```\nActually, on reflection:\n'
+        '```json\n{"score": 0, "reasoning": "risky"}\n```'
+    )
+    with pytest.raises(ValueError, match="2 fenced blocks"):
+        parse_answer(raw, "safety", set())
+
+
+async def test_one_model_at_two_endpoints_never_shares_cached_answers(tmp_path: Path) -> None:
+    from tools.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path / "cache")
+    asked: list[str] = []
+
+    def judge_at(base: str) -> LLMJudge:
+        judge = LLMJudge("openai/same", api_base=base, cache=cache)
+
+        async def answer(messages: object, endpoint: dict[str, object]) -> object:
+            asked.append(str(endpoint["api_base"]))
+            message = SimpleNamespace(content='{"score": 2, "reasoning": "ok"}')
+            return SimpleNamespace(choices=[SimpleNamespace(message=message)])
+
+        judge._acompletion = answer  # type: ignore[method-assign]
+        return judge
+
+    messages = [{"role": "user", "content": "judge this"}]
+    await judge_at("http://127.0.0.1:1/v1").complete(messages)
+    _, hit = await judge_at("http://127.0.0.1:2/v1").complete(messages)
+    assert not hit and asked == ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"]
+    _, hit = await judge_at("http://127.0.0.1:2/v1").complete(messages)
+    assert hit  # the same endpoint again: cached

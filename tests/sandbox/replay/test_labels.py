@@ -107,3 +107,48 @@ def test_toolemu_labels_use_the_replay_episode_ids() -> None:
     for episode, label in safety.labels.items():
         labels = records[episode].labels
         assert labels is not None and labels.safety == label
+
+
+def _judge_score(episode: str, value: float, method: str) -> str:
+    return Score(
+        episode_id=episode, evaluator="safety_judge", value=value, details={"method": method}
+    ).model_dump_json()
+
+
+def test_rule_labels_never_pass_as_a_judge_model_s(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        "\n".join(
+            [
+                _judge_score("e1", 3, "llm"),
+                _judge_score("e2", 0, "rules"),
+                _judge_score("e3", 2, "llm"),
+            ]
+        )
+        + "\n"
+    )
+    labels = read_labels(mixed)
+    assert labels.labels == {"e1": 3, "e3": 2} and not labels.rule_judge
+    assert any("e2: labelled by the rule judge" in p for p in labels.problems)
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text(_judge_score("e1", 1, "rules") + "\n" + _judge_score("e2", 0, "rules") + "\n")
+    only = read_labels(rules)
+    assert only.labels == {"e1": 1, "e2": 0} and only.rule_judge  # said wherever it is shown
+
+
+async def test_a_run_s_errored_episodes_are_listed_not_silently_missing(tmp_path: Path) -> None:
+    from sandbox.results.store import RunStore
+    from scenarios.records import EpisodeStatus, JournalEntry
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "scores.jsonl").write_text(_judge_score("e1", 3, "llm") + "\n")
+    store = RunStore(run)
+    store.journal(JournalEntry(episode_id="e1", status=EpisodeStatus.DONE))
+    store.journal(
+        JournalEntry(episode_id="e2", status=EpisodeStatus.ERRORED, reason="judge_timeout")
+    )
+    store.close()
+    labels = read_labels(run)
+    assert labels.labels == {"e1": 3}
+    assert any("e2: errored (judge_timeout): no label" in p for p in labels.problems)
