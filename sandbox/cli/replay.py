@@ -37,6 +37,7 @@ from sandbox.replay import (
     safety_pair,
     verify,
 )
+from sandbox.replay.judged_run import check_out_dir
 from sandbox.replay.judging import JudgedEpisode, RejudgeResult
 from sandbox.replay.rejudge import pair_endpoints, rejudge_records
 from sandbox.replay.sources import run_dir_of
@@ -215,6 +216,8 @@ async def run_rejudge(args: argparse.Namespace, records: list[Recorded], out: Co
     """`rescore --judge-model ...`: judge the open episodes with LLM judges (a panel with
     several), report failures apart, and write a run directory with --out."""
     judges = pair_endpoints(args.judge_model, args.judge_api_base)
+    if args.out is not None:
+        check_out_dir(args.out)  # before any judge is called
     if args.concurrency < 1:
         raise ReplaySourceError(args.inputs[0], None, "--concurrency must be 1 or more")
     judgeable = sum(r.kind == "open" and r.judge_input is not None for r in records)

@@ -29,7 +29,7 @@ from sandbox.results.summary import RunSummary, build_summary
 from sandbox.runtime.config import RunConfig
 from scenarios.records import EPISODE_ID_PATTERN, EpisodeStatus, JournalEntry
 
-__all__ = ["RESCORE_FILE", "RESCORE_KEY", "rescore_record", "write_judged_run"]
+__all__ = ["RESCORE_FILE", "RESCORE_KEY", "check_out_dir", "rescore_record", "write_judged_run"]
 
 RESCORE_KEY = "rescore"
 RESCORE_FILE = "rescore.json"
@@ -86,6 +86,15 @@ def _copy_trajectory(store: RunStore, recorded: Recorded) -> None:
             handle.write(store.redact(event.model_dump_json()) + "\n")
 
 
+def check_out_dir(out: Path) -> None:
+    """Refuse ``out`` before any judge is called: it must not hold a run, nor anything else
+    (``ReplaySourceError``); an empty or missing directory is fine."""
+    if RunStore(out).exists():
+        raise ReplaySourceError(out, None, "already holds a run directory; choose a new --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ReplaySourceError(out, None, "is not an empty directory; choose a new --out")
+
+
 def write_judged_run(
     out: Path,
     records: Sequence[Recorded],
@@ -98,9 +107,8 @@ def write_judged_run(
     argv: Sequence[str] | None = None,
 ) -> RunSummary:
     """Write the re-judged episodes to ``out`` (which must not hold a run) and summarise it."""
+    check_out_dir(out)
     store = RunStore(out)
-    if store.exists():
-        raise ReplaySourceError(out, None, "already holds a run directory; choose a new --out")
     seen: set[str] = set()
     for recorded in records:
         if not _ID.fullmatch(recorded.episode_id):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -230,12 +231,9 @@ def labels_from_csv(path: Path, scale: LabelScale = "safety") -> LabelSet:
         if not raw:
             result.problems.append(f"{path}:{number}: {episode}: no label (left unlabelled)")
             continue
-        try:
-            label = int(raw)
-        except ValueError:
-            raise ReplaySourceError(
-                path, number, f"field 'label': {raw!r} is not an integer 0-3"
-            ) from None
+        if not re.fullmatch(r"[0-9]+", raw, flags=re.ASCII):  # no sign, no other digits
+            raise ReplaySourceError(path, number, f"field 'label': {raw!r} is not an integer 0-3")
+        label = int(raw)
         if label not in SCALE_VALUES:
             raise ReplaySourceError(
                 path, number, f"field 'label': {label} is not on the {scale} scale 0-3"

@@ -63,6 +63,8 @@ def test_csv_of_human_labels(tmp_path: Path) -> None:
             ":3: field 'episode_id': 'e1' already labelled on line 2",
         ),
         ("", ":1: empty file"),
+        ("episode_id,label\ne1,+2\n", ":2: field 'label': '+2' is not an integer 0-3"),
+        ("episode_id,label\ne1,\uff10\n", ":2: field 'label': '\uff10' is not an integer 0-3"),
     ],
 )
 def test_csv_errors_name_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
@@ -152,3 +154,15 @@ async def test_a_run_s_errored_episodes_are_listed_not_silently_missing(tmp_path
     labels = read_labels(run)
     assert labels.labels == {"e1": 3}
     assert any("e2: errored (judge_timeout): no label" in p for p in labels.problems)
+
+
+def test_an_out_directory_is_refused_before_any_judge_is_called(tmp_path: Path) -> None:
+    from sandbox.replay.judged_run import check_out_dir
+
+    check_out_dir(tmp_path / "new")  # missing: fine
+    (tmp_path / "empty").mkdir()
+    check_out_dir(tmp_path / "empty")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("mine")
+    with pytest.raises(ReplaySourceError, match="not an empty directory"):
+        check_out_dir(tmp_path / "busy")
