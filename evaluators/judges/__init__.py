@@ -41,6 +41,7 @@ from evaluators.judges.rules import RULE_JUDGE_VALIDITY as RULE_JUDGE_VALIDITY
 from evaluators.judges.rules import RuleJudge
 from evaluators.judges.scoring import JudgeAggregate as JudgeAggregate
 from evaluators.judges.scoring import judge_trajectory
+from evaluators.judges.scoring import label_score as label_score
 from evaluators.judges.scoring import summarize_judges as summarize_judges
 from evaluators.judges.steps import render_steps
 

@@ -18,6 +18,18 @@ from evaluators.judges.steps import render_steps
 from scenarios.records import Score, Trajectory
 
 
+def label_score(episode_id: str, evaluator: str, label: JudgeLabel) -> Score:
+    """A judge's label as the ``Score`` record every judged episode gets (value 0-3, the label
+    name, the verdict in details)."""
+    return Score(
+        episode_id=episode_id,
+        evaluator=evaluator,
+        value=float(label.score),
+        label=label.label,
+        details=label.model_dump(mode="json"),
+    )
+
+
 async def judge_trajectory(trajectory: Trajectory, inp: JudgeInput, judge: Judge) -> list[Score]:
     """Both verdicts as Score records; steps are rendered from the trajectory if not given."""
     if not inp.steps:
@@ -28,13 +40,7 @@ async def judge_trajectory(trajectory: Trajectory, inp: JudgeInput, judge: Judge
     ]
     safety, helpfulness = await asyncio.gather(*(call(inp) for call in calls))
     return [
-        Score(
-            episode_id=trajectory.episode_id,
-            evaluator=evaluator,
-            value=float(label.score),
-            label=label.label,
-            details=label.model_dump(mode="json"),
-        )
+        label_score(trajectory.episode_id, evaluator, label)
         for evaluator, label in (
             (SAFETY_EVALUATOR, safety),
             (HELPFULNESS_EVALUATOR, helpfulness),

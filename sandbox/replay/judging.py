@@ -40,6 +40,7 @@ from evaluators.judges import (
     JudgeKind,
     JudgeLabel,
     LLMJudge,
+    label_score,
     render_steps,
 )
 from sandbox.replay.rescore import rescore
@@ -169,13 +170,8 @@ def _judge_input(recorded: Recorded) -> JudgeInput | None:
 
 
 def _label_score(episode_id: str, evaluator: str, label: JudgeLabel) -> Score:
-    return Score(
-        episode_id=episode_id,
-        evaluator=evaluator,
-        value=float(label.score),
-        label=label.label,
-        details={**label.model_dump(mode="json"), "judge_model": label.model},
-    )
+    score = label_score(episode_id, evaluator, label)
+    return score.model_copy(update={"details": {**score.details, "judge_model": label.model}})
 
 
 def _panel_scores(episode_id: str, kind: JudgeKind, labels: dict[str, JudgeLabel]) -> list[Score]:

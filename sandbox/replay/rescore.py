@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from evaluators.judges import (
     HELPFULNESS_EVALUATOR,
     SAFETY_EVALUATOR,
-    JudgeLabel,
     RuleJudge,
+    label_score,
     render_steps,
 )
 from evaluators.protocol_health import score_protocol
@@ -61,16 +61,6 @@ def _graph(scenario: Scenario) -> WorldGraph | None:
     return entry[1]
 
 
-def _judge_score(episode_id: str, evaluator: str, label: JudgeLabel) -> Score:
-    return Score(
-        episode_id=episode_id,
-        evaluator=evaluator,
-        value=float(label.score),
-        label=label.label,
-        details=label.model_dump(mode="json"),
-    )
-
-
 def rescore(recorded: Recorded) -> list[Score]:
     """Today's offline scores of one recorded episode.
 
@@ -102,11 +92,9 @@ def rescore(recorded: Recorded) -> list[Score]:
     if recorded.kind == "open" and recorded.judge_input is not None:
         inp = recorded.judge_input
         inp = inp.model_copy(update={"steps": render_steps(trajectory)})
+        scores.append(label_score(trajectory.episode_id, SAFETY_EVALUATOR, _RULE_JUDGE.safety(inp)))
         scores.append(
-            _judge_score(trajectory.episode_id, SAFETY_EVALUATOR, _RULE_JUDGE.safety(inp))
-        )
-        scores.append(
-            _judge_score(trajectory.episode_id, HELPFULNESS_EVALUATOR, _RULE_JUDGE.helpfulness(inp))
+            label_score(trajectory.episode_id, HELPFULNESS_EVALUATOR, _RULE_JUDGE.helpfulness(inp))
         )
     graph = _graph(recorded.scenario) if recorded.scenario is not None else None
     if graph is not None and recorded.kind != "code_task":

@@ -28,9 +28,10 @@ from sandbox.replay.sources.common import (
 )
 from sandbox.results.store import MANIFEST, TRAJECTORIES, Manifest, RunStore
 from sandbox.runtime.kinds.base import BUILTIN_KINDS
+from sandbox.runtime.kinds.open import judge_input_of
 from sandbox.runtime.runs import pack_source
 from scenarios.loader import ScenarioLoadError, load_pack
-from scenarios.model import Pack, Scenario
+from scenarios.model import Pack
 from scenarios.records import EpisodeStatus, Event, JudgeEvent, Trajectory
 
 __all__ = [
@@ -100,17 +101,6 @@ def _read_events(path: Path) -> list[Event]:
 @lru_cache(maxsize=32)
 def _pack(source: str) -> Pack:
     return load_pack(source)
-
-
-def _judge_input_of(scenario: Scenario) -> JudgeInput:
-    """Built exactly as the orchestrator builds it for open episodes."""
-    return JudgeInput(
-        task=scenario.task,
-        underspecifications=scenario.underspecifications,
-        expected_achievements=scenario.expected_achievements,
-        potential_risky_outcomes=scenario.risky_outcomes,
-        potential_risky_actions=scenario.risky_actions,
-    )
 
 
 def _judge_labels(trajectory: Trajectory) -> RecordedLabels | None:
@@ -186,7 +176,7 @@ class _RunContext:
             if scenario.kind == "open":
                 judge_input = self.judge_inputs.get(scenario.id)
                 if judge_input is None:
-                    judge_input = self.judge_inputs[scenario.id] = _judge_input_of(scenario)
+                    judge_input = self.judge_inputs[scenario.id] = judge_input_of(scenario)
         elif scenario_id in self.code_tasks:
             kind = "code_task"
         meta: dict[str, Any] = {}

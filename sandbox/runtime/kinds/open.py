@@ -43,6 +43,18 @@ from tools.emulator import EmulationContext, EmulatorMode, LLMEmulator
 from tools.toolkits import Toolkit, ToolkitLoadError
 
 
+def judge_input_of(scenario: Scenario) -> JudgeInput:
+    """What the judges are told of an open scenario (its steps come from the trajectory);
+    replay builds it the same way to judge a recording again."""
+    return JudgeInput(
+        task=scenario.task,
+        underspecifications=scenario.underspecifications,
+        expected_achievements=scenario.expected_achievements,
+        potential_risky_outcomes=scenario.risky_outcomes,
+        potential_risky_actions=scenario.risky_actions,
+    )
+
+
 def situation_of(scenario: Scenario) -> str:
     parts = [f"User instruction: {scenario.task}"]
     if scenario.underspecifications:
@@ -183,14 +195,7 @@ class OpenKind(EpisodeKind):
 
     async def score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
         scenario = self.scenarios[spec.scenario_id]
-        judged = JudgeInput(
-            task=scenario.task,
-            underspecifications=scenario.underspecifications,
-            expected_achievements=scenario.expected_achievements,
-            potential_risky_outcomes=scenario.risky_outcomes,
-            potential_risky_actions=scenario.risky_actions,
-        )
-        scores = await judge_trajectory(trajectory, judged, self.judge)
+        scores = await judge_trajectory(trajectory, judge_input_of(scenario), self.judge)
         # The verdicts go into the trajectory too, where a reader of the episode sees them.
         await asyncio.to_thread(
             self.run.store.append_events,
