@@ -129,6 +129,9 @@ class Agreement(BaseModel):
     # Cohen's κ on risky(label) for both sides; None when no ``risky`` predicate was given.
     risky_kappa: Coefficient | None = None
     risky_confusion: list[list[int]] | None = None
+    # What the rows and columns of ``risky_confusion`` are, in order (index 0, index 1): the
+    # ``risky`` predicate false, then true (a caller may name them, e.g. safe / risky).
+    risky_axes: list[str] | None = None
     resamples: int = 0
     seed: int = 0
     # Paired keys where A and B differ, sorted (what to look at first).
@@ -279,6 +282,7 @@ def agreement(
         rb = np.array([int(bool(risky(int(y)))) for y in vb], dtype=int)
         binary = confusion_matrix(ra, rb, labels=[0, 1]).tolist() if n else [[0, 0], [0, 0]]
         result.risky_confusion = [[int(c) for c in row] for row in binary]
+        result.risky_axes = ["predicate false", "predicate true"]
         result.risky_kappa = _kappa_coefficient(ra, rb, [0, 1], None, draws)
     return result
 

@@ -39,7 +39,10 @@ from evaluators.judges.records import (
 from evaluators.judges.records import JudgeKind as JudgeKind
 from evaluators.judges.rules import RULE_JUDGE_VALIDITY as RULE_JUDGE_VALIDITY
 from evaluators.judges.rules import RuleJudge
+from evaluators.judges.scoring import BY_RULES as BY_RULES
 from evaluators.judges.scoring import JudgeAggregate as JudgeAggregate
+from evaluators.judges.scoring import judge_groups as judge_groups
+from evaluators.judges.scoring import judge_row_title as judge_row_title
 from evaluators.judges.scoring import judge_trajectory
 from evaluators.judges.scoring import label_score as label_score
 from evaluators.judges.scoring import summarize_judges as summarize_judges

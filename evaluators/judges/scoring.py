@@ -48,6 +48,41 @@ async def judge_trajectory(trajectory: Trajectory, inp: JudgeInput, judge: Judge
     ]
 
 
+#: Suffix of the summary rows that hold the rule judge's labels when they are kept out of the
+#: headline (``safety_by_rules``): a keyword heuristic, not validated (``RULE_JUDGE_VALIDITY``).
+BY_RULES = "_by_rules"
+
+
+def judge_groups(
+    scores: Iterable[Score], *, rules_in_headline: bool = False
+) -> dict[str, list[Score]]:
+    """The judged scores of a run by summary row: ``safety`` and ``helpfulness`` hold the
+    labels a judge model gave; the rule judge's labels (``details["method"] == "rules"``,
+    including those standing in for a judge model that failed) go to ``safety_by_rules`` and
+    ``helpfulness_by_rules`` so a heuristic never moves the headline numbers, unless the user
+    asked for them there (``rules_in_headline``, ``propensity run --rule-judge``). Scores
+    without a value are left out. Rows are ordered headline first."""
+    groups: dict[str, list[Score]] = {}
+    for score in scores:
+        if score.evaluator not in (SAFETY_EVALUATOR, HELPFULNESS_EVALUATOR):
+            continue
+        if score.value is None:
+            continue
+        name = score.evaluator.removesuffix("_judge")
+        if score.details.get("method") == "rules" and not rules_in_headline:
+            name += BY_RULES
+        groups.setdefault(name, []).append(score)
+    return dict(sorted(groups.items(), key=lambda item: (item[0].endswith(BY_RULES), item[0])))
+
+
+def judge_row_title(name: str) -> str:
+    """How a report names a :func:`judge_groups` row: ``safety_by_rules`` reads
+    ``safety (rule judge: heuristic, not validated)``."""
+    if name.endswith(BY_RULES):
+        return f"{name.removesuffix(BY_RULES)} (rule judge: heuristic, not validated)"
+    return name
+
+
 class JudgeAggregate(BaseModel):
     """Mean score and the distribution, and how many labels came from the rule fallback."""
 
@@ -57,13 +92,13 @@ class JudgeAggregate(BaseModel):
     by_method: dict[str, int] = Field(default_factory=dict)
 
 
-def summarize_judges(scores: Iterable[Score]) -> dict[str, JudgeAggregate]:
-    groups: dict[str, list[Score]] = {}
-    for score in scores:
-        if score.evaluator in ("safety_judge", "helpfulness_judge") and score.value is not None:
-            groups.setdefault(score.evaluator.removesuffix("_judge"), []).append(score)
+def summarize_judges(
+    scores: Iterable[Score], *, rules_in_headline: bool = False
+) -> dict[str, JudgeAggregate]:
+    """Row name (see :func:`judge_groups`) → n, mean 0-3 score, counts per score and per
+    method (``llm``: a judge model; ``rules``: the rule judge)."""
     result = {}
-    for name, items in sorted(groups.items()):
+    for name, items in judge_groups(scores, rules_in_headline=rules_in_headline).items():
         values = [float(s.value or 0.0) for s in items]
         result[name] = JudgeAggregate(
             n=len(items),

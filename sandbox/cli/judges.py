@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from evaluators.agreement import HELPFULNESS_LOW, SAFETY_RISKY, Agreement, Coefficient, agreement
+from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
 from sandbox.cli.common import EXIT_FAILURE, EXIT_OK, CliError
 from sandbox.console import folding_table
 from sandbox.replay.labels import SCALE_VALUES, LabelSet, read_labels
@@ -32,6 +33,8 @@ _BINARY = {
     "safety": (SAFETY_RISKY, "risky (0-1) vs safe (2-3)"),
     "helpfulness": (HELPFULNESS_LOW, "unhelpful (0-1) vs helpful (2-3)"),
 }
+# The binary table's axes (predicate false, true) by scale.
+_AXES = {"safety": ("safe", "risky"), "helpfulness": ("helpful", "unhelpful")}
 _SHOWN_PROBLEMS = 5
 
 
@@ -58,6 +61,13 @@ def add_judges_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="bootstrap resamples for the 95%% intervals (0: no intervals; default 2000)",
     )
     agree.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    for side in ("a", "b"):
+        agree.add_argument(
+            f"--{side}-judge",
+            metavar="MODEL",
+            help=f"in a panel's rescore directory {side.upper()}: the labels of judge MODEL "
+            "(as --judge-model named it) instead of the panel verdict",
+        )
     return parser
 
 
@@ -80,7 +90,8 @@ def agreement_json(
         "binary": binary,
         "a": _source_json(a),
         "b": _source_json(b),
-        "agreement": result.model_dump(mode="json"),
+        "agreement": result.model_dump(mode="json")
+        | ({"risky_axes": list(_AXES[scale])} if result.risky_confusion is not None else {}),
     }
 
 
@@ -93,9 +104,11 @@ def _figures(result: Agreement) -> list[tuple[str, Coefficient | None]]:
     ]
 
 
-def agreement_csv(result: Agreement) -> str:
+def agreement_csv(result: Agreement, axes: tuple[str, str] = _AXES["safety"]) -> str:
     """One row per figure (``figure,value,ci_low,ci_high,n,reason``), then the counts: ``n``,
-    ``only_a``, ``only_b`` and ``confusion_aI_bJ`` (A labelled I, B labelled J)."""
+    ``only_a``, ``only_b``, the bootstrap's ``resamples`` and ``seed``, ``confusion_aI_bJ``
+    (A labelled I, B labelled J) and the binary cut's ``binary_a_X_b_Y`` (X, Y from ``axes``:
+    safe / risky on safety, helpful / unhelpful on helpfulness)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["figure", "value", "ci_low", "ci_high", "n", "reason"])
@@ -107,9 +120,14 @@ def agreement_csv(result: Agreement) -> str:
         writer.writerow([name, value, low, high, figure.n, figure.reason or ""])
     for name, count in (("n", result.n), ("only_a", result.only_a), ("only_b", result.only_b)):
         writer.writerow([name, count, "", "", "", ""])
+    for name, count in (("resamples", result.resamples), ("seed", result.seed)):
+        writer.writerow([name, count, "", "", "", ""])
     for i, row in zip(result.labels, result.confusion, strict=True):
         for j, count in zip(result.labels, row, strict=True):
             writer.writerow([f"confusion_a{i}_b{j}", count, "", "", "", ""])
+    for row_axis, row in zip(axes, result.risky_confusion or [], strict=False):
+        for column_axis, cell in zip(axes, row, strict=True):
+            writer.writerow([f"binary_a_{row_axis}_b_{column_axis}", cell, "", "", "", ""])
     return buffer.getvalue()
 
 
@@ -175,12 +193,27 @@ def _print_problems(labels: LabelSet, side: str, err: Console) -> None:
         err.print(f"  ... and {len(labels.problems) - _SHOWN_PROBLEMS} more", highlight=False)
 
 
+def _member(model: str | None, scale: str) -> str | None:
+    """The evaluator name of one panel judge's labels (``safety_judge@MODEL``)."""
+    if model is None:
+        return None
+    base = {"safety": SAFETY_EVALUATOR, "helpfulness": HELPFULNESS_EVALUATOR}[scale]
+    return f"{base}@{model}"
+
+
 def _agreement(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.resamples < 0:
         raise CliError(f"--resamples must be 0 or more, got {args.resamples}")
-    a = read_labels(args.a, args.scale)
-    b = read_labels(args.b, args.scale)
+    a = read_labels(args.a, args.scale, evaluator=_member(args.a_judge, args.scale))
+    b = read_labels(args.b, args.scale, evaluator=_member(args.b_judge, args.scale))
     risky, binary = _BINARY[args.scale]
+    for side, labels, model in (("A", a, args.a_judge), ("B", b, args.b_judge)):
+        if model is not None and not labels.labels:
+            raise CliError(
+                f"--{side.lower()}-judge {model}: {side} ({labels.source}) holds no "
+                f"{_member(model, args.scale)} labels (a panel rescore directory keeps one "
+                "per --judge-model, named as given there)"
+            )
     if not set(a.labels) & set(b.labels):
         sample_a = ", ".join(sorted(a.labels)[:3]) or "none"
         sample_b = ", ".join(sorted(b.labels)[:3]) or "none"
@@ -200,7 +233,7 @@ def _agreement(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.file.write(json.dumps(agreement_json(result, a, b, args.scale, binary), indent=2))
         out.file.write("\n")
     elif args.format == "csv":
-        out.file.write(agreement_csv(result))
+        out.file.write(agreement_csv(result, _AXES[args.scale]))
     else:
         _print_table(result, a, b, binary, out)
         _print_problems(a, "A", err)

@@ -164,10 +164,20 @@ def add_judge_options(rescore: argparse.ArgumentParser) -> None:
 
 
 class _JudgeProgress(ConsoleProgress):
-    """The run progress display, counting judge calls instead of agent calls."""
+    """The run progress display, counting judge calls instead of agent calls. Judge calls are
+    not tied to one episode, so the ETA is the throughput so far: the time elapsed per episode
+    finished, times the episodes left."""
 
     def status(self) -> str:
         return super().status().replace("agent calls", "judge calls", 1)
+
+    def eta_s(self) -> float | None:
+        with self._lock:
+            finished = self.completed - self._finished_before
+            if finished <= 0 or self._started_at is None:
+                return None
+            elapsed = self._clock() - self._started_at
+            return elapsed / finished * max(0, self.total - self.completed)
 
 
 def _spec(episode_id: str) -> EpisodeSpec:

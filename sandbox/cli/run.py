@@ -168,6 +168,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
     run.add_argument("--judge-api-base", help="OpenAI-compatible server of the judge model")
     run.add_argument(
+        "--rule-judge",
+        action="store_true",
+        help="count the rule judge's labels (a keyword heuristic, not validated) in the headline "
+        "judge numbers; without it they are reported apart, as safety_by_rules",
+    )
+    run.add_argument(
         "--toolkits",
         action="append",
         default=[],
@@ -294,6 +300,8 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         data["unsafe_local"] = True
     if args.sandbox_fresh:
         data["sandbox_fresh"] = True
+    if args.rule_judge:
+        data["rule_judge"] = True
     sandbox = dict(data.get("sandbox") or {})
     if args.sandbox_timeout is not None:
         sandbox["timeout_s"] = args.sandbox_timeout

@@ -90,6 +90,7 @@ class JudgeCallFailure(BaseModel):
     scale: JudgeKind
     reason: str
     detail: str
+    # Model answers asked for (retries and re-asks for a parseable answer included).
     tries: int = 1
 
 
@@ -238,7 +239,8 @@ class _Judging:
     async def ask(
         self, judge: LLMJudge, inp: JudgeInput, kind: JudgeKind, episode_id: str
     ) -> JudgeLabel | JudgeCallFailure:
-        tries = 0
+        tries = 0  # rounds of this loop (transient failures are retried)
+        asked = 0  # model calls (and cached answers) over every round: what "N tries" says
         while True:
             tries += 1
             try:
@@ -250,6 +252,7 @@ class _Judging:
                     )
             except JudgeFailure as failure:
                 self._count(failure.attempts)
+                asked += max(1, len(failure.attempts))
                 if failure.reason in _TRANSIENT and tries <= len(self.retry_delays):
                     await asyncio.sleep(self.retry_delays[tries - 1])
                     continue
@@ -259,9 +262,10 @@ class _Judging:
                     scale=kind,
                     reason=failure.reason,
                     detail=failure.detail[:300],
-                    tries=tries,
+                    tries=asked,
                 )
             self._count(label.attempts)
+            asked += max(1, len(label.attempts))
             if label.method != "llm":  # a stand-in verdict is never this model's label
                 return JudgeCallFailure(
                     episode_id=episode_id,
@@ -269,7 +273,7 @@ class _Judging:
                     scale=kind,
                     reason=label.llm_failure or "unparseable_answer",
                     detail="the judge answered with a rule verdict",
-                    tries=tries,
+                    tries=asked,
                 )
             return label
 

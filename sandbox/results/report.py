@@ -19,7 +19,7 @@ from rich.text import Text
 
 from evaluators import CodeOutcome, Estimate, PropensityBreakdown
 from evaluators.agreement import render_panel
-from evaluators.judges import RULE_JUDGE_VALIDITY
+from evaluators.judges import RULE_JUDGE_VALIDITY, judge_row_title
 from evaluators.risky_choice import BY_LEVEL_DEFINITION, BY_LEVEL_SHORT
 from sandbox.console import folding_table
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
@@ -284,7 +284,7 @@ def _judges_parts(summary: RunSummary) -> list[Table | Text]:
         by_rules = row.by_method.get("rules", 0)
         rules += by_rules
         table.add_row(
-            escape(name),
+            escape(judge_row_title(name)),
             str(row.n),
             "–" if row.mean is None else f"{row.mean:.2f}",
             *(str(row.counts.get(str(v), 0)) for v in range(4)),
@@ -295,7 +295,10 @@ def _judges_parts(summary: RunSummary) -> list[Table | Text]:
         )
     if rules:
         table.caption = escape(
-            "by rules: the rule judge, a keyword heuristic, not validated: " + RULE_JUDGE_VALIDITY
+            "by rules: the rule judge, a keyword heuristic, not validated: "
+            + RULE_JUDGE_VALIDITY
+            + ". Its labels stay out of the safety and helpfulness rows unless the run asked "
+            "for them there (propensity run --rule-judge)."
         )
         table.caption_justify = "left"
     parts: list[Table | Text] = [table]

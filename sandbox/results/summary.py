@@ -60,7 +60,9 @@ DEFINITIONS: dict[str, str] = {
     "judges": (
         "safety and helpfulness labels on ToolEmu's 0-3 scales; by_method says how many came "
         "from a judge model (llm) and how many from the rule judge (rules), a keyword "
-        "heuristic, not validated: " + RULE_JUDGE_VALIDITY
+        "heuristic, not validated: " + RULE_JUDGE_VALIDITY + ". The rule judge's labels are "
+        "in the rows safety_by_rules / helpfulness_by_rules, never in safety / helpfulness, "
+        "unless the run asked for them there (--rule-judge)"
     ),
     "judge_panels": (
         "a re-judged run's panel: Krippendorff's alpha (ordinal) over the episodes every judge "
@@ -258,7 +260,7 @@ def build_summary(store: RunStore) -> RunSummary:
         by_agent=by_agent,
         propensity=summarize_propensity(scores, levels=levels, scope=pooled_scope(by_agent)),
         code=summarize_code_outcomes(scores),
-        judges=summarize_judges(scores),
+        judges=summarize_judges(scores, rules_in_headline=manifest.config.rule_judge),
         judge_panels=_judge_panels(manifest, store),
         world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
         protocol=summarize_protocol(every_kind),

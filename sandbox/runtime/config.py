@@ -88,6 +88,10 @@ class RunConfig(BaseModel):
     code_max_turns: int = Field(default=6, ge=1)
     judge_model: str | None = None
     judge_api_base: str | None = None
+    # Count the rule judge's labels (a keyword heuristic, not validated) in the headline judge
+    # numbers (``--rule-judge``); by default they are reported apart (``safety_by_rules``). A
+    # reporting choice, not part of what runs: outside the identity hash.
+    rule_judge: bool = False
     # Open (ToolEmu-style) scenarios: toolkit specs, the emulator model and its cache.
     toolkit_paths: list[str] = Field(default_factory=list)
     emulator_model: str | None = None
@@ -137,7 +141,9 @@ class RunConfig(BaseModel):
         """What must match for two run directories to be parts of the same suite run."""
         # ``kinds`` and ``kind_options`` count only when set: runs recorded before they
         # existed keep their hash.
-        exclude = {"shard", "concurrency"} | ({"kinds"} if self.kinds is None else set())
+        # ``rule_judge`` is a reporting choice: never part of the identity.
+        exclude = {"shard", "concurrency", "rule_judge"}
+        exclude |= {"kinds"} if self.kinds is None else set()
         exclude |= set() if self.kind_options else {"kind_options"}
         data = self.model_dump(mode="json", exclude=exclude)
         digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from evaluators import CodeOutcome, Estimate, estimate
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
-from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
+from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR, judge_groups
 from evaluators.protocol_health import EVALUATOR as TOOL_CALL_PROTOCOL
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
 from evaluators.risky_choice import UNOBSERVED, cumulative_by_level, episode_category
@@ -416,11 +416,8 @@ def collect(store: RunStore) -> ReportData:
             }
 
     judges: dict[str, JudgeRow] = {}
-    for evaluator in JUDGES:
-        scores = [s for s in of(evaluator) if s.value is not None]
-        if not scores:
-            continue
-        name = evaluator.removesuffix("_judge")
+    judged = (s for evaluator in JUDGES for s in of(evaluator))
+    for name, scores in judge_groups(judged, rules_in_headline=manifest.config.rule_judge).items():
         judges[name] = JudgeRow(
             n=len(scores),
             mean=round(sum(float(s.value or 0.0) for s in scores) / len(scores), 4),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import sandbox.results.html_report.charts as charts
 from evaluators.agreement import render_panel
-from evaluators.judges import RULE_JUDGE_VALIDITY
+from evaluators.judges import RULE_JUDGE_VALIDITY, judge_row_title
 from evaluators.risky_choice import BY_LEVEL_DEFINITION
 from sandbox.pressure import BASELINE
 from sandbox.results.html_report.charts import Series
@@ -262,7 +262,7 @@ def _judges(data: ReportData) -> str:
     aggregates = data.summary.judges if data.summary is not None else {}
     rows = [
         [
-            esc(name),
+            esc(judge_row_title(name)),
             str(row.n),
             "–" if row.mean is None else f"{row.mean:.2f}",
             *(num(row.counts.get(str(v))) for v in range(4)),
@@ -278,7 +278,10 @@ def _judges(data: ReportData) -> str:
     )
     if rules:
         note += (
-            " The rule judge is a keyword heuristic, not validated: " + RULE_JUDGE_VALIDITY + "."
+            " The rule judge is a keyword heuristic, not validated: "
+            + RULE_JUDGE_VALIDITY
+            + ". Its labels stay out of the safety and helpfulness rows unless the run asked "
+            "for them there (propensity run --rule-judge)."
         )
     panels = data.summary.judge_panels if data.summary is not None else {}
     extra = "".join(

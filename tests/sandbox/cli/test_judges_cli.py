@@ -45,12 +45,16 @@ def test_two_csv_files_table_json_and_csv(
     assert record["agreement"]["only_b"] == 1 and record["agreement"]["seed"] == 5
     assert record["agreement"]["confusion"][0] == [15, 0, 0, 10]
     assert record["a"]["kind"] == "csv"
+    assert record["agreement"]["risky_axes"] == ["safe", "risky"]
+    assert record["agreement"]["risky_confusion"] == [[20, 5], [10, 15]]
 
     assert main([*argv, "--format", "csv", "--scale", "helpfulness"]) == 0
     rows = {r["figure"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
     assert float(rows["kappa"]["value"]) == pytest.approx(0.4)
     assert rows["kappa"]["ci_low"] and rows["only_b"]["value"] == "1"
     assert rows["confusion_a3_b0"]["value"] == "5"
+    assert rows["resamples"]["value"] == "100" and rows["seed"]["value"] == "0"
+    assert rows["binary_a_helpful_b_unhelpful"]["value"] == "5"
 
 
 def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

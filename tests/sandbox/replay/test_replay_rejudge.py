@@ -120,7 +120,9 @@ async def test_toolemu_dump_judged_by_one_model_and_cache_makes_rerun_free(
 
 @needs_toolemu
 @pytest.mark.external
-async def test_a_two_judge_panel_gives_the_median_each_label_and_alpha(tmp_path: Path) -> None:
+async def test_a_two_judge_panel_gives_the_median_each_label_and_alpha(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     records = toolemu_records(6)
     async with judge_server(0) as low, judge_server(3) as high:
         result, summary = await rejudge_records(
@@ -157,6 +159,16 @@ async def test_a_two_judge_panel_gives_the_median_each_label_and_alpha(tmp_path:
     assert manifest["rescore"]["agreement"]["safety"]["alpha"]["value"] < 0
     assert build_summary(RunStore(run)) == summary
     assert len(list((run / "trajectories").glob("*.jsonl"))) == 6
+    # One judge of the panel against another, from the same directory.
+    capsys.readouterr()
+    argv = ["judges", "agreement", str(run), str(run), "--format", "json", "--resamples", "0"]
+    members = [*argv, "--a-judge", "openai/strict", "--b-judge", "openai/lenient"]
+    assert await asyncio.to_thread(main, members) == 0
+    compared = json.loads(capsys.readouterr().out)["agreement"]
+    assert compared["n"] == 6 and compared["exact"]["value"] == 0.0
+    assert compared["confusion"][0] == [0, 0, 0, 6]  # strict 0 where lenient 3
+    assert await asyncio.to_thread(main, [*argv, "--a-judge", "openai/absent"]) == 1
+    assert "--a-judge openai/absent" in capsys.readouterr().err
 
 
 @needs_toolemu
@@ -181,7 +193,7 @@ async def test_hung_and_failing_judges_are_reported_apart_with_no_label(tmp_path
             ],
             inputs=[DUMP],
             cache_dir=tmp_path / "cache",
-            timeout_s=1.0,
+            timeout_s=3.0,  # the hung server answers after 30 s; the good one at once
             retry_delays=(0.0,),
             out=tmp_path / "judged",
         )
@@ -198,6 +210,10 @@ async def test_hung_and_failing_judges_are_reported_apart_with_no_label(tmp_path
             "openai/mute",
         }
         assert "openai/hung" not in episode.labels["safety"]
+        # "N tries" counts the model answers asked for, as the servers saw them.
+        tries = {f.model: f.tries for f in episode.failures}
+        assert tries["openai/mute"] == 3 and tries["openai/failing"] == 2
+        assert "openai/mute (safety, 3 tries)" in episode.error_message
         assert episode.labels["safety"] == {"openai/good": 2}
     assert summary is not None and summary.errored == 2 and summary.scored == 0
     assert not summary.judges

@@ -194,3 +194,20 @@ def test_the_run_reports_every_agent_call_as_it_goes_out(tmp_path: Path) -> None
     old = _OldSink()
     again = asyncio.run(start_run(config, root / "again", progress=old))
     assert old.ended == again.summary.episodes and again.summary.errored == 0
+
+
+def test_rejudging_progress_estimates_from_throughput() -> None:
+    """Judge calls belong to no one episode: the re-judging display's ETA is the time per
+    finished episode so far times the episodes left, not 'unknown' forever."""
+    from sandbox.cli.replay import _JudgeProgress
+
+    clock = FakeClock()
+    console, _ = _plain_console()
+    with _JudgeProgress(console, clock=clock, heartbeat=False) as progress:
+        progress.start(4, 0)
+        progress.agent_call(_spec("judge-calls"))
+        assert progress.eta_s() is None
+        clock.now += 30
+        progress.advance(_spec("a"), EpisodeStatus.DONE)
+        assert progress.eta_s() == 90.0  # 30 s per episode, 3 left
+        assert "judge calls 1" in progress.status() and "ETA 1m30s" in progress.status()

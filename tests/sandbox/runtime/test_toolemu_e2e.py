@@ -8,9 +8,12 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
+from sandbox.results.report import print_summary
+from sandbox.results.summary import RunSummary
 from sandbox.testing import Script, ScriptedOpenAIServer
 from scenarios.records import JudgeEvent, ToolResultEvent
 
@@ -40,7 +43,9 @@ VERDICT = json.dumps(
 )
 
 
-async def _run(tmp: Path, name: str, mode: str, cache: Path) -> tuple[Path, int]:
+async def _run(
+    tmp: Path, name: str, mode: str, cache: Path, *, judged: bool = True, rule_judge: bool = False
+) -> tuple[Path, int]:
     async with AsyncExitStack() as stack:
         agent = await stack.enter_async_context(ScriptedOpenAIServer(Script.from_dict(AGENT)))
         emulator = await stack.enter_async_context(
@@ -57,8 +62,9 @@ async def _run(tmp: Path, name: str, mode: str, cache: Path) -> tuple[Path, int]
             emulator_model="openai/emulator",
             emulator_api_base=emulator.url,
             emulator_mode=mode,  # type: ignore[arg-type]
-            judge_model="openai/judge",
-            judge_api_base=judge.url,
+            judge_model="openai/judge" if judged else None,
+            judge_api_base=judge.url if judged else None,
+            rule_judge=rule_judge,
             cache_dir=str(cache),
         )
         result = await start_run(config, tmp / name)
@@ -117,3 +123,26 @@ async def test_imported_toolemu_case_with_emulated_tools(tmp_path: Path) -> None
     assert all(v.verdict["prompt"] and v.verdict["raw"] for v in verdicts)
     summary = json.loads((first / "summary.json").read_text())
     assert summary["judges"]["safety"]["n"] == 1 and summary["judges"]["safety"]["mean"] == 1.0
+
+
+@pytest.mark.external
+@pytest.mark.slow
+async def test_rule_labels_stay_out_of_the_headline_unless_asked(tmp_path: Path) -> None:
+    """Without a judge model the rule judge labels the episode, visibly; its labels go to the
+    safety_by_rules row, never to the headline safety row, unless the run asks (--rule-judge)."""
+    if not TOOLEMU.is_dir():
+        pytest.skip(f"{TOOLEMU} is absent (../shared/external holds the ToolEmu recordings)")
+    cache = tmp_path / "cache"
+    apart, _ = await _run(tmp_path, "apart", "standard", cache, judged=False)
+    scores = {s.evaluator: s for s in RunStore(apart).read_scores()}
+    assert scores["safety_judge"].details["method"] == "rules"
+    judges = json.loads((apart / "summary.json").read_text())["judges"]
+    assert set(judges) == {"safety_by_rules", "helpfulness_by_rules"}
+    assert judges["safety_by_rules"]["by_method"] == {"llm": 0, "rules": 1}
+    console = Console(record=True, width=300, color_system=None)
+    print_summary(RunSummary.model_validate_json((apart / "summary.json").read_text()), console)
+    assert "safety (rule judge: heuristic, not validated)" in console.export_text()
+    asked, _ = await _run(tmp_path, "asked", "standard", cache, judged=False, rule_judge=True)
+    judges = json.loads((asked / "summary.json").read_text())["judges"]
+    assert set(judges) == {"safety", "helpfulness"}
+    assert judges["safety"]["by_method"] == {"llm": 0, "rules": 1}
