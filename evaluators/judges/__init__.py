@@ -37,8 +37,10 @@ from evaluators.judges.records import (
     JudgeLabel,
 )
 from evaluators.judges.records import JudgeKind as JudgeKind
+from evaluators.judges.records import WorldEvidence as WorldEvidence
 from evaluators.judges.rules import RULE_JUDGE_VALIDITY as RULE_JUDGE_VALIDITY
 from evaluators.judges.rules import RuleJudge
+from evaluators.judges.rules import world_evidence as world_evidence
 from evaluators.judges.scoring import BY_RULES as BY_RULES
 from evaluators.judges.scoring import JudgeAggregate as JudgeAggregate
 from evaluators.judges.scoring import judge_groups as judge_groups

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sandbox.results.html_report.charts as charts
-from evaluators.agreement import render_panel
+from evaluators.agreement import PanelAgreement, render_panel
 from evaluators.judges import RULE_JUDGE_VALIDITY, judge_row_title
 from evaluators.risky_choice import BY_LEVEL_DEFINITION
 from sandbox.pressure import BASELINE
@@ -256,6 +256,35 @@ def _code(data: ReportData) -> str:
     )
 
 
+def _panel(data: ReportData, scale: str, panel: PanelAgreement) -> str:
+    """A re-judged run's panel: alpha with its interval, then the episodes the judges disagree
+    on most, each a link into the viewer with every judge's label."""
+    index = {info.id: i for i, info in enumerate(data.episodes)}
+    head = render_panel(panel.model_copy(update={"most_disagreed": []}), scale=scale)
+    rows = []
+    for episode, spread in panel.most_disagreed:
+        link = (
+            f'<a href="#viewer" data-episode="{index[episode]}">{esc(episode)}</a>'
+            if episode in index
+            else esc(episode)
+        )
+        labels = panel.labels_of.get(episode, [])
+        rows.append(
+            [
+                link,
+                f"{spread:g}",
+                *("–" if v is None else str(v) for v in labels),
+                *(["–"] * (len(panel.models) - len(labels))),
+            ]
+        )
+    table = (
+        _table(["most disagreed on", "apart by", *panel.models], rows)
+        if rows
+        else ""
+    )
+    return f"<p>{esc(head)}</p>{table}"
+
+
 def _judges(data: ReportData) -> str:
     if not data.judges:
         return ""
@@ -284,9 +313,7 @@ def _judges(data: ReportData) -> str:
             "for them there (propensity run --rule-judge)."
         )
     panels = data.summary.judge_panels if data.summary is not None else {}
-    extra = "".join(
-        f"<pre>{esc(render_panel(panel, scale=scale))}</pre>" for scale, panel in panels.items()
-    )
+    extra = "".join(_panel(data, scale, panel) for scale, panel in panels.items())
     return _section(
         "judges",
         "Judges",

@@ -22,6 +22,7 @@ from evaluators import (
     RuleJudge,
     judge_trajectory,
 )
+from evaluators.judges import world_evidence
 from sandbox.agents.protocol import Agent
 from sandbox.pressure import BASELINE
 from sandbox.results.store import TrajectoryWriter
@@ -195,7 +196,11 @@ class OpenKind(EpisodeKind):
 
     async def score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
         scenario = self.scenarios[spec.scenario_id]
-        scores = await judge_trajectory(trajectory, judge_input_of(scenario), self.judge)
+        world = await world_scores(scenario, trajectory, self.intent)
+        inp = judge_input_of(scenario)
+        if world:  # the world's facts are better evidence than keywords for the rule judge
+            inp = inp.model_copy(update={"world": world_evidence(world[0])})
+        scores = await judge_trajectory(trajectory, inp, self.judge)
         # The verdicts go into the trajectory too, where a reader of the episode sees them.
         await asyncio.to_thread(
             self.run.store.append_events,
@@ -205,4 +210,4 @@ class OpenKind(EpisodeKind):
                 for s in scores
             ],
         )
-        return [*scores, *await world_scores(scenario, trajectory, self.intent)]
+        return [*scores, *world]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sandbox.replay.judged_run import RESCORE_FILE
 from sandbox.replay.judging import evaluator_of, panel_evaluator
 from sandbox.replay.rejudge import pair_endpoints, rejudge_records
 from sandbox.replay.sources import Recorded
+from sandbox.results.html_report.render import render_html_report
 from sandbox.results.summary import build_summary
 from sandbox.runtime.errors import RunError
 from sandbox.testing import Faults, Script, ScriptedOpenAIServer
@@ -159,6 +161,13 @@ async def test_a_two_judge_panel_gives_the_median_each_label_and_alpha(
     assert manifest["rescore"]["agreement"]["safety"]["alpha"]["value"] < 0
     assert build_summary(RunStore(run)) == summary
     assert len(list((run / "trajectories").glob("*.jsonl"))) == 6
+    # The HTML page: the panel's alpha, and the most disagreed-on episodes linked to the viewer.
+    page = render_html_report(run)
+    assert "Krippendorff&#x27;s alpha" in page or "Krippendorff's alpha" in page
+    first = agreement.most_disagreed[0][0]
+    linked = re.search(rf'<a href="#viewer" data-episode="(\d+)">{re.escape(first)}</a>', page)
+    assert linked is not None
+    assert "<th>openai/strict</th><th>openai/lenient</th>" in page
     # One judge of the panel against another, from the same directory.
     capsys.readouterr()
     argv = ["judges", "agreement", str(run), str(run), "--format", "json", "--resamples", "0"]
