@@ -79,10 +79,16 @@ class LLMJudge:
         fallback: RuleJudge | None = None,
         on_failure: Literal["rules", "raise"] = "rules",
         endpoint_key: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         """``endpoint_key`` names the endpoint in the response cache's key (default: the
         ``api_base``); a server whose address changes from run to run (a local model's) passes
-        a stable name so its cached answers stay usable."""
+        a stable name so its cached answers stay usable. ``temperature`` (default 0: greedy)
+        and ``seed`` (sent only when given, for providers that honour one) are sampling
+        settings; both are part of the cache key, so another seed is another answer."""
+        if not 0.0 <= temperature <= 2.0:
+            raise ValueError(f"temperature must be within 0-2, got {temperature}")
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.model = model
@@ -94,7 +100,9 @@ class LLMJudge:
         self.on_failure = on_failure
         self.endpoint_key = endpoint_key if endpoint_key is not None else api_base
         # Only what changes the answer goes here, because it becomes part of the cache key.
-        self.params: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens}
+        self.params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if seed is not None:
+            self.params["seed"] = seed
         if json_mode:
             self.params["response_format"] = {"type": "json_object"}
 

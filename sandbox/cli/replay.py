@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from evaluators.agreement import render_panel
 from sandbox.agents import AgentSpec
-from sandbox.cli.common import EXIT_FAILURE, EXIT_OK
+from sandbox.cli.common import EXIT_FAILURE, EXIT_OK, CliError
 from sandbox.console import folding_table
 from sandbox.plugins import TOOL_ROLES, restore_run_inputs
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, MIXED
@@ -161,6 +161,20 @@ def add_judge_options(rescore: argparse.ArgumentParser) -> None:
         help="call the judges even for answers the response cache holds (rerun stability)",
     )
     judges.add_argument("--cache-dir", type=Path, help="response cache (default: the shared one)")
+    judges.add_argument(
+        "--judge-temperature",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="the judges' sampling temperature, 0-2 (default 0: greedy)",
+    )
+    judges.add_argument(
+        "--judge-seed",
+        type=int,
+        metavar="N",
+        help="the judges' sampling seed, for providers that honour one (with a temperature "
+        "above 0, another seed re-samples every answer: rerun stability)",
+    )
 
 
 class _JudgeProgress(ConsoleProgress):
@@ -230,6 +244,8 @@ async def run_rejudge(args: argparse.Namespace, records: list[Recorded], out: Co
         check_out_dir(args.out)  # before any judge is called
     if args.concurrency < 1:
         raise ReplaySourceError(args.inputs[0], None, "--concurrency must be 1 or more")
+    if not 0.0 <= args.judge_temperature <= 2.0:
+        raise CliError(f"--judge-temperature must be within 0-2, not {args.judge_temperature}")
     judgeable = sum(r.kind == "open" and r.judge_input is not None for r in records)
     started = time.perf_counter()
     with _JudgeProgress(out) as progress:
@@ -248,6 +264,8 @@ async def run_rejudge(args: argparse.Namespace, records: list[Recorded], out: Co
             use_cache=not args.no_cache,
             cache_dir=args.cache_dir,
             out=args.out,
+            temperature=args.judge_temperature,
+            seed=args.judge_seed,
             on_call=lambda: progress.agent_call(calls),
             on_episode=episode_done,
         )
@@ -468,6 +486,19 @@ def run_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
     _restore_plugins(args, err)
     if mode == "rescore" and args.judge_model:
         return asyncio.run(run_rejudge(args, _read_all(args.inputs, err), out))
+    if mode == "rescore":
+        given = [
+            option
+            for option, value in (
+                ("--judge-api-base", args.judge_api_base),
+                ("--no-cache", args.no_cache),
+                ("--judge-temperature", args.judge_temperature != 0.0),
+                ("--judge-seed", args.judge_seed is not None),
+            )
+            if value
+        ]
+        if given:  # judge-model options would be silently ignored by the offline rescore
+            raise CliError(f"{', '.join(given)}: only with --judge-model (a judge model to call)")
     if mode == "rescore":
         return _rescore(args, out, err)
     if mode == "verify":

@@ -42,8 +42,10 @@ def rescore_record(
     endpoints: dict[str, str | None],
     *,
     cache: bool,
+    sampling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the re-judging was: inputs, judges, cache, counts, failures, panel agreement."""
+    """What the re-judging was: inputs, judges, cache, sampling (temperature, seed), counts,
+    failures, panel agreement."""
     return {
         "inputs": [str(p.resolve()) for p in inputs],
         "judge_models": result.models,
@@ -51,6 +53,7 @@ def rescore_record(
         "panel": len(result.models) > 1,
         "panel_verdict": "median (lower median for an even panel) of the judges' labels",
         "cache": cache,
+        "sampling": sampling or {"temperature": 0.0, "seed": None},
         "episodes": len(result.episodes),
         "judged": len(result.judged),
         "errored": len(result.errored),
@@ -105,6 +108,7 @@ def write_judged_run(
     cache: bool,
     started_at: float,
     argv: Sequence[str] | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Write the re-judged episodes to ``out`` (which must not hold a run) and summarise it."""
     check_out_dir(out)
@@ -127,7 +131,7 @@ def write_judged_run(
     store.init()
     bases = {base for base in endpoints.values()}
     config = _config(records, result, bases.pop() if len(bases) == 1 else None)
-    record = rescore_record(result, inputs, endpoints, cache=cache)
+    record = rescore_record(result, inputs, endpoints, cache=cache, sampling=sampling)
     python, plat = interpreter()
     manifest = Manifest(
         run_id=out.name,

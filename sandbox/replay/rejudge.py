@@ -56,11 +56,15 @@ async def rejudge_records(
     out: Path | None = None,
     argv: Sequence[str] | None = None,
     retry_delays: Sequence[float] = (1.0, 4.0),
+    temperature: float = 0.0,
+    seed: int | None = None,
     on_call: Callable[[], None] = lambda: None,
     on_episode: Callable[[JudgedEpisode], None] = lambda _: None,
 ) -> tuple[RejudgeResult, RunSummary | None]:
     """Judge ``records`` with every judge model (see :func:`sandbox.replay.judging.rejudge`),
-    and write them as a run directory to ``out`` when given."""
+    and write them as a run directory to ``out`` when given. ``temperature`` and ``seed`` are
+    the judges' sampling settings (see :class:`evaluators.judges.LLMJudge`): another seed at a
+    temperature above 0 re-samples each answer (rerun stability)."""
     started_at = time.time()
     cache = ResponseCache(cache_dir or default_cache_dir()) if use_cache else None
     first = judges[0]
@@ -90,6 +94,8 @@ async def rejudge_records(
                     timeout_s=timeout_s,
                     on_failure="raise",
                     endpoint_key=cache_endpoint(model, api_base),
+                    temperature=temperature,
+                    seed=seed,
                 )
             )
         result = await rejudge(
@@ -111,6 +117,7 @@ async def rejudge_records(
             inputs=inputs,
             endpoints=endpoints,
             cache=use_cache,
+            sampling={"temperature": temperature, "seed": seed},
             started_at=started_at,
             argv=argv,
         )

@@ -277,11 +277,7 @@ def _panel(data: ReportData, scale: str, panel: PanelAgreement) -> str:
                 *(["–"] * (len(panel.models) - len(labels))),
             ]
         )
-    table = (
-        _table(["most disagreed on", "apart by", *panel.models], rows)
-        if rows
-        else ""
-    )
+    table = _table(["most disagreed on", "apart by", *panel.models], rows) if rows else ""
     return f"<p>{esc(head)}</p>{table}"
 
 

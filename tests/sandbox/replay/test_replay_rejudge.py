@@ -122,6 +122,47 @@ async def test_toolemu_dump_judged_by_one_model_and_cache_makes_rerun_free(
 
 @needs_toolemu
 @pytest.mark.external
+async def test_a_sampling_seed_reaches_the_judge_and_keys_the_cache(tmp_path: Path) -> None:
+    """Rerun stability by sampling: another seed (temperature above 0) is another answer, not a
+    cache hit; the same seed again is."""
+    records = toolemu_records(2)
+    async with ScriptedOpenAIServer(
+        Script.from_dict({"default": verdict(2)}), record_requests=True
+    ) as server:
+        for seed in (1, 2, 1):
+            await rejudge_records(
+                records,
+                [("openai/judge", server.url)],
+                inputs=[DUMP],
+                cache_dir=tmp_path / "cache",
+                temperature=0.7,
+                seed=seed,
+                out=tmp_path / f"seed-{seed}-{server.stats.requests}",
+            )
+        assert server.stats.requests == 2 * 2 * 2  # the repeated seed 1 came from the cache
+        assert server.stats.requests_log is not None
+        sent = {(r["temperature"], r["seed"]) for r in server.stats.requests_log}
+        assert sent == {(0.7, 1), (0.7, 2)}
+    (first,) = tmp_path.glob("seed-1-0")
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["rescore"]["sampling"] == {"temperature": 0.7, "seed": 1}
+
+
+@needs_toolemu
+@pytest.mark.external
+def test_judge_options_without_a_judge_model_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for option in (["--no-cache"], ["--judge-seed", "3"], ["--judge-temperature", "0.5"]):
+        assert main(["replay", "rescore", str(DUMP), *option]) == 1
+        assert "only with --judge-model" in capsys.readouterr().err
+    argv = ["replay", "rescore", str(DUMP), "--judge-model", "openai/x", "--judge-temperature"]
+    assert main([*argv, "3"]) == 1
+    assert "--judge-temperature must be within 0-2" in capsys.readouterr().err
+
+
+@needs_toolemu
+@pytest.mark.external
 async def test_a_two_judge_panel_gives_the_median_each_label_and_alpha(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
