@@ -158,12 +158,13 @@ def _kappa(
     return value if math.isfinite(value) else None
 
 
-def _undefined_reason(a: np.ndarray, b: np.ndarray) -> str:
+def _undefined_reason(a: np.ndarray, b: np.ndarray, names: Mapping[int, str] | None = None) -> str:
     if len(a) == 0:
         return "no paired items"
     both = sorted(set(a.tolist()) | set(b.tolist()))
     if len(both) == 1:
-        return f"both sides gave every item the same label ({both[0]}): chance agreement is total"
+        label = names.get(both[0], str(both[0])) if names else str(both[0])
+        return f"both sides gave every item the same label ({label}): chance agreement is total"
     return "chance agreement is total"
 
 
@@ -182,11 +183,12 @@ def _kappa_coefficient(
     labels: Sequence[int],
     weights: str | None,
     draws: np.ndarray,
+    names: Mapping[int, str] | None = None,
 ) -> Coefficient:
     n = len(a)
     value = _kappa(a, b, labels, weights) if n else None
     if value is None:
-        return Coefficient(value=None, n=n, reason=_undefined_reason(a, b))
+        return Coefficient(value=None, n=n, reason=_undefined_reason(a, b, names))
     # A resample is a vector of counts over the items; κ depends on the items only through the
     # (a, b) pairs, so each distinct pair is passed once, weighted by how often it was drawn.
     pairs = sorted(set(zip(a.tolist(), b.tolist(), strict=True)))
@@ -225,8 +227,12 @@ def agreement(
     risky: Callable[[int], bool] | None = None,
     resamples: int = 2000,
     seed: int = 0,
+    binary_names: tuple[str, str] = ("predicate false", "predicate true"),
 ) -> Agreement:
     """Agreement of two label sources over the keys both hold.
+
+    ``binary_names`` names the binary table's axes (``risky`` false, true), e.g. ``("safe",
+    "risky")``: they label ``risky_axes`` and the reason of an undefined binary κ.
 
     ``a`` and ``b`` map an item key (an episode id) to a label on ``scale`` (ints, in order: the
     weighted κ reads them as ordinal). Items in one source only are counted (``only_a``,
@@ -282,8 +288,9 @@ def agreement(
         rb = np.array([int(bool(risky(int(y)))) for y in vb], dtype=int)
         binary = confusion_matrix(ra, rb, labels=[0, 1]).tolist() if n else [[0, 0], [0, 0]]
         result.risky_confusion = [[int(c) for c in row] for row in binary]
-        result.risky_axes = ["predicate false", "predicate true"]
-        result.risky_kappa = _kappa_coefficient(ra, rb, [0, 1], None, draws)
+        result.risky_axes = list(binary_names)
+        names = dict(enumerate(binary_names))
+        result.risky_kappa = _kappa_coefficient(ra, rb, [0, 1], None, draws, names)
     return result
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -118,20 +119,26 @@ _OS_PROBLEMS = {
 }
 
 
-def _os_problem(exc: BaseException) -> str | None:
-    """One line for a known machine failure (also inside an exception group), else None."""
+_EXHAUSTED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE})
+
+
+def _os_problem(exc: BaseException, command: str = "run") -> str | None:
+    """One line for a known machine failure (also inside an exception group), else None; the
+    advice to resume is given only where ``command`` is a run that can be resumed."""
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _os_problem(inner)
+            found = _os_problem(inner, command)
             if found is not None:
                 return found
         return None
     if isinstance(exc, OSError) and exc.errno in _OS_PROBLEMS:
         where = f": {exc.filename}" if exc.filename else ""
-        return (
-            f"{_OS_PROBLEMS[exc.errno]}{where}. Free the resource, then continue an interrupted "
-            "run with: propensity run --resume RUN_DIR"
-        )
+        line = f"{_OS_PROBLEMS[exc.errno]}{where}"
+        if exc.errno in _EXHAUSTED:
+            line += ". Free the resource"
+            if command == "run":
+                line += ", then continue the interrupted run with: propensity run --resume RUN_DIR"
+        return line
     return None
 
 
@@ -147,13 +154,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"[yellow]plugin problem:[/yellow] {escape(str(problem))}", highlight=False
                 )
         return _COMMANDS[args.command](args, out, err)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): nothing more can be written, and it is no error
+        # of ours. Python's advice: point stdout at devnull so the exit flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
     except USER_ERRORS as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     except Exception as exc:
         if os.environ.get("PROPENSITY_DEBUG"):
             raise
-        machine = _os_problem(exc)
+        machine = _os_problem(exc, args.command)
         if machine is not None:
             err.print(f"[red]error:[/red] {escape(machine)}", highlight=False, soft_wrap=True)
             return EXIT_FAILURE

@@ -24,7 +24,7 @@ from evaluators.agreement import HELPFULNESS_LOW, SAFETY_RISKY, Agreement, Coeff
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR
 from sandbox.cli.common import EXIT_FAILURE, EXIT_OK, CliError
 from sandbox.console import folding_table
-from sandbox.replay.labels import SCALE_VALUES, LabelSet, read_labels
+from sandbox.replay.labels import SCALE_VALUES, LabelScale, LabelSet, judges_in, read_labels
 
 __all__ = ["add_judges_parser", "agreement_csv", "agreement_json", "run_judges"]
 
@@ -90,8 +90,7 @@ def agreement_json(
         "binary": binary,
         "a": _source_json(a),
         "b": _source_json(b),
-        "agreement": result.model_dump(mode="json")
-        | ({"risky_axes": list(_AXES[scale])} if result.risky_confusion is not None else {}),
+        "agreement": result.model_dump(mode="json"),
     }
 
 
@@ -104,11 +103,12 @@ def _figures(result: Agreement) -> list[tuple[str, Coefficient | None]]:
     ]
 
 
-def agreement_csv(result: Agreement, axes: tuple[str, str] = _AXES["safety"]) -> str:
+def agreement_csv(result: Agreement, scale: str = "safety") -> str:
     """One row per figure (``figure,value,ci_low,ci_high,n,reason``), then the counts: ``n``,
-    ``only_a``, ``only_b``, the bootstrap's ``resamples`` and ``seed``, ``confusion_aI_bJ``
-    (A labelled I, B labelled J) and the binary cut's ``binary_a_X_b_Y`` (X, Y from ``axes``:
-    safe / risky on safety, helpful / unhelpful on helpfulness)."""
+    ``only_a``, ``only_b``, the ``scale`` compared, the bootstrap's ``resamples`` and
+    ``seed``, ``confusion_aI_bJ`` (A labelled I, B labelled J) and the binary cut's
+    ``binary_a_X_b_Y`` (X, Y: safe / risky on safety, helpful / unhelpful on helpfulness)."""
+    axes = _AXES[scale]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["figure", "value", "ci_low", "ci_high", "n", "reason"])
@@ -120,6 +120,7 @@ def agreement_csv(result: Agreement, axes: tuple[str, str] = _AXES["safety"]) ->
         writer.writerow([name, value, low, high, figure.n, figure.reason or ""])
     for name, count in (("n", result.n), ("only_a", result.only_a), ("only_b", result.only_b)):
         writer.writerow([name, count, "", "", "", ""])
+    writer.writerow(["scale", scale, "", "", "", ""])
     for name, count in (("resamples", result.resamples), ("seed", result.seed)):
         writer.writerow([name, count, "", "", "", ""])
     for i, row in zip(result.labels, result.confusion, strict=True):
@@ -134,11 +135,24 @@ def agreement_csv(result: Agreement, axes: tuple[str, str] = _AXES["safety"]) ->
 _RULES = "; the rule judge: a keyword heuristic, not validated"
 
 
-def _print_table(result: Agreement, a: LabelSet, b: LabelSet, binary: str, out: Console) -> None:
+def _only(mine: LabelSet, other: LabelSet) -> str:
+    """The first few episode ids one source labels and the other does not (typos show here)."""
+    ids = sorted(set(mine.labels) - set(other.labels))
+    if not ids:
+        return ""
+    more = f", ... {len(ids) - _SHOWN_PROBLEMS} more" if len(ids) > _SHOWN_PROBLEMS else ""
+    return f" ({', '.join(ids[:_SHOWN_PROBLEMS])}{more})"
+
+
+def _print_table(
+    result: Agreement, a: LabelSet, b: LabelSet, scale: str, binary: str, out: Console
+) -> None:
     out.print(
+        f"scale: {scale} (ToolEmu 0-3)\n"
         f"A: {a.source} ({a.kind}, {len(a.labels)} labels{_RULES if a.rule_judge else ''})\n"
         f"B: {b.source} ({b.kind}, {len(b.labels)} labels{_RULES if b.rule_judge else ''})\n"
-        f"paired: {result.n}; only in A: {result.only_a}; only in B: {result.only_b}",
+        f"paired: {result.n}; only in A: {result.only_a}{_only(a, b)}; "
+        f"only in B: {result.only_b}{_only(b, a)}",
         highlight=False,
         markup=False,
         soft_wrap=True,
@@ -193,27 +207,36 @@ def _print_problems(labels: LabelSet, side: str, err: Console) -> None:
         err.print(f"  ... and {len(labels.problems) - _SHOWN_PROBLEMS} more", highlight=False)
 
 
-def _member(model: str | None, scale: str) -> str | None:
-    """The evaluator name of one panel judge's labels (``safety_judge@MODEL``)."""
+def _side(path: Path, model: str | None, scale: LabelScale, side: str) -> LabelSet:
+    """One side's labels: the source's own (a panel's verdict), or with ``--a-judge MODEL``
+    one panel judge's. A local model is stored under its served name (``local/NAME`` is
+    judged as ``openai/NAME``), so either spelling finds it; a name the source lacks is an
+    error listing the judges it has."""
     if model is None:
-        return None
+        return read_labels(path, scale)
+    judges = judges_in(path, scale)
+    option = f"--{side}-judge {model}"
+    if not judges:
+        raise CliError(
+            f"{option}: {path} holds no panel judges' labels (only a rescore with several "
+            "--judge-model keeps each judge's; a single judge's labels are the source's own: "
+            f"drop --{side}-judge)"
+        )
+    served = f"openai/{model.removeprefix('local/')}" if model.startswith("local/") else model
+    name = model if model in judges else served if served in judges else None
+    if name is None:
+        raise CliError(f"{option}: no such judge in {path}; it has: {', '.join(judges)}")
     base = {"safety": SAFETY_EVALUATOR, "helpfulness": HELPFULNESS_EVALUATOR}[scale]
-    return f"{base}@{model}"
+    labels = read_labels(path, scale, evaluator=f"{base}@{name}")
+    return labels.model_copy(update={"source": f"{labels.source} [judge {name}]"})
 
 
 def _agreement(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.resamples < 0:
         raise CliError(f"--resamples must be 0 or more, got {args.resamples}")
-    a = read_labels(args.a, args.scale, evaluator=_member(args.a_judge, args.scale))
-    b = read_labels(args.b, args.scale, evaluator=_member(args.b_judge, args.scale))
+    a = _side(args.a, args.a_judge, args.scale, "a")
+    b = _side(args.b, args.b_judge, args.scale, "b")
     risky, binary = _BINARY[args.scale]
-    for side, labels, model in (("A", a, args.a_judge), ("B", b, args.b_judge)):
-        if model is not None and not labels.labels:
-            raise CliError(
-                f"--{side.lower()}-judge {model}: {side} ({labels.source}) holds no "
-                f"{_member(model, args.scale)} labels (a panel rescore directory keeps one "
-                "per --judge-model, named as given there)"
-            )
     if not set(a.labels) & set(b.labels):
         sample_a = ", ".join(sorted(a.labels)[:3]) or "none"
         sample_b = ", ".join(sorted(b.labels)[:3]) or "none"
@@ -228,14 +251,15 @@ def _agreement(args: argparse.Namespace, out: Console, err: Console) -> int:
         risky=risky,
         resamples=args.resamples,
         seed=args.seed,
+        binary_names=_AXES[args.scale],
     )
     if args.format == "json":
         out.file.write(json.dumps(agreement_json(result, a, b, args.scale, binary), indent=2))
         out.file.write("\n")
     elif args.format == "csv":
-        out.file.write(agreement_csv(result, _AXES[args.scale]))
+        out.file.write(agreement_csv(result, args.scale))
     else:
-        _print_table(result, a, b, binary, out)
+        _print_table(result, a, b, args.scale, binary, out)
         _print_problems(a, "A", err)
         _print_problems(b, "B", err)
     return EXIT_OK

@@ -512,6 +512,7 @@ def run_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

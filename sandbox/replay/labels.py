@@ -41,6 +41,7 @@ __all__ = [
     "LabelScale",
     "LabelSet",
     "detect_label_kind",
+    "judges_in",
     "labels_from_csv",
     "labels_from_recorded",
     "labels_from_run",
@@ -67,6 +68,26 @@ class LabelSet(BaseModel):
     # Every label came from the rule judge (a keyword heuristic, not validated): said wherever
     # the source is shown. A source mixing rule labels into a judge model's leaves them out.
     rule_judge: bool = False
+
+
+def judges_in(path: Path | str, scale: LabelScale = "safety") -> list[str]:
+    """The panel judges whose labels on ``scale`` a run directory or scores file holds (the
+    ``MODEL`` of its ``safety_judge@MODEL`` scores), sorted; [] for other sources."""
+    path = Path(path)
+    kind = detect_label_kind(path)
+    if kind not in ("run", "scores"):
+        return []
+    scores = path / SCORES if kind == "run" else path
+    prefix = _EVALUATORS[scale] + "@"
+    found: set[str] = set()
+    for line in scores.read_text(encoding="utf-8").splitlines():
+        try:
+            evaluator = json.loads(line).get("evaluator")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(evaluator, str) and evaluator.startswith(prefix):
+            found.add(evaluator.removeprefix(prefix))
+    return sorted(found)
 
 
 def _score_label(value: float | None) -> int | None:

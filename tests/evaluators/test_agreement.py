@@ -176,3 +176,19 @@ def test_disagreement_ranks_the_most_disputed_first() -> None:
     assert "unit-12" not in dict(ranked)  # one label: nothing to disagree with
     # same range, the larger spread first
     assert disagreement({"p": [0, 3, 3, 3], "q": [0, 0, 3, 3]})[0][0] == "q"
+
+
+def test_an_undefined_binary_kappa_names_the_side_not_a_scale_label() -> None:
+    """Every item safe on both sides: the binary κ is n/a, and the reason must not read like
+    label 0 of the 0-3 scale (likely severe risk)."""
+    from evaluators.agreement import SAFETY_RISKY
+
+    labels = {"e1": 3, "e2": 2, "e3": 3}
+    result = agreement(labels, labels, risky=SAFETY_RISKY, resamples=0)
+    assert result.risky_kappa is not None and result.risky_kappa.value is None
+    assert "(predicate false)" in (result.risky_kappa.reason or "")
+    named = agreement(
+        labels, labels, risky=SAFETY_RISKY, resamples=0, binary_names=("safe", "risky")
+    )
+    assert named.risky_kappa is not None and "(safe)" in (named.risky_kappa.reason or "")
+    assert named.risky_axes == ["safe", "risky"]

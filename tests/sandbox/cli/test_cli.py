@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -171,6 +173,32 @@ def test_machine_failures_are_one_clear_line(tmp_path: Path) -> None:
     assert line is not None and line.startswith("the disk is full: ") and "--resume" in line
     assert _os_problem(PermissionError(13, "denied", "/x")) is not None
     assert _os_problem(ValueError("a bug")) is None
+    # Resuming is advice for a run only; a missing file is not a resource to free.
+    assert "--resume" not in (_os_problem(full, "replay") or "")
+    missing = _os_problem(FileNotFoundError(2, "No such file", "/x/scores.jsonl"), "replay")
+    assert missing == "no such file or directory: /x/scores.jsonl"
+
+
+def test_a_closed_pipe_is_not_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`propensity ... | head`: the reader left; no 'internal error', exit 1, nothing raised."""
+    from sandbox.cli import main
+
+    sink = (tmp_path / "sink").open("w")
+
+    class ClosedPipe(io.TextIOWrapper):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    closed = ClosedPipe(io.BytesIO())
+    monkeypatch.setattr(closed, "fileno", sink.fileno)
+    monkeypatch.setattr(sys, "stdout", closed)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("episode_id,label\ne1,1\ne2,3\n")
+    argv = ["judges", "agreement", str(labels), str(labels), "--format", "json"]
+    assert main([*argv, "--resamples", "0"]) == 1
+    assert "internal error" not in capsys.readouterr().err
 
 
 def test_list_accepts_plugins_like_every_command_that_shows_tools() -> None:

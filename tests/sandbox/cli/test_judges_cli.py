@@ -36,7 +36,7 @@ def test_two_csv_files_table_json_and_csv(
     argv = ["judges", "agreement", str(pa), str(pb), "--resamples", "100"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "paired: 50; only in A: 0; only in B: 1" in out
+    assert "paired: 50; only in A: 0; only in B: 1 (only-b)" in out and "scale: safety" in out
     assert "Cohen's κ" in out and "0.400" in out and "risky (0-1) vs safe (2-3)" in out
 
     assert main([*argv, "--format", "json", "--seed", "5"]) == 0
@@ -54,6 +54,7 @@ def test_two_csv_files_table_json_and_csv(
     assert rows["kappa"]["ci_low"] and rows["only_b"]["value"] == "1"
     assert rows["confusion_a3_b0"]["value"] == "5"
     assert rows["resamples"]["value"] == "100" and rows["seed"]["value"] == "0"
+    assert rows["scale"]["value"] == "helpfulness"
     assert rows["binary_a_helpful_b_unhelpful"]["value"] == "5"
 
 

@@ -143,8 +143,7 @@ async def test_a_sampling_seed_reaches_the_judge_and_keys_the_cache(tmp_path: Pa
         assert server.stats.requests_log is not None
         sent = {(r["temperature"], r["seed"]) for r in server.stats.requests_log}
         assert sent == {(0.7, 1), (0.7, 2)}
-    (first,) = tmp_path.glob("seed-1-0")
-    manifest = json.loads((first / "manifest.json").read_text())
+    manifest = json.loads(await asyncio.to_thread((tmp_path / "seed-1-0/manifest.json").read_text))
     assert manifest["rescore"]["sampling"] == {"temperature": 0.7, "seed": 1}
 
 
@@ -218,7 +217,9 @@ async def test_a_two_judge_panel_gives_the_median_each_label_and_alpha(
     assert compared["n"] == 6 and compared["exact"]["value"] == 0.0
     assert compared["confusion"][0] == [0, 0, 0, 6]  # strict 0 where lenient 3
     assert await asyncio.to_thread(main, [*argv, "--a-judge", "openai/absent"]) == 1
-    assert "--a-judge openai/absent" in capsys.readouterr().err
+    assert "it has: openai/lenient, openai/strict" in capsys.readouterr().err
+    table = await asyncio.to_thread(main, [*argv[:4], "--a-judge", "openai/strict"])
+    assert table == 0 and "[judge openai/strict]" in capsys.readouterr().out
 
 
 @needs_toolemu
