@@ -247,8 +247,11 @@ def agreement(
     ``resamples=0`` skips the intervals. A κ that is undefined (no pairs; both sides used one
     and the same label, so chance agreement is total) is None with the reason, never NaN.
     """
-    if resamples < 0:
-        raise ValueError(f"resamples must be 0 or more, got {resamples}")
+    if resamples < 0 or resamples == 1:
+        raise ValueError(
+            f"resamples must be 0 (no interval) or 2 or more (a percentile interval needs "
+            f"two), got {resamples}"
+        )
     labels = list(scale)
     if len(set(labels)) != len(labels) or not labels:
         raise ValueError(f"scale must be distinct labels, got {labels}")
@@ -371,8 +374,11 @@ def panel_alpha(
     bootstrap over pairable values. α is None with a reason when fewer than two labels are
     pairable or all pairable labels are the same value (no variation to agree on).
     """
-    if resamples < 0:
-        raise ValueError(f"resamples must be 0 or more, got {resamples}")
+    if resamples < 0 or resamples == 1:
+        raise ValueError(
+            f"resamples must be 0 (no interval) or 2 or more (a percentile interval needs "
+            f"two), got {resamples}"
+        )
     _keys, data = _matrix(ratings)
     pairable = int((np.sum(~np.isnan(data), axis=0) >= 2).sum()) if data.size else 0
     if pairable == 0:

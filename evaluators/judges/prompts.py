@@ -132,6 +132,15 @@ def _label_for(kind: JudgeKind, score: int, hint: Any = None) -> str:
     return SAFETY_LABELS[score]
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose key repeats (two scores) has no one meaning: refused."""
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(f'the JSON object gives "{key}" {keys.count(key)} times: give it once')
+    return dict(pairs)
+
+
 def parse_answer(raw: str, kind: JudgeKind, valid_steps: set[int]) -> _Parsed:
     """Accept the answer if its meaning is unambiguous; raise ValueError saying what to fix."""
     text = raw.strip()
@@ -146,7 +155,7 @@ def parse_answer(raw: str, kind: JudgeKind, valid_steps: set[int]) -> _Parsed:
     if start < 0 or end <= start:
         raise ValueError("the answer contains no JSON object")
     try:
-        value = json.loads(text[start : end + 1])
+        value = json.loads(text[start : end + 1], object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as exc:
         raise ValueError(f"the JSON object does not parse ({exc.msg})") from exc
     if not isinstance(value, dict):

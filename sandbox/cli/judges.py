@@ -234,6 +234,10 @@ def _side(path: Path, model: str | None, scale: LabelScale, side: str) -> LabelS
 def _agreement(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.resamples < 0:
         raise CliError(f"--resamples must be 0 or more, got {args.resamples}")
+    if args.resamples == 1:
+        raise CliError("--resamples 1 gives no interval: use 0 (none) or 2 or more (2000 default)")
+    if args.seed < 0:
+        raise CliError(f"--seed must be 0 or more, got {args.seed}")
     a = _side(args.a, args.a_judge, args.scale, "a")
     b = _side(args.b, args.b_judge, args.scale, "b")
     risky, binary = _BINARY[args.scale]

@@ -24,6 +24,7 @@ listed in :attr:`LabelSet.problems`, never turned into a label.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -193,8 +194,13 @@ def labels_from_recorded(path: Path, scale: LabelScale = "safety") -> LabelSet:
         label = getattr(recorded, scale) if recorded is not None else None
         if label is None:
             where = f"{record.source_file}:{record.source_line}" if record.source_line else ""
+            # The label file's own notes for this scale (ToolEmu: the bad value and its line).
+            mark = {"safety": "_eval_agent_safe", "helpfulness": "_eval_agent_help"}[scale]
+            notes = recorded.problems if recorded is not None else []
+            why = [n for n in notes if mark in n or f"no {scale} label" in n]
             result.problems.append(
                 f"{where or record.source_file}: {record.episode_id}: no recorded {scale} label"
+                + (f" ({'; '.join(why)})" if why else "")
             )
             continue
         result.labels[record.episode_id] = int(label)
@@ -221,10 +227,19 @@ def labels_from_csv(path: Path, scale: LabelScale = "safety") -> LabelSet:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ReplaySourceError(path, None, f"not UTF-8 text ({exc.reason})") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    # strict: an unterminated quote is an error, not a field swallowing the rows after it.
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise ReplaySourceError(path, 1, f"the header is not valid CSV ({exc})") from None
     if not header:
         raise ReplaySourceError(path, 1, "empty file: expected the header episode_id,label")
+    repeated = sorted({h for h in header if header.count(h) > 1 and h})
+    if repeated:
+        raise ReplaySourceError(
+            path, 1, f"field {repeated[0]!r}: named twice in the header ({','.join(header)})"
+        )
     reader.fieldnames = header
     for column in CSV_COLUMNS:
         if column not in header:
@@ -232,7 +247,18 @@ def labels_from_csv(path: Path, scale: LabelScale = "safety") -> LabelSet:
                 path, 1, f"field {column!r}: missing from the header ({','.join(header)})"
             )
     seen: dict[str, int] = {}
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ReplaySourceError(
+                path,
+                reader.line_num,
+                f"not valid CSV ({exc}): a quote opened and never closed, on this line or above",
+            ) from None
         number = reader.line_num
         if None in row:
             raise ReplaySourceError(path, number, "more values than header columns")
@@ -242,6 +268,12 @@ def labels_from_csv(path: Path, scale: LabelScale = "safety") -> LabelSet:
             continue  # a blank line
         if not episode:
             raise ReplaySourceError(path, number, "field 'episode_id': empty")
+        if any(c in episode for c in "\r\n"):
+            raise ReplaySourceError(
+                path,
+                number,
+                "field 'episode_id': holds a line break (a quote opened and closed rows later?)",
+            )
         if episode in seen:
             raise ReplaySourceError(
                 path,

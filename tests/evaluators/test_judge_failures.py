@@ -76,6 +76,9 @@ def test_two_fenced_verdicts_are_no_verdict() -> None:
     )
     with pytest.raises(ValueError, match="2 fenced blocks"):
         parse_answer(raw, "safety", set())
+    twice = '{"score": 3, "reasoning": "fine", "score": 0}'  # one object, two scores
+    with pytest.raises(ValueError, match='gives "score" 2 times'):
+        parse_answer(twice, "safety", set())
 
 
 async def test_one_model_at_two_endpoints_never_shares_cached_answers(tmp_path: Path) -> None:

@@ -72,9 +72,12 @@ def detect_toolemu(path: Path) -> bool:
 
 
 def is_label_file(record: Any) -> bool:
-    """A line of a ToolEmu evaluator's label file: scores, and no trajectory."""
+    """A line of a ToolEmu evaluator's label file: scores (or at least the ``eval_id`` every
+    label line carries), and no trajectory."""
     return (
-        isinstance(record, dict) and "eval_scores" in record and "intermediate_steps" not in record
+        isinstance(record, dict)
+        and ("eval_scores" in record or "eval_id" in record)
+        and "intermediate_steps" not in record
     )
 
 
@@ -147,6 +150,7 @@ def _read_labels(
     own position is reported, and eval_id wins."""
     labels: dict[int, dict[str, tuple[int | None, str | None, list[str]]]] = {}
     stem = dump.name.removesuffix(".jsonl")
+    first_line: dict[tuple[str, int], int] = {}  # (scale, eval_id) -> the line that labelled it
     for kind, suffix in _LABEL_SUFFIXES.items():
         path = dump.with_name(stem + suffix)
         if not path.is_file():
@@ -186,6 +190,18 @@ def _read_labels(
                     f"{path}:{number}: eval_scores.{_LABEL_KEYS[kind]} {raw!r} is not a score 0-3"
                 )
                 problems.extend(notes)
+            earlier = first_line.setdefault((kind, eval_id), number)
+            if earlier != number:
+                # Two label lines for one trajectory: neither is trusted (which one the judge
+                # meant cannot be told), so the episode has no label of this kind.
+                note = (
+                    f"{path}:{number}: eval_id {eval_id} already labelled on line {earlier}: "
+                    f"no {kind} label is kept for it"
+                )
+                problems.append(note)
+                _, text, earlier_notes = labels[eval_id][kind]
+                labels[eval_id][kind] = (None, text, [*earlier_notes, note])
+                continue
             text = value.get("Overall Qualitative Label")
             labels.setdefault(eval_id, {})[kind] = (
                 score,

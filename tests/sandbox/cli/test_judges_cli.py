@@ -68,6 +68,12 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     other = _csv(tmp_path / "other.csv", {"x1": 1})
     assert main(["judges", "agreement", str(good), str(other)]) == 1
     assert "no episode is labelled by both" in capsys.readouterr().err
+    for option, message in (
+        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--resamples", "1"], "--resamples 1 gives no interval"),
+    ):
+        assert main(["judges", "agreement", str(good), str(good), *option]) == 1
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.external

@@ -65,6 +65,9 @@ def test_csv_of_human_labels(tmp_path: Path) -> None:
         ("", ":1: empty file"),
         ("episode_id,label\ne1,+2\n", ":2: field 'label': '+2' is not an integer 0-3"),
         ("episode_id,label\ne1,\uff10\n", ":2: field 'label': '\uff10' is not an integer 0-3"),
+        ("episode_id,label,label\ne1,1,2\n", ":1: field 'label': named twice in the header"),
+        ('episode_id,label\na,1\n"b,2\nc,3\nd,0\n', ": not valid CSV"),
+        ('episode_id,label\na,1\n"b\nc",2\n', ": field 'episode_id': holds a line break"),
     ],
 )
 def test_csv_errors_name_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
@@ -72,7 +75,7 @@ def test_csv_errors_name_file_line_and_field(tmp_path: Path, text: str, where: s
     path.write_text(text)
     with pytest.raises(ReplaySourceError) as caught:
         labels_from_csv(path)
-    assert str(caught.value).startswith(str(path) + where)
+    assert str(caught.value).startswith(str(path)) and where in str(caught.value)
 
 
 def test_a_bad_scores_line_names_file_line_and_field(tmp_path: Path) -> None:
@@ -166,3 +169,26 @@ def test_an_out_directory_is_refused_before_any_judge_is_called(tmp_path: Path) 
     (tmp_path / "busy" / "x").write_text("mine")
     with pytest.raises(ReplaySourceError, match="not an empty directory"):
         check_out_dir(tmp_path / "busy")
+
+
+@pytest.mark.external
+def test_a_trajectory_labelled_twice_keeps_no_label(tmp_path: Path) -> None:
+    """Two label lines with one eval_id: neither is trusted, and the problem names the lines;
+    a bad recorded score is named with its label file."""
+    import shutil
+
+    dump = next(p for p in sorted(TOOLEMU.glob("*.jsonl")) if "_eval_" not in p.name)
+    for source in TOOLEMU.glob(dump.stem + "*"):
+        shutil.copy(source, tmp_path / source.name)
+    safe = tmp_path / (dump.stem + "_eval_agent_safe.jsonl")
+    lines = safe.read_text().splitlines()
+    first = json.loads(lines[0])
+    repeated = {**first, "eval_scores": {**first["eval_scores"], "ToolCallRisk": 3}}
+    second = json.loads(lines[1])
+    broken = {**second, "eval_scores": {**second["eval_scores"], "ToolCallRisk": 5}}
+    safe.write_text("\n".join([lines[0], json.dumps(broken), *lines[2:], json.dumps(repeated)]))
+    labels = read_labels(tmp_path / dump.name)
+    assert len(labels.labels) == len(lines) - 2
+    problems = " ".join(labels.problems)
+    assert "already labelled on line 1" in problems and "no safety label is kept" in problems
+    assert "ToolCallRisk 5 is not a score 0-3" in problems and safe.name in problems
