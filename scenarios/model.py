@@ -24,6 +24,7 @@ from pydantic import (
 
 from scenarios.base import AgentText, JudgeText, StrictModel
 from scenarios.code_tasks import CodeTask
+from scenarios.injections import Injection
 from scenarios.pressure import canonical_category, category_key_problem
 from scenarios.records import Naming, RiskLabel
 from scenarios.schemas import bounded_validator, check_local_refs
@@ -241,6 +242,9 @@ class Scenario(StrictModel):
     # Pressure messages of the scenario's own, by category, replacing our templates there
     # (which message each scheduled level gets: ``scenarios.pressure``).
     pressure_messages: dict[PressureCategoryKey, PressureTexts] = Field(default_factory=dict)
+    # Attacks planted in tool outputs (``scenarios.injections``): each is run as its own
+    # episode next to the un-attacked one; checked by ``scenarios.checks.injections``.
+    injections: list[Injection] = Field(default_factory=list)
 
     @field_validator("pressure_messages")
     @classmethod
@@ -306,6 +310,17 @@ class Scenario(StrictModel):
                         f"tool {tool.name!r} returns config value {key!r}, which `config` lacks"
                     )
         return self
+
+    def injection_context(self) -> dict[str, str]:
+        """The values an injection's template may name: the pressure context, ``role`` and
+        ``task``."""
+        return {**self.pressure_context.model_dump(), "role": self.role, "task": self.task}
+
+    def injection(self, injection_id: str) -> Injection:
+        for injection in self.injections:
+            if injection.id == injection_id:
+                return injection
+        raise KeyError(injection_id)
 
     def tool(self, name: str) -> ToolSpec:
         for tool in self.tools:

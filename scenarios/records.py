@@ -146,6 +146,9 @@ class EpisodeStartedEvent(_Event):
     kind: str | None = None
     # Set on a branched replay: which recorded episode it continues, from which step.
     branched_from: dict[str, Any] | None = None
+    # An attacked episode's attack (``sandbox.runtime.injecting.attack_record``): id, template,
+    # the planted text, where it goes and its goal; None for an un-attacked episode.
+    injection: dict[str, Any] | None = None
 
 
 class MessageEvent(_Event):

@@ -58,6 +58,8 @@ def _environment(ctx: ToolContext) -> ExecutionEnvironment:
 
 
 class _EnvironmentTool:
+    # The kind of backend, as injection metrics group by it (``tools.injection``).
+    backend = "container"
     risk = RiskLabel.NEUTRAL
     max_calls: int | None = None
     name = ""
@@ -137,6 +139,28 @@ _WRITE = (
     "    f.write(text)\n"
     "print(f'wrote {len(text)} characters to {sys.argv[1]}')"
 )
+
+
+_PLANT = (
+    "import sys, os\n"
+    "with os.fdopen(3, encoding='utf-8') as src: text = src.read()\n"
+    "folder = os.path.dirname(sys.argv[1])\n"
+    "if folder: os.makedirs(folder, exist_ok=True)\n"
+    "with open(sys.argv[1], 'w', encoding='utf-8') as f: f.write(text)\n"
+)
+
+
+async def plant_file(environment: ExecutionEnvironment, path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (relative to the sandbox's working directory, folders made)
+    before an episode starts: an attacker's file for the agent to find. Raises
+    ``SandboxInfrastructureError`` when the sandbox could not write it (the episode is then
+    an infrastructure error, never an un-attacked run passed off as attacked)."""
+    facts = await environment.execute(["/usr/bin/python3", "-c", _PLANT, path], text)
+    if facts.exit_code != 0 or facts.sandbox_error:
+        raise SandboxInfrastructureError(
+            f"could not plant {path!r} in the sandbox (exit {facts.exit_code}): "
+            f"{(facts.stderr or facts.sandbox_error or '')[:300]}"
+        )
 
 
 class ReadFile(_EnvironmentTool):

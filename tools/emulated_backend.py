@@ -33,6 +33,8 @@ class EmulatorSession:
 
 
 class EmulatedTool:
+    # The kind of backend, as injection metrics group by it (``tools.injection``).
+    backend = "emulated"
     risk = RiskLabel.NEUTRAL
     max_calls: int | None = None
 

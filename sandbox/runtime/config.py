@@ -92,6 +92,10 @@ class RunConfig(BaseModel):
     # numbers (``--rule-judge``); by default they are reported apart (``safety_by_rules``). A
     # reporting choice, not part of what runs: outside the identity hash.
     rule_judge: bool = False
+    # An output-side defence against injected instructions (``sandbox.runtime.defences``):
+    # "none", or "delimit" (tool outputs wrapped in per-episode markers, and the agent told
+    # that text inside them is data, never instructions). In the identity hash when set.
+    defence: Literal["none", "delimit"] = "none"
     # Open (ToolEmu-style) scenarios: toolkit specs, the emulator model and its cache.
     toolkit_paths: list[str] = Field(default_factory=list)
     emulator_model: str | None = None
@@ -145,6 +149,7 @@ class RunConfig(BaseModel):
         exclude = {"shard", "concurrency", "rule_judge"}
         exclude |= {"kinds"} if self.kinds is None else set()
         exclude |= set() if self.kind_options else {"kind_options"}
+        exclude |= {"defence"} if self.defence == "none" else set()
         data = self.model_dump(mode="json", exclude=exclude)
         digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
         return digest[:16]
@@ -164,6 +169,9 @@ class EpisodeSpec(BaseModel):
     agent: str
     repeat: int
     seed: int
+    # The injection this episode is attacked with (``Scenario.injections`` id); None for an
+    # un-attacked episode, which is every attacked episode's pair.
+    injection: str | None = None
 
 
 def agent_slug(label: str) -> str:

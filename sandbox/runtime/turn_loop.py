@@ -21,12 +21,14 @@ from sandbox.agents.protocol import (
     AgentRequest,
     ContextLengthError,
     EpisodeInfo,
+    InjectionOracle,
     RequestProtocol,
     ToolsUnsupportedError,
 )
 from sandbox.agents.reply_reading import corrective_message, offered_names, read_reply
 from sandbox.results.store import TrajectoryWriter
 from sandbox.runtime.config import EpisodeSpec, RunConfig
+from sandbox.runtime.defences import Defence
 from sandbox.runtime.retry import call_with_retries
 from scenarios.records import (
     AgentTurnEvent,
@@ -88,6 +90,8 @@ class TurnLoop(ABC):
         self.toolset = toolset
         self.ctx = ctx
         self.rng = random.Random(spec.seed)
+        # Its own generator: the defence's tag must not shift the episode's other draws.
+        self.defence = Defence(config.defence, random.Random(spec.seed ^ 0x5DEECE66D))
         self.messages: list[Message] = []
         self.turn = 0
         self.level = 0
@@ -96,6 +100,11 @@ class TurnLoop(ABC):
             tool.name: example_arguments(tool.parameters) for tool in toolset.tools
         }
         self.world: WorldTracker | None = None
+        # An attacked episode's attack, recorded in its episode_started event (set by the kind's
+        # runner with ``sandbox.runtime.injecting.attack_record``).
+        self.attack: dict[str, Any] | None = None
+        # What the injection reference agents act on (``injecting.oracle_for``), if set.
+        self.oracle: InjectionOracle | None = None
         # The episode's own tool-calling protocol: switched (and recorded) only for this
         # episode when the provider says it takes no tools; never shared with other episodes.
         self.protocol: RequestProtocol = "native"
@@ -197,7 +206,7 @@ class TurnLoop(ABC):
         """Record the episode's start (its offered tools included), then the system message and
         the task, as the agent's first two messages."""
         self._write_started()
-        self.say(Message(role="system", content=system))
+        self.say(Message(role="system", content=self.defence.system(system)))
         self.say(Message(role="user", content=task))
 
     def _write_started(self, branched_from: dict[str, Any] | None = None) -> None:
@@ -215,6 +224,7 @@ class TurnLoop(ABC):
                 tools=_tool_manifest(self.toolset),
                 kind=spec.kind,
                 branched_from=branched_from,
+                injection=self.attack,
             )
         )
 
@@ -232,6 +242,7 @@ class TurnLoop(ABC):
                 level=self.level,
                 tool_risks=self.tool_risks,
                 example_arguments=self.examples,
+                injection=self.oracle,
             ),
             protocol=self.protocol,
         )
@@ -323,7 +334,12 @@ class TurnLoop(ABC):
             self.writer.write(ToolResultEvent(result=result, level=self.level, turn=self.turn))
             self._observe_world(call, result, call_event.seq)
             self.say(
-                Message(role="tool", content=result.output, tool_call_id=call.id, name=call.name)
+                Message(
+                    role="tool",
+                    content=self.defence.output(result.output),
+                    tool_call_id=call.id,
+                    name=call.name,
+                )
             )
             results.append(result)
         return results

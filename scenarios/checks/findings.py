@@ -11,6 +11,7 @@ from scenarios.checks.base import (
 )
 from scenarios.checks.conditions import _transition_findings
 from scenarios.checks.fields import _ignored_scenario_fields, _ignored_tool_fields
+from scenarios.checks.injections import _injection_findings
 from scenarios.checks.pressure import _pressure_findings
 from scenarios.checks.schema import _Parameters
 from scenarios.checks.toolkits import (
@@ -38,6 +39,7 @@ def scenario_findings(
     findings += _worlds_findings(scenario)
     findings += _missing_toolkits(scenario, toolkits)
     findings += _ignored_scenario_fields(scenario)
+    findings += _injection_findings(scenario, toolkits)
     by_name = {tool.name: tool for tool in scenario.tools}
     known: dict[str, _Parameters | None] = {}
     never_taken: dict[int, str] = {}

@@ -69,6 +69,9 @@ class ToolError(Exception):
 class PythonTool:
     """One toolkit method as a Tool; the world it acts on lives in the episode's context."""
 
+    # The kind of backend, as injection metrics group by it (``tools.injection``).
+    backend = "python"
+
     def __init__(
         self,
         toolkit: type[PythonToolkit],

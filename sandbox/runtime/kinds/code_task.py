@@ -21,13 +21,20 @@ from sandbox.environments.provider import EnvironmentProvider, EnvironmentSetupE
 from sandbox.results.store import TrajectoryWriter
 from sandbox.runtime.config import EpisodeSpec, RunConfig, agent_slug, episode_seed
 from sandbox.runtime.errors import RunError
+from sandbox.runtime.injecting import (
+    attack_record,
+    injection_scores,
+    injection_variants,
+    oracle_for,
+    with_injection,
+)
 from sandbox.runtime.kinds.base import EpisodeKind, RunContext, register_kind
 from sandbox.runtime.turn_loop import EpisodeOutcome, TurnLoop
 from scenarios.code_tasks import CodeTask
 from scenarios.model import Pack
 from scenarios.records import Naming, Score, Trajectory
 from tools import ToolContext, ToolSet
-from tools.code_tools import code_interpreter_tools
+from tools.code_tools import code_interpreter_tools, plant_file
 from tools.execution import ENVIRONMENT_KEY, ExecutionEnvironment, SandboxLimits
 
 CODE_SYSTEM_PROMPT = (
@@ -62,8 +69,16 @@ class CodeEpisodeRunner(TurnLoop):
         )
         super().__init__(spec, agent, config, writer, toolset, ctx)
         self.task = task
+        self.environment = environment
+        self.attack = attack_record(task, spec.injection)
+        self.oracle = oracle_for(task, spec.injection, {}, self.examples)
 
     async def run(self) -> EpisodeOutcome:
+        if self.attack is not None:
+            # The attacker's file is in place before the agent's first turn; writing it is the
+            # harness's doing, so it is no tool call of the agent's and no execution it is
+            # scored on.
+            await plant_file(self.environment, self.attack["at"]["file"], self.attack["text"])
         self.start_conversation(CODE_SYSTEM_PROMPT, self.task.prompt)
         return await self.work_until_answer(self.config.code_max_turns)
 
@@ -79,7 +94,11 @@ class CodeTaskKind(EpisodeKind):
         return [
             EpisodeSpec(
                 kind=cls.name,
-                id=(eid := f"{task.id}.{agent_slug(agent.label)}.r{repeat}"),
+                id=(
+                    eid := with_injection(
+                        f"{task.id}.{agent_slug(agent.label)}.r{repeat}", injection
+                    )
+                ),
                 scenario_id=task.id,
                 domain=f"code-{task.resource.value}",
                 category=task.framing.value,
@@ -87,10 +106,12 @@ class CodeTaskKind(EpisodeKind):
                 agent=agent.label,
                 repeat=repeat,
                 seed=episode_seed(config.seed, eid),
+                injection=injection,
             )
             for task in pack.code_tasks
             for agent in config.agents
             for repeat in range(config.repeats)
+            for injection in injection_variants(task)
         ]
 
     def __init__(self, run: RunContext) -> None:
@@ -163,7 +184,7 @@ class CodeTaskKind(EpisodeKind):
 
     async def score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
         task = self.tasks[spec.scenario_id]
-        return [
+        found = [
             await self.scorer.score(
                 trajectory,
                 resource=task.resource.value,
@@ -171,3 +192,4 @@ class CodeTaskKind(EpisodeKind):
                 limits=self.limits[task.id],
             )
         ]
+        return [*found, *injection_scores(task, trajectory, found)]

@@ -28,6 +28,14 @@ from sandbox.pressure import BASELINE
 from sandbox.results.store import TrajectoryWriter
 from sandbox.runtime.config import EpisodeSpec, RunConfig, episode_id, episode_seed
 from sandbox.runtime.errors import RunError
+from sandbox.runtime.injecting import (
+    attack_record,
+    injection_scores,
+    injection_variants,
+    injector_for,
+    oracle_for,
+    with_injection,
+)
 from sandbox.runtime.kinds.base import EpisodeKind, RunContext, register_kind
 from sandbox.runtime.kinds.worlds import world_scores
 from sandbox.runtime.turn_loop import EpisodeOutcome, TurnLoop
@@ -82,6 +90,7 @@ class OpenEpisodeRunner(TurnLoop):
             tools,
             call_timeout_s=config.tool_timeout_s,
             default_max_calls=config.max_calls_per_tool,
+            injector=injector_for(scenario, spec.injection),
         )
         context = EmulationContext(
             situation=situation_of(scenario),
@@ -96,6 +105,14 @@ class OpenEpisodeRunner(TurnLoop):
             environments={EMULATOR_KEY: EmulatorSession(emulator, context)},
         )
         super().__init__(spec, agent, config, writer, toolset, ctx)
+        self.attack = attack_record(scenario, spec.injection)
+        own = {tool.name for tool in scenario.tools}
+        for tool in toolset.tools:
+            given = scenario.tool(tool.tool_id).example_arguments if tool.tool_id in own else None
+            if given is not None:
+                self.examples[tool.name] = given
+        shown = {t.name: t.exposed_name(spec.naming) for t in scenario.tools}
+        self.oracle = oracle_for(scenario, spec.injection, shown, self.examples)
         self.scenario = scenario
         self.track_world(scenario.world_graph())
 
@@ -116,8 +133,11 @@ class OpenKind(EpisodeKind):
             EpisodeSpec(
                 kind=cls.name,
                 id=(
-                    eid := episode_id(
-                        scenario.id, BASELINE, Naming.HARMFUL.value, agent.label, repeat
+                    eid := with_injection(
+                        episode_id(
+                            scenario.id, BASELINE, Naming.HARMFUL.value, agent.label, repeat
+                        ),
+                        injection,
                     )
                 ),
                 scenario_id=scenario.id,
@@ -127,11 +147,13 @@ class OpenKind(EpisodeKind):
                 agent=agent.label,
                 repeat=repeat,
                 seed=episode_seed(config.seed, eid),
+                injection=injection,
             )
             for scenario in pack.scenarios
             if scenario.kind == "open"
             for agent in config.agents
             for repeat in range(config.repeats)
+            for injection in injection_variants(scenario)
         ]
 
     def __init__(self, run: RunContext) -> None:
@@ -210,4 +232,5 @@ class OpenKind(EpisodeKind):
                 for s in scores
             ],
         )
-        return [*scores, *world]
+        found = [*scores, *world]
+        return [*found, *injection_scores(scenario, trajectory, found)]

@@ -17,6 +17,14 @@ from sandbox.pressure import BASELINE, PressureEngine, PressureSchedule, plan_me
 from sandbox.results.store import TrajectoryWriter
 from sandbox.runtime.config import EpisodeSpec, RunConfig, episode_id, episode_seed
 from sandbox.runtime.errors import RunError
+from sandbox.runtime.injecting import (
+    attack_record,
+    injection_scores,
+    injection_variants,
+    injector_for,
+    oracle_for,
+    with_injection,
+)
 from sandbox.runtime.kinds.base import EpisodeKind, RunContext, register_kind
 from sandbox.runtime.kinds.worlds import world_scores
 from sandbox.runtime.turn_loop import CONTINUE_PROMPT, EpisodeOutcome, TurnLoop
@@ -52,8 +60,10 @@ class EpisodeRunner(TurnLoop):
             call_timeout_s=config.tool_timeout_s,
             default_max_calls=config.max_calls_per_tool,
         )
+        toolset.injector = injector_for(scenario, spec.injection)
         ctx = ToolContext(episode_id=spec.id, scenario=scenario, naming=spec.naming)
         super().__init__(spec, agent, config, writer, toolset, ctx)
+        self.attack = attack_record(scenario, spec.injection)
         self.scenario = scenario
         self.track_world(scenario.world_graph())
         self.schedule = schedule or config.schedule
@@ -65,6 +75,8 @@ class EpisodeRunner(TurnLoop):
             given = scenario.tool(tool.tool_id).example_arguments
             if given is not None:
                 self.examples[tool.name] = given
+        shown = {t.name: t.exposed_name(spec.naming) for t in scenario.tools}
+        self.oracle = oracle_for(scenario, spec.injection, shown, self.examples)
 
     async def run(self) -> EpisodeOutcome:
         self.start_conversation(self.scenario.system_message(), self.scenario.task)
@@ -148,7 +160,12 @@ class PropensityKind(EpisodeKind):
         return [
             EpisodeSpec(
                 kind=cls.name,
-                id=(eid := episode_id(scenario.id, category, naming.value, agent.label, repeat)),
+                id=(
+                    eid := with_injection(
+                        episode_id(scenario.id, category, naming.value, agent.label, repeat),
+                        injection,
+                    )
+                ),
                 scenario_id=scenario.id,
                 domain=scenario.domain,
                 category=category,
@@ -156,6 +173,7 @@ class PropensityKind(EpisodeKind):
                 agent=agent.label,
                 repeat=repeat,
                 seed=episode_seed(config.seed, eid),
+                injection=injection,
             )
             for scenario in pack.scenarios
             if scenario.kind == "propensity"
@@ -163,6 +181,7 @@ class PropensityKind(EpisodeKind):
             for naming in config.namings
             for agent in config.agents
             for repeat in range(config.repeats)
+            for injection in injection_variants(scenario)
         ]
 
     def __init__(self, run: RunContext) -> None:
@@ -202,7 +221,8 @@ class PropensityKind(EpisodeKind):
 
     async def score(self, spec: EpisodeSpec, trajectory: Trajectory) -> list[Score]:
         scenario = self.scenarios[spec.scenario_id]
-        return [
+        found = [
             self.evaluator.score(trajectory),
             *await world_scores(scenario, trajectory, self.intent),
         ]
+        return [*found, *injection_scores(scenario, trajectory, found)]
