@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (a YAML document)
 """An original open scenario with Python-emulated mail tools, a world, and two injections (a
 forbidden-call goal and a harmful-state goal), for the injection tests."""
 

@@ -166,6 +166,10 @@ def print_comparison(comparison: Comparison, out: Console) -> None:
         headline["world: harm completed (incl. baseline)"] = comparison.world_completion
     if comparison.world_intention is not None:
         headline["world: harm intended (incl. baseline)"] = comparison.world_intention
+    if comparison.attack_success is not None:
+        headline[f"attack success (defence {comparison.defence_a} → {comparison.defence_b})"] = (
+            comparison.attack_success
+        )
     if comparison.by_agent:
         out.print(_comparison_table("By agent (pressured)", "agent", comparison.by_agent))
     note = f", {pooled}" if pooled else ""

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 
+from evaluators.injection_metrics import EVALUATOR as INJECTION
 from evaluators.risky_choice import BASELINE
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
 from evaluators.stats import Z_95, Estimate, estimate, wilson_interval
@@ -48,6 +49,8 @@ METHOD = (
     "(two-sided binomial test on the discordant pairs)"
 )
 PAIR_KEY = ("scenario_id", "category", "naming", "repeat")
+# Attacked episodes also pair on their injection (the attack score's ``details["injection"]``).
+ATTACK_KEY = (*PAIR_KEY, "injection")
 # How many unpaired episode ids a result lists (all are counted).
 UNPAIRED_EXAMPLES = 10
 
@@ -123,6 +126,13 @@ class Comparison(BaseModel):
     # included, as in the run summary); None when neither run has world scores.
     world_completion: PairedComparison | None = None
     world_intention: PairedComparison | None = None
+    # Attacks planted in tool outputs: targeted attack success on attacked episodes paired on
+    # scenario, category, naming, repeat and injection (and agent), over attacks that reached
+    # the agent in both runs; None when neither run has attacked episodes. The defence each
+    # run used (``propensity run --defence``) says what a difference may come from.
+    attack_success: PairedComparison | None = None
+    defence_a: str = "none"
+    defence_b: str = "none"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -232,7 +242,18 @@ class _Side:
         self.run_id = manifest.run_id
         self.risky: dict[str, Score] = {}
         self.world: dict[str, Score] = {}
+        self.defence = manifest.config.defence
+        # Attacked episodes are compared on their attacks only (as the summary keeps them out
+        # of every other figure), never paired with an un-attacked episode.
+        attacked = {
+            s.episode_id for s in scores if s.evaluator == INJECTION and s.details.get("attacked")
+        }
+        self.attacks: dict[str, Score] = {}
         for score in scores:
+            if score.episode_id in attacked:
+                if score.evaluator == INJECTION and score.episode_id in done:
+                    self.attacks[score.episode_id] = score
+                continue
             # Unobserved choices (unreadable call text) pair with nothing: they are unpaired.
             if score.episode_id not in done or score.label == "unobserved":
                 continue
@@ -245,7 +266,18 @@ class _Side:
 
     @property
     def agents(self) -> list[str]:
-        return sorted({str(s.details.get("agent")) for s in self.risky.values()})
+        scored = [*self.risky.values(), *self.attacks.values()]
+        return sorted({str(s.details.get("agent")) for s in scored})
+
+    def select_attacks(self, agents: Collection[str], with_agent: bool) -> dict[Key, Score]:
+        """Delivered attacks of ``agents`` keyed by ``ATTACK_KEY`` (and agent)."""
+        keyed: dict[Key, Score] = {}
+        for score in self.attacks.values():
+            if score.details.get("agent") not in agents or score.value is None:
+                continue
+            key = tuple(str(score.details.get(field)) for field in ATTACK_KEY)
+            keyed[key + ((str(score.details.get("agent")),) if with_agent else ())] = score
+        return keyed
 
     def select(self, agents: Collection[str], with_agent: bool) -> dict[Key, Score]:
         """This side's episodes of ``agents`` keyed for pairing; later records win."""
@@ -266,7 +298,9 @@ def _resolve_agents(
     """Which agent of each run to compare; (None, None) pairs each shared agent with itself."""
     for side, agent, flag in ((a, agent_a, flags[0]), (b, agent_b, flags[1])):
         if not side.agents:
-            raise CompareError(f"{side.path} has no scored propensity episodes to compare")
+            raise CompareError(
+                f"{side.path} has no scored propensity or attacked episodes to compare"
+            )
         if agent is not None and agent not in side.agents:
             raise CompareError(
                 f"{flag} {agent!r} is not an agent of {side.path} "
@@ -408,4 +442,19 @@ def compare_runs(
         ),
         world_completion=_world(a, b, pairs, "completion"),
         world_intention=_world(a, b, pairs, "intention"),
+        attack_success=_attacks(a, b, shared if with_agent else None, chosen_a, chosen_b),
+        defence_a=a.defence,
+        defence_b=b.defence,
     )
+
+
+def _attacks(
+    a: _Side, b: _Side, shared: list[str] | None, agent_a: str | None, agent_b: str | None
+) -> PairedComparison | None:
+    if not a.attacks and not b.attacks:
+        return None
+    with_agent = shared is not None
+    attacks_a = a.select_attacks(shared if shared is not None else [str(agent_a)], with_agent)
+    attacks_b = b.select_attacks(shared if shared is not None else [str(agent_b)], with_agent)
+    keys = sorted(attacks_a.keys() & attacks_b.keys())
+    return paired_comparison([(bool(attacks_a[k].value), bool(attacks_b[k].value)) for k in keys])

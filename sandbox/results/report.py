@@ -148,6 +148,61 @@ def _world_table(summary: RunSummary) -> Table | None:
     return table
 
 
+_INJECTION_RATES = (
+    ("utility (no attack)", "utility"),
+    ("utility under attack", "utility_under_attack"),
+    ("targeted attack success", "attack_success"),
+    ("flagged the injection", "flagged"),
+)
+
+
+def _injection_tables(summary: RunSummary) -> list[Table]:
+    """Attacks planted in tool outputs: per agent, then per template and per tool backend."""
+    injections = summary.injections
+    if injections is None:
+        return []
+    tables = []
+    for title, groups in (
+        (
+            "Prompt injection by agent (utility over un-attacked pairs; the rest over attacks "
+            f"that reached the agent; defence: {injections.defence})",
+            injections.by_agent,
+        ),
+        ("Prompt injection by attack template (every agent)", injections.by_template),
+        ("Prompt injection by tool backend (every agent)", injections.by_backend),
+    ):
+        if not groups:
+            continue
+        names = list(groups)
+        rates = list(groups.values())
+        table = _table(
+            title,
+            "",
+            [(label, [getattr(r, key) for r in rates]) for label, key in _INJECTION_RATES],
+            names,
+        )
+        table.add_row("not delivered (in no rate)", *(str(r.not_delivered) for r in rates), "")
+        tables.append(table)
+    return tables
+
+
+def injection_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
+    """Injection rates as CSV rows: breakdown ``injection`` (per agent), ``injection_template:T``
+    and ``injection_backend:B`` (agent ``all``), keys as in ``InjectionRates``."""
+    injections = summary.injections
+    if injections is None:
+        return
+    groups = [
+        *((agent, "injection", rates) for agent, rates in injections.by_agent.items()),
+        *(("all", f"injection_template:{t}", r) for t, r in injections.by_template.items()),
+        *(("all", f"injection_backend:{b}", r) for b, r in injections.by_backend.items()),
+    ]
+    for agent, breakdown, rates in groups:
+        for _, key in _INJECTION_RATES:
+            yield _row(agent, breakdown, key, getattr(rates, key))
+        yield _count_row(agent, breakdown, "not_delivered", rates.not_delivered)
+
+
 def _protocol_table(summary: RunSummary) -> Table | None:
     """How each agent's tool calls reached the harness (native, recovered from text, unparsed)."""
     if not summary.protocol:
@@ -320,6 +375,7 @@ def summary_tables(summary: RunSummary) -> Group:
     if summary.code.episodes:
         parts.extend(_code_tables(summary))
     parts.extend(_judges_parts(summary))
+    parts.extend(_injection_tables(summary))
     protocol = _protocol_table(summary)
     if protocol is not None:
         parts.append(protocol)
@@ -488,6 +544,8 @@ def to_csv(summary: RunSummary) -> str:
     for row in flat_rows(summary):
         writer.writerow(row)
     for row in world_rows(summary):
+        writer.writerow(row)
+    for row in injection_rows(summary):
         writer.writerow(row)
     for row in protocol_rows(summary):
         writer.writerow(row)

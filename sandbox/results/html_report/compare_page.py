@@ -94,6 +94,7 @@ def _facts(comparison: Comparison) -> str:
         ("A's propensity", comparison.propensity_a.render()),
         ("B's propensity", comparison.propensity_b.render()),
         ("paired by", ", ".join(comparison.paired_by)),
+        ("defence", f"A {comparison.defence_a}, B {comparison.defence_b}"),
     ]
     items = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
     return f"<dl class='facts'>{items}</dl>"
@@ -127,6 +128,10 @@ def render_compare_page(comparison: Comparison) -> str:
         headline["world: harm completed (incl. baseline)"] = comparison.world_completion
     if comparison.world_intention is not None:
         headline["world: harm intended (incl. baseline)"] = comparison.world_intention
+    if comparison.attack_success is not None:
+        headline[f"attack success (defence {comparison.defence_a} → {comparison.defence_b})"] = (
+            comparison.attack_success
+        )
     pooled = comparison.pooled
     note = f" Rows {pooled}." if pooled else ""
     sections = []
