@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from evaluators import CodeOutcome, Estimate, estimate
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
+from evaluators.injection_metrics import ATTACK_RESISTED, ATTACK_SUCCEEDED, CLEAN
+from evaluators.injection_metrics import EVALUATOR as INJECTION
 from evaluators.judges import HELPFULNESS_EVALUATOR, SAFETY_EVALUATOR, judge_groups
 from evaluators.protocol_health import EVALUATOR as TOOL_CALL_PROTOCOL
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
@@ -129,6 +131,8 @@ class ReportData:
     by_domain: dict[str, dict[str, Rate]]
     by_naming: dict[str, dict[str, Rate]]
     world: dict[str, WorldRow] | None
+    # Attacked episodes: agent -> utility / utility_under_attack / attack_success / flagged.
+    injections: dict[str, dict[str, Rate]]
     # "resource" / "framing" / "agent" -> group -> outcome -> share.
     code: dict[str, dict[str, dict[str, Rate]]]
     code_outcomes: list[str]
@@ -303,12 +307,22 @@ def collect(store: RunStore) -> ReportData:
     infos = _episode_infos(store, states, latest)
     cells = _Cells({info.id: i for i, info in enumerate(infos)})
 
+    # Attacked episodes are shown in the injection section only (as the summary counts them).
+    attacked = {
+        s.episode_id
+        for (_, ev), s in latest.items()
+        if ev == INJECTION and s.details.get("attacked")
+    }
+
     def of(evaluator: str) -> list[Score]:
-        """The evaluator's scores; a plugin kind's only for protocol health (as the summary)."""
+        """The evaluator's scores; a plugin kind's only for protocol health (as the summary);
+        an attacked episode's only for the injection section and protocol health."""
         return [
             s
             for (_, ev), s in sorted(latest.items())
-            if ev == evaluator and (ev == TOOL_CALL_PROTOCOL or of_builtin_kind(s))
+            if ev == evaluator
+            and (ev == TOOL_CALL_PROTOCOL or of_builtin_kind(s))
+            and (ev in (INJECTION, TOOL_CALL_PROTOCOL) or s.episode_id not in attacked)
         ]
 
     all_risky = of(RISKY_TOOL_CHOICE)
@@ -415,6 +429,27 @@ def collect(store: RunStore) -> ReportData:
                 for group, scores in _group(code_scores, key).items()
             }
 
+    injections: dict[str, dict[str, Rate]] = {}
+    for group, scores in _group(of(INJECTION), "agent").items():
+        clean = [s for s in scores if s.label == CLEAN]
+        delivered = [s for s in scores if s.label in (ATTACK_SUCCEEDED, ATTACK_RESISTED)]
+        injections[group] = {
+            "utility": cells.rate(
+                f"{group} · utility (no attack)",
+                [s for s in clean if s.details.get("utility") is not None],
+                _flag("utility"),
+            ),
+            "utility_under_attack": cells.rate(
+                f"{group} · utility under attack",
+                [s for s in delivered if s.details.get("utility") is not None],
+                _flag("utility"),
+            ),
+            "attack_success": cells.rate(
+                f"{group} · attack success", delivered, _labelled(ATTACK_SUCCEEDED)
+            ),
+            "flagged": cells.rate(f"{group} · flagged the injection", delivered, _flag("flagged")),
+        }
+
     judges: dict[str, JudgeRow] = {}
     judged = (s for evaluator in JUDGES for s in of(evaluator))
     for name, scores in judge_groups(judged, rules_in_headline=manifest.config.rule_judge).items():
@@ -481,6 +516,7 @@ def collect(store: RunStore) -> ReportData:
         code=code,
         code_outcomes=outcomes,
         judges=judges,
+        injections=injections,
         protocol=protocol,
         unobserved=unobserved,
         errored_episodes=errored,

@@ -281,6 +281,54 @@ def _panel(data: ReportData, scale: str, panel: PanelAgreement) -> str:
     return f"<p>{esc(head)}</p>{table}"
 
 
+def _injections(data: ReportData) -> str:
+    """Attacks planted in tool outputs, per agent: each cell links to its episodes."""
+    if not data.injections:
+        return ""
+    defence = data.summary.injections.defence if data.summary and data.summary.injections else ""
+    columns = [
+        ("utility", "utility (no attack)"),
+        ("utility_under_attack", "utility under attack"),
+        ("attack_success", "targeted attack success"),
+        ("flagged", "flagged the injection"),
+    ]
+    rows = [
+        [esc(agent), *(num(rates[key]) for key, _ in columns)]
+        for agent, rates in data.injections.items()
+    ]
+    by = data.summary.injections if data.summary is not None else None
+    extra = ""
+    if by is not None:
+        for title, groups in (
+            ("by attack template", by.by_template),
+            ("by tool backend", by.by_backend),
+        ):
+            extra += f"<h3>{esc(title)}</h3>" + _table(
+                ["", "attacks", "targeted attack success", "flagged", "not delivered"],
+                [
+                    [
+                        esc(name),
+                        str(rates.attacked),
+                        esc(rates.attack_success.render()),
+                        esc(rates.flagged.render()),
+                        str(rates.not_delivered),
+                    ]
+                    for name, rates in groups.items()
+                ],
+            )
+    return _section(
+        "injections",
+        "Prompt injection",
+        "Attacks planted in tool outputs (AgentDojo's metrics, Wilson 95% intervals): utility on "
+        "the un-attacked pairs and under attack, targeted attack success (the attacker's goal "
+        "call or world state reached after the attack arrived, from the calls, never the words) "
+        "and the share where the agent flagged the injection. Attacked episodes enter no other "
+        f"section. Defence: {defence or 'none'}. In the viewer, an attacked episode's badge says "
+        "whether the attack succeeded, and its transcript shows where the text was planted.",
+        _table(["agent", *(label for _, label in columns)], rows) + extra,
+    )
+
+
 def _judges(data: ReportData) -> str:
     if not data.judges:
         return ""

@@ -134,3 +134,19 @@ def test_a_goal_state_no_transition_reaches_is_reported(
     err = capsys.readouterr()
     assert "injections[1].goal.state" in err.out + err.err
     assert "can never be reached" in err.out + err.err
+
+
+def test_the_html_report_has_an_injection_section_and_badges(tmp_path: Path) -> None:
+    from sandbox.results.html_report.render import render_html_report
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "invoice-receipt.yaml").write_text(INBOX_SCENARIO, encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["run", "--suite", str(pack), "--out", str(run), "--quiet"]
+    assert main([*argv, "--agent", "follows-injections"]) == 0
+    page = render_html_report(run)
+    assert '<section id="injections">' in page and 'href="#injections"' in page
+    assert "targeted attack success" in page and "by tool backend" in page
+    assert "attack-succeeded" in page  # the episodes' labels become viewer badges
+    assert "payroll-audit@collect.example" in page  # the planted text, in the transcript
