@@ -75,10 +75,8 @@ def flagged_injection(texts: Iterable[str]) -> bool:
 
 
 def _names(result: ToolResultEvent) -> set[str]:
-    names = {result.result.name}
-    if result.result.tool_id:
-        names.add(result.result.tool_id)
-    return names
+    """The called tool's canonical name; none for a call of no tool (an unknown name)."""
+    return {result.result.tool_id} if result.result.tool_id else set()
 
 
 def _delivery(trajectory: Trajectory, text: str, place: str) -> int | None:

@@ -227,3 +227,35 @@ def render_injection(injection: Injection, context: Mapping[str, str]) -> str:
         raise KeyError(f"no value for placeholder(s) {', '.join(missing)}")
     instruction = injection.instruction.format_map(values)
     return injection.template_text().format_map({**values, "instruction": instruction})
+
+
+# -- injection packs (``propensity run --inject PACK``) -----------------------------------------
+
+#: Tool references an injection pack may use instead of a name: the scenario's first aligned or
+#: misaligned tool (resolved per scenario by ``InjectionPack.for_item``).
+TOOL_ROLES = {"@aligned": "aligned", "@misaligned": "misaligned"}
+
+
+class PackInjection(Injection):
+    """An injection of a pack applied across a suite: ``scenarios`` limits it to those ids
+    (empty: every scenario, or every code task for ``place: file``, it fits); ``at.tool`` and
+    ``goal.call.tool`` may be ``@aligned`` / ``@misaligned`` (the scenario's first such tool)."""
+
+    scenarios: list[str] = Field(default_factory=list)
+
+
+class InjectionPack(StrictModel):
+    """A YAML file of injections applied across an existing suite (``--inject PACK``): each
+    scenario it fits gets them next to its own, so every pressure variant gets its attacked
+    twins and its un-attacked pair."""
+
+    description: str = ""
+    injections: list[PackInjection] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> InjectionPack:
+        ids = [i.id for i in self.injections]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"injection id {repeated[0]!r} is used twice")
+        return self

@@ -311,10 +311,19 @@ class Scenario(StrictModel):
                     )
         return self
 
-    def injection_context(self) -> dict[str, str]:
-        """The values an injection's template may name: the pressure context, ``role`` and
-        ``task``."""
-        return {**self.pressure_context.model_dump(), "role": self.role, "task": self.task}
+    def injection_context(self, naming: Naming = Naming.HARMFUL) -> dict[str, str]:
+        """The values an injection's template may name: the pressure context, ``role``,
+        ``task``, and (where the scenario has them) ``aligned_tool`` / ``misaligned_tool``, the
+        first such tool's name as ``naming`` shows it."""
+        context = {**self.pressure_context.model_dump(), "role": self.role, "task": self.task}
+        for risk, key in (
+            (RiskLabel.ALIGNED, "aligned_tool"),
+            (RiskLabel.MISALIGNED, "misaligned_tool"),
+        ):
+            tools = self.tools_with(risk)
+            if tools:
+                context[key] = tools[0].exposed_name(naming)
+        return context
 
     def injection(self, injection_id: str) -> Injection:
         for injection in self.injections:

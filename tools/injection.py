@@ -114,9 +114,13 @@ def place_text(output: str, text: str, place: str, field: str | None) -> tuple[s
             path = _dotted(field) if field else _longest_string_path(document)
             try:
                 current = _get(document, path) if path is not None else None
+                parent = _get(document, path[:-1]) if path else None
             except (KeyError, IndexError, TypeError):
-                current = None
-            if path is not None and (place == "field" or isinstance(current, str)):
+                current = parent = None
+            settable = isinstance(parent, dict) or (
+                isinstance(parent, list) and isinstance(path[-1] if path else None, int)
+            )
+            if path is not None and settable and (place == "field" or isinstance(current, str)):
                 if place == "field":
                     _set(document, path, text)
                 else:
@@ -167,7 +171,9 @@ class Injector:
 
     @staticmethod
     def _names(tool: Tool) -> set[str]:
-        return {tool.name, tool.tool_id}
+        """The canonical name only: injections name tools as the scenario does, whatever the
+        episode's naming shows."""
+        return {tool.tool_id}
 
     def due(self, tool: Tool, arguments: dict[str, Any]) -> bool:
         """Count this call if it matches the point; True when the injection goes into it."""

@@ -168,6 +168,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--judge-model", help="litellm model judging replies that ran no code")
     run.add_argument("--judge-api-base", help="OpenAI-compatible server of the judge model")
     run.add_argument(
+        "--inject",
+        metavar="PACK",
+        help="an injection pack (YAML) applied across the suite: each scenario it fits is also "
+        "run attacked by each of its injections, next to the un-attacked episode",
+    )
+    run.add_argument(
         "--defence",
         choices=["none", "delimit"],
         help="an output-side defence against instructions planted in tool outputs: delimit "
@@ -310,6 +316,8 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
         data["sandbox_fresh"] = True
     if args.rule_judge:
         data["rule_judge"] = True
+    if args.inject:
+        data["inject"] = str(Path(args.inject).resolve())
     sandbox = dict(data.get("sandbox") or {})
     if args.sandbox_timeout is not None:
         sandbox["timeout_s"] = args.sandbox_timeout

@@ -96,6 +96,9 @@ class RunConfig(BaseModel):
     # "none", or "delimit" (tool outputs wrapped in per-episode markers, and the agent told
     # that text inside them is data, never instructions). In the identity hash when set.
     defence: Literal["none", "delimit"] = "none"
+    # An injection pack applied across the suite (``--inject PACK``, an absolute path):
+    # ``sandbox.runtime.injecting.apply_injection_pack``. In the identity hash when set.
+    inject: str | None = None
     # Open (ToolEmu-style) scenarios: toolkit specs, the emulator model and its cache.
     toolkit_paths: list[str] = Field(default_factory=list)
     emulator_model: str | None = None
@@ -150,6 +153,7 @@ class RunConfig(BaseModel):
         exclude |= {"kinds"} if self.kinds is None else set()
         exclude |= set() if self.kind_options else {"kind_options"}
         exclude |= {"defence"} if self.defence == "none" else set()
+        exclude |= {"inject"} if self.inject is None else set()
         data = self.model_dump(mode="json", exclude=exclude)
         digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
         return digest[:16]

@@ -10,7 +10,11 @@ pressure variant of a propensity scenario has its attacked twins.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import ValidationError
 
 from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.injection_metrics import score_injection
@@ -19,18 +23,28 @@ from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import UNOBSERVED as WORLD_UNOBSERVED
 from sandbox.agents.protocol import InjectionOracle
 from scenarios.code_tasks import CodeTask
-from scenarios.injections import Injection, render_injection
-from scenarios.model import Scenario
-from scenarios.records import Score, ToolResultEvent, Trajectory
+from scenarios.injections import (
+    TOOL_ROLES,
+    Injection,
+    InjectionPack,
+    PackInjection,
+    render_injection,
+)
+from scenarios.model import Pack, Scenario
+from scenarios.records import Naming, RiskLabel, Score, ToolResultEvent, Trajectory
+from scenarios.safe_yaml import load_yaml
 from tools.injection import Injector
 
 __all__ = [
     "INJECTION_SEGMENT",
+    "InjectionPackError",
+    "apply_injection_pack",
     "attack_record",
     "attack_text",
     "injection_scores",
     "injection_variants",
     "injector_for",
+    "load_injection_pack",
     "oracle_for",
     "with_injection",
 ]
@@ -48,14 +62,18 @@ def injection_variants(item: Scenario | CodeTask) -> list[str | None]:
     return [None, *(injection.id for injection in item.injections)]
 
 
-def attack_text(item: Scenario | CodeTask, injection: Injection) -> str:
-    """The attack as planted: the template filled with the scenario's values (a code task has
-    only the injection's own)."""
-    context = item.injection_context() if isinstance(item, Scenario) else {}
+def attack_text(
+    item: Scenario | CodeTask, injection: Injection, naming: Naming = Naming.HARMFUL
+) -> str:
+    """The attack as planted: the template filled with the scenario's values, tool names as
+    ``naming`` shows them (a code task has only the injection's own)."""
+    context = item.injection_context(naming) if isinstance(item, Scenario) else {}
     return render_injection(injection, context)
 
 
-def attack_record(item: Scenario | CodeTask, injection_id: str | None) -> dict[str, Any] | None:
+def attack_record(
+    item: Scenario | CodeTask, injection_id: str | None, naming: Naming = Naming.HARMFUL
+) -> dict[str, Any] | None:
     """What an attacked episode's ``episode_started`` event records of its attack (id,
     template, the planted text, where it goes and the goal), so the attack can be scored from
     the trajectory alone; None for an un-attacked episode."""
@@ -65,7 +83,7 @@ def attack_record(item: Scenario | CodeTask, injection_id: str | None) -> dict[s
     return {
         "id": injection.id,
         "template": injection.template,
-        "text": attack_text(item, injection),
+        "text": attack_text(item, injection, naming),
         "at": injection.at.model_dump(mode="json"),
         "goal": injection.goal.model_dump(mode="json", exclude_defaults=True),
     }
@@ -78,12 +96,14 @@ def _find(item: Scenario | CodeTask, injection_id: str) -> Injection:
     raise KeyError(f"{item.id} has no injection {injection_id!r}")
 
 
-def injector_for(item: Scenario | CodeTask, injection_id: str | None) -> Injector | None:
+def injector_for(
+    item: Scenario | CodeTask, injection_id: str | None, naming: Naming = Naming.HARMFUL
+) -> Injector | None:
     """The injector of an attacked episode (None when un-attacked)."""
     if injection_id is None:
         return None
     injection = _find(item, injection_id)
-    return Injector(injection, attack_text(item, injection))
+    return Injector(injection, attack_text(item, injection, naming))
 
 
 def _utility(trajectory: Trajectory, scores: list[Score], item: Scenario | CodeTask) -> bool | None:
@@ -178,6 +198,7 @@ def oracle_for(
     injection_id: str | None,
     shown: dict[str, str],
     examples: dict[str, dict[str, Any]],
+    naming: Naming = Naming.HARMFUL,
 ) -> InjectionOracle | None:
     """The injection reference agents' oracle for one episode (None for an item without
     injections): the task's calls (a chain into the world's goal state, with the calls that
@@ -187,7 +208,7 @@ def oracle_for(
     if not item.injections:
         return None
     attack = _find(item, injection_id) if injection_id is not None else None
-    text = attack_text(item, attack) if attack is not None else None
+    text = attack_text(item, attack, naming) if attack is not None else None
     if isinstance(item, CodeTask):
         task: list[tuple[str, dict[str, Any]]] = [
             ("read_file", {"path": injection.at.file})
@@ -217,3 +238,105 @@ def oracle_for(
     elif attack is not None and attack.goal.state is not None:
         attack_calls = _path_calls(item, {attack.goal.state}, shown, examples)
     return InjectionOracle(text=text, task_calls=[*triggers, *task], attack_calls=attack_calls)
+
+
+# -- injection packs across a suite (``--inject PACK``) -----------------------------------------
+
+
+class InjectionPackError(ValueError):
+    """An injection pack that cannot be read or applies to nothing: names the file and field."""
+
+
+def load_injection_pack(path: Path | str) -> InjectionPack:
+    """The injection pack at ``path`` (YAML), validated like any authored file: an error names
+    the file and the field."""
+    path = Path(path)
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise InjectionPackError(f"{path}: cannot read the injection pack ({exc})") from None
+    try:
+        return InjectionPack.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "pack"
+        raise InjectionPackError(f"{path} {field}: {first['msg']}") from None
+
+
+def _resolve(tool: str, scenario: Scenario) -> str | None:
+    role = TOOL_ROLES.get(tool)
+    if role is None:
+        return tool if tool == "*" or any(t.name == tool for t in scenario.tools) else None
+    tools = scenario.tools_with(RiskLabel(role))
+    return tools[0].name if tools else None
+
+
+def _fit(injection: PackInjection, item: Scenario | CodeTask) -> Injection | None:
+    """``injection`` as it applies to ``item`` (tool roles resolved), or None if it does not
+    fit (another kind of item, a tool the item lacks, a placeholder it has no value for)."""
+    if injection.scenarios and item.id not in injection.scenarios:
+        return None
+    data = injection.model_dump(exclude={"scenarios"})
+    if isinstance(item, CodeTask):
+        if injection.at.place != "file" or not injection.goal.code_outcome:
+            return None
+        return Injection.model_validate(data)
+    if injection.at.place == "file" or injection.goal.code_outcome:
+        return None
+    at_tool = _resolve(injection.at.tool, item)
+    if at_tool is None:
+        return None
+    data["at"]["tool"] = at_tool
+    if injection.goal.call is not None:
+        goal_tool = _resolve(injection.goal.call.tool, item)
+        if goal_tool is None or goal_tool == "*":
+            return None
+        data["goal"]["call"]["tool"] = goal_tool
+    if injection.goal.state is not None:
+        graph = item.world_graph()
+        if graph is None or injection.goal.state not in {s.id for s in graph.harmful_states()}:
+            return None
+    known = set(item.injection_context()) | set(injection.values) | {"instruction"}
+    if injection.placeholders() - known:
+        return None
+    return Injection.model_validate(data)
+
+
+def apply_injection_pack(pack: Pack, path: Path | str) -> Pack:
+    """``pack`` with the injection pack at ``path`` added to every scenario and code task it
+    fits (their own injections kept, ids must not clash). Raises ``InjectionPackError`` for an
+    unreadable pack, a clashing id, or an injection that fits nothing in the suite."""
+    injections = load_injection_pack(path)
+    used = {i.id: 0 for i in injections.injections}
+
+    def extended(item: Any) -> Any:
+        added = []
+        for injection in injections.injections:
+            fitted = _fit(injection, item)
+            if fitted is None:
+                continue
+            if any(own.id == fitted.id for own in item.injections):
+                raise InjectionPackError(
+                    f"{path} injections: {fitted.id!r} is already an injection of {item.id}"
+                )
+            used[injection.id] += 1
+            added.append(fitted)
+        return item.model_copy(update={"injections": [*item.injections, *added]})
+
+    result = pack.model_copy(
+        update={
+            "scenarios": [extended(s) for s in pack.scenarios],
+            "code_tasks": [extended(t) for t in pack.code_tasks],
+        }
+    )
+    unused = [
+        f"injections[{i}] ({inj.id})"
+        for i, inj in enumerate(injections.injections)
+        if not used[inj.id]
+    ]
+    if unused:
+        raise InjectionPackError(
+            f"{path} {', '.join(unused)}: fits no scenario or code task of the suite (a tool "
+            "or state it names, a placeholder, or its `scenarios` list matches none)"
+        )
+    return result

@@ -31,6 +31,7 @@ from sandbox.runtime.branching import Branch, BranchPoint, branch_kinds, check_b
 from sandbox.runtime.config import EpisodeSpec, RunConfig
 from sandbox.runtime.errors import RunError
 from sandbox.runtime.expansion import expand_episodes
+from sandbox.runtime.injecting import InjectionPackError, apply_injection_pack
 from sandbox.runtime.kinds.base import run_kinds
 from sandbox.runtime.orchestrator import Orchestrator, ProgressSink, RunResult
 from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
@@ -89,11 +90,27 @@ def toolkit_tools(library: dict[str, Toolkit]) -> dict[str, dict[str, dict[str, 
 
 
 def _load(
-    suite: str, registry: ToolRegistry = default_registry, toolkit_paths: Sequence[str] = ()
+    suite: str,
+    registry: ToolRegistry = default_registry,
+    toolkit_paths: Sequence[str] = (),
+    inject: str | None = None,
 ) -> tuple[Pack, Path]:
     """The suite's pack, refused on any error ``propensity validate`` reports, with tools
     checked against the parameters the registry's backends offer (a toolkit's own), and open
-    scenarios' world graphs against the toolkit specs of ``toolkit_paths`` (``--toolkits``)."""
+    scenarios' world graphs against the toolkit specs of ``toolkit_paths`` (``--toolkits``);
+    with ``inject``, the injection pack applied across it (``--inject``)."""
+    pack, path = _load_suite(suite, registry, toolkit_paths)
+    if inject is None:
+        return pack, path
+    try:
+        return apply_injection_pack(pack, inject), path
+    except InjectionPackError as exc:
+        raise RunError(f"--inject: {exc}") from exc
+
+
+def _load_suite(
+    suite: str, registry: ToolRegistry, toolkit_paths: Sequence[str]
+) -> tuple[Pack, Path]:
     toolkits = None
     if toolkit_paths:
         try:
@@ -122,7 +139,7 @@ async def start_run(
         if holder is not None:
             raise RunError(f"{run_dir} is in use by another process (pid {holder})")
         raise RunError(f"{run_dir} already holds a run; use --resume {run_dir} to finish it")
-    pack, pack_path = _load(config.suite, registry, config.toolkit_paths)
+    pack, pack_path = _load(config.suite, registry, config.toolkit_paths, config.inject)
     episodes = expand_run(config, pack, branch)
     if not episodes:
         raise RunError("the suite expands to no episodes (check --limit, --shard and filters)")
@@ -258,7 +275,7 @@ async def _resume(
     )
     await asyncio.to_thread(check_input_files, manifest.input_files, where, warn)
     config = _recorded_cache(config, manifest, warn)
-    pack, _ = _load(pack_source(manifest), registry, config.toolkit_paths)
+    pack, _ = _load(pack_source(manifest), registry, config.toolkit_paths, config.inject)
     branch = None
     if manifest.branch is not None:
         point = BranchPoint.model_validate(manifest.branch)

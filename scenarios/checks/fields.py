@@ -85,7 +85,9 @@ def _ignored_scenario_fields(scenario: Scenario) -> list[Finding]:
         }
     else:
         no_pressure = "an open scenario's episodes get no pressure messages"
-        ignored = {"pressure_context": no_pressure, "pressure_messages": no_pressure}
+        ignored = {"pressure_messages": no_pressure}
+        if not scenario.injections:  # its injections' templates read the pressure context
+            ignored["pressure_context"] = no_pressure + " (nor injections that could read it)"
     return [
         Finding(
             "warning",

@@ -17,11 +17,10 @@ def injection_context_fields(scenario: Scenario) -> set[str]:
 
 
 def _offered(scenario: Scenario, toolkits: ToolkitTools | None) -> tuple[set[str], bool]:
-    """Names a call may use (canonical tool names, shown names under every naming, and the
-    loaded toolkits' qualified tool names) and whether every toolkit was loaded."""
+    """Names an injection may use (canonical tool names, and the loaded toolkits' qualified
+    tool names: never a name one naming shows, which other episodes do not offer) and whether
+    every toolkit was loaded."""
     names = {tool.name for tool in scenario.tools}
-    for tool in scenario.tools:
-        names |= {name for name in (tool.harmful_name, tool.benign_name) if name}
     loaded = True
     for kit in scenario.toolkits:
         tools = (toolkits or {}).get(kit)

@@ -28,6 +28,8 @@ from pydantic import BaseModel
 
 from sandbox.cli import main
 from sandbox.pressure.engine import TEMPLATE_FIELDS
+from scenarios.code_tasks import CODE_OUTCOMES
+from scenarios.injections import INJECTION_TEMPLATES
 from scenarios.loader import MAX_TEXT, load_pack, read_pack_contents
 from scenarios.model import KNOWN_DOMAINS, MAX_ID_LENGTH, Pack, PressureContext
 from scenarios.pressure import PRESSURE_CATEGORIES
@@ -218,6 +220,10 @@ def test_the_walk_finds_the_models_a_user_writes() -> None:
         "Transition",
         "CodeTask",
         "SandboxLimits",
+        "Injection",
+        "InjectionPoint",
+        "AttackGoal",
+        "ForbiddenCall",
     }, "a new model in the scenario format: document it with a `<!-- fields: ... -->` table"
 
 
@@ -258,6 +264,17 @@ def test_pressure_and_domain_values_match_the_code() -> None:
         assert f"| `{field}` | `{info.default}` |" in page, f"default of {field}"
     for domain in KNOWN_DOMAINS:
         assert f"`{domain}`" in page
+
+
+def test_injection_templates_are_quoted_as_the_code_has_them() -> None:
+    page = " ".join(_page().split())  # phrases may wrap
+    for name, text in INJECTION_TEMPLATES.items():
+        assert f'| `{name}` | "{text}" |' in page, f"template {name}"
+    assert "| `custom` |" in page
+    for placeholder in ("instruction", "task", "role"):
+        assert f"`{{{placeholder}}}`" in page, placeholder
+    for outcome in CODE_OUTCOMES:  # the labels a code task's `code_outcome` goal may name
+        assert f"`{outcome}`" in page, outcome
 
 
 def test_limits_match_the_code() -> None:

@@ -15,6 +15,7 @@ from sandbox.results.merge.records import MergeError, MissingPart
 from sandbox.results.store import Manifest
 from sandbox.runtime.config import EpisodeSpec, RunConfig, Shard
 from sandbox.runtime.expansion import expand_episodes
+from sandbox.runtime.injecting import InjectionPackError, apply_injection_pack
 from sandbox.runtime.runs import pack_source
 from scenarios.loader import ScenarioLoadError, load_pack
 from scenarios.model import Pack
@@ -42,6 +43,11 @@ def _expected(
             f"warning: the pack {where} has changed since the runs read it: the merged run's "
             "episodes are those of the pack as it is now"
         )
+    if config.inject is not None:
+        try:
+            pack = apply_injection_pack(pack, config.inject)
+        except InjectionPackError as exc:
+            raise MergeError(f"cannot merge: --inject: {exc}") from None
     try:
         return pack, expand_episodes(config, pack)
     except ValueError as exc:

@@ -90,7 +90,7 @@ class OpenEpisodeRunner(TurnLoop):
             tools,
             call_timeout_s=config.tool_timeout_s,
             default_max_calls=config.max_calls_per_tool,
-            injector=injector_for(scenario, spec.injection),
+            injector=injector_for(scenario, spec.injection, spec.naming),
         )
         context = EmulationContext(
             situation=situation_of(scenario),
@@ -105,14 +105,14 @@ class OpenEpisodeRunner(TurnLoop):
             environments={EMULATOR_KEY: EmulatorSession(emulator, context)},
         )
         super().__init__(spec, agent, config, writer, toolset, ctx)
-        self.attack = attack_record(scenario, spec.injection)
+        self.attack = attack_record(scenario, spec.injection, spec.naming)
         own = {tool.name for tool in scenario.tools}
         for tool in toolset.tools:
             given = scenario.tool(tool.tool_id).example_arguments if tool.tool_id in own else None
             if given is not None:
                 self.examples[tool.name] = given
         shown = {t.name: t.exposed_name(spec.naming) for t in scenario.tools}
-        self.oracle = oracle_for(scenario, spec.injection, shown, self.examples)
+        self.oracle = oracle_for(scenario, spec.injection, shown, self.examples, spec.naming)
         self.scenario = scenario
         self.track_world(scenario.world_graph())
 

@@ -60,10 +60,10 @@ class EpisodeRunner(TurnLoop):
             call_timeout_s=config.tool_timeout_s,
             default_max_calls=config.max_calls_per_tool,
         )
-        toolset.injector = injector_for(scenario, spec.injection)
+        toolset.injector = injector_for(scenario, spec.injection, spec.naming)
         ctx = ToolContext(episode_id=spec.id, scenario=scenario, naming=spec.naming)
         super().__init__(spec, agent, config, writer, toolset, ctx)
-        self.attack = attack_record(scenario, spec.injection)
+        self.attack = attack_record(scenario, spec.injection, spec.naming)
         self.scenario = scenario
         self.track_world(scenario.world_graph())
         self.schedule = schedule or config.schedule
@@ -76,7 +76,7 @@ class EpisodeRunner(TurnLoop):
             if given is not None:
                 self.examples[tool.name] = given
         shown = {t.name: t.exposed_name(spec.naming) for t in scenario.tools}
-        self.oracle = oracle_for(scenario, spec.injection, shown, self.examples)
+        self.oracle = oracle_for(scenario, spec.injection, shown, self.examples, spec.naming)
 
     async def run(self) -> EpisodeOutcome:
         self.start_conversation(self.scenario.system_message(), self.scenario.task)
