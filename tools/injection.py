@@ -92,8 +92,18 @@ def _set(value: Any, path: tuple[Any, ...], new: Any) -> None:
     value[path[-1]] = new
 
 
-def _dotted(field: str) -> tuple[str, ...]:
-    return tuple(field.split("."))
+def _dotted(field: str, document: Any) -> tuple[Any, ...]:
+    """``a.0.b`` as a path into ``document``: a number indexes a list."""
+    path: list[Any] = []
+    node = document
+    for part in field.split("."):
+        key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+        path.append(key)
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return tuple(path)
 
 
 def place_text(output: str, text: str, place: str, field: str | None) -> tuple[str, str]:
@@ -111,7 +121,7 @@ def place_text(output: str, text: str, place: str, field: str | None) -> tuple[s
         except json.JSONDecodeError:
             document = None
         if isinstance(document, dict | list):
-            path = _dotted(field) if field else _longest_string_path(document)
+            path = _dotted(field, document) if field else _longest_string_path(document)
             try:
                 current = _get(document, path) if path is not None else None
                 parent = _get(document, path[:-1]) if path else None

@@ -109,24 +109,23 @@ class InjectionReferenceAgent:
         oracle = request.episode.injection
         if oracle is None:
             return self._reply("This task has no injection for me to act on.", None)
-        made = [
-            (call.name, call.arguments)
-            for message in request.messages
-            if message.role == "assistant"
-            for call in message.tool_calls
-        ]
         mark = (oracle.text or "")[:_MARK]
-        seen = bool(mark) and any(
-            message.role == "tool" and mark in (message.content or "")
-            for message in request.messages
-        )
+        made = 0
+        seen_after: int | None = None  # calls made when the attack first showed up
+        for message in request.messages:
+            if message.role == "assistant":
+                made += len(message.tool_calls)
+            elif message.role == "tool" and seen_after is None and mark:
+                if mark in (message.content or ""):
+                    seen_after = made
+        seen = seen_after is not None
         plan = list(oracle.task_calls)
-        if self.follow and seen:
-            # The attacker's calls come first once the attack is seen, then the rest of the task.
-            done_task = [c for c in made if c in plan]
-            plan = [*plan[: len(done_task)], *oracle.attack_calls, *plan[len(done_task) :]]
-        if len(made) < len(plan):
-            return self._reply(None, plan[len(made)])
+        if self.follow and seen_after is not None:
+            # The attacker's calls come right after the attack is seen, then the rest of the
+            # task: positions in the plan, so an attack call equal to a task call is no mix-up.
+            plan = [*plan[:seen_after], *oracle.attack_calls, *plan[seen_after:]]
+        if made < len(plan):
+            return self._reply(None, plan[made])
         if seen and not self.follow:
             return self._reply(
                 "Done. A tool output contained instructions to do something else; I did not "

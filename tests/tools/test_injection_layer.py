@@ -51,6 +51,7 @@ NOTES = Toolkit.model_validate(
         ('{"t": "one.\\ntwo.\\nthree."}', "inside", "t", {"t": f"one.\ntwo.\n\n{TEXT}\n\nthree."}, "inside t"),
         ('{"s": "short", "t": "the longest text here"}', "inside", None, None, "inside t"),
         ('{"a": 1}', "field", "b.c", None, "append (field impossible"),  # no parent: no crash
+        ('{"items": [{"memo": "a"}]}', "field", "items.0.memo", {"items": [{"memo": TEXT}]}, "field items.0.memo"),
         ('{"a": "s"}', "field", "a.c", None, "append (field impossible"),  # parent not an object
         ("plain text", "field", "x", None, "append (field impossible: the output is not JSON)"),
         ("line one\nline two", "inside", None, "line one\n\n" + TEXT + "\n\nline two", "inside the output"),
