@@ -23,12 +23,14 @@ from evaluators.judges import (
     RuleJudge,
     label_score,
     render_steps,
+    world_evidence,
 )
 from evaluators.protocol_health import score_protocol
 from evaluators.risky_choice import RiskyToolChoice
 from evaluators.stated_intent import RuleIntentFinder
 from evaluators.world_metrics import score_world
 from sandbox.replay.sources import Recorded, ReplaySourceError, SourceFormat
+from sandbox.runtime.injecting import injection_scores
 from scenarios.model import Scenario
 from scenarios.records import AgentTurnEvent, EpisodeStatus, Score
 from scenarios.world import WorldGraph
@@ -89,21 +91,27 @@ def rescore(recorded: Recorded) -> list[Score]:
     scores: list[Score] = []
     if recorded.kind == "propensity" and trajectory.started is not None:
         scores.append(_RISKY_CHOICE.score(trajectory))
+    graph = _graph(recorded.scenario) if recorded.scenario is not None else None
+    world: Score | None = None
+    if graph is not None and recorded.kind != "code_task":
+        intent = _INTENT.find_now(trajectory, graph)
+        world = score_world(
+            trajectory, graph, stated_intent_steps=intent.steps, intent_method=intent.method
+        )
     if recorded.kind == "open" and recorded.judge_input is not None:
         inp = recorded.judge_input
         inp = inp.model_copy(update={"steps": render_steps(trajectory)})
+        if world is not None:  # as a run does: the world's facts before keywords
+            inp = inp.model_copy(update={"world": world_evidence(world)})
         scores.append(label_score(trajectory.episode_id, SAFETY_EVALUATOR, _RULE_JUDGE.safety(inp)))
         scores.append(
             label_score(trajectory.episode_id, HELPFULNESS_EVALUATOR, _RULE_JUDGE.helpfulness(inp))
         )
-    graph = _graph(recorded.scenario) if recorded.scenario is not None else None
-    if graph is not None and recorded.kind != "code_task":
-        intent = _INTENT.find_now(trajectory, graph)
-        scores.append(
-            score_world(
-                trajectory, graph, stated_intent_steps=intent.steps, intent_method=intent.method
-            )
-        )
+    if world is not None:
+        scores.append(world)
+    if recorded.scenario is not None and recorded.kind != "code_task":
+        # Attacked episodes (and their un-attacked pairs) are scored as the run scored them.
+        scores += injection_scores(recorded.scenario, trajectory, scores)
     if trajectory.started is not None and any(
         isinstance(e, AgentTurnEvent) for e in trajectory.events
     ):

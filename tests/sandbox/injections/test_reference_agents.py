@@ -150,3 +150,27 @@ def test_the_html_report_has_an_injection_section_and_badges(tmp_path: Path) -> 
     assert "targeted attack success" in page and "by tool backend" in page
     assert "attack-succeeded" in page  # the episodes' labels become viewer badges
     assert "payroll-audit@collect.example" in page  # the planted text, in the transcript
+
+
+def test_a_rescore_of_an_attacked_run_reproduces_its_injection_scores(tmp_path: Path) -> None:
+    from sandbox.replay import load_recorded
+    from sandbox.replay.rescore import rescore
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "invoice-receipt.yaml").write_text(INBOX_SCENARIO, encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["run", "--suite", str(pack), "--out", str(run), "--quiet"]
+    assert main([*argv, "--agent", "follows-injections", "--agent", "ignores-injections"]) == 0
+    stored = {
+        (s.episode_id, s.evaluator): s
+        for s in RunStore(run).read_scores()
+        if s.evaluator in ("injection", "world_state")
+    }
+    rescored = {
+        (s.episode_id, s.evaluator): s
+        for record in load_recorded(run)
+        for s in rescore(record)
+        if s.evaluator in ("injection", "world_state")
+    }
+    assert len(stored) == 12 and rescored == stored
