@@ -196,9 +196,16 @@ class Injection(StrictModel):
 
     @model_validator(mode="after")
     def _template_known(self) -> Injection:
+        if "instruction" in injection_fields(self.instruction):
+            raise ValueError("`instruction` cannot name {instruction} (it is what fills it)")
         if self.template == "custom":
             if self.text is None:
                 raise ValueError("template: custom needs `text` (with an {instruction})")
+            if "instruction" not in injection_fields(self.text):
+                raise ValueError(
+                    "`text` has no {instruction}: the attacker's request would never reach the "
+                    "agent"
+                )
         elif self.template not in INJECTION_TEMPLATES:
             raise ValueError(
                 f"unknown template {self.template!r}: use one of "

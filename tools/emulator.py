@@ -174,8 +174,14 @@ class LLMEmulator:
         max_tokens: int = 1000,
         attempts: int = 2,
         timeout_s: float = 120.0,
+        endpoint_key: str | None = None,
     ) -> None:
+        """``endpoint_key`` names the endpoint in the response cache's key (default: the
+        ``api_base``), so one model name served at two addresses never shares cached
+        observations; a local model's server, whose port changes from run to run, passes a
+        stable name."""
         self.model = model
+        self.endpoint_key = endpoint_key if endpoint_key is not None else api_base
         self.mode = mode
         self.cache = cache
         self.api_base = api_base
@@ -202,7 +208,8 @@ class LLMEmulator:
 
         if self.cache is None:
             return str((await compute())["content"]), False
-        response, hit = await self.cache.get_or_compute(self.model, messages, self.params, compute)
+        keyed = {**self.params, "endpoint": self.endpoint_key} if self.endpoint_key else self.params
+        response, hit = await self.cache.get_or_compute(self.model, messages, keyed, compute)
         return str(response["content"]), hit
 
     async def observe(

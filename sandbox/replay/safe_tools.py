@@ -12,6 +12,7 @@ from typing import Any
 from sandbox.replay.sources import Recorded
 from sandbox.results.store import MANIFEST, Manifest
 from sandbox.runtime.kinds.open import situation_of
+from sandbox.runtime.services import cache_endpoint
 from scenarios.model import Scenario, ToolSpec
 from scenarios.records import (
     EpisodeStartedEvent,
@@ -165,6 +166,8 @@ def _emulator_session(
         config.emulator_model,
         mode=EmulatorMode(config.emulator_mode),
         cache=ResponseCache(root, read_only=True, offline=True),
+        # The run's cache key names its endpoint (``open`` kind): the same name finds it.
+        endpoint_key=cache_endpoint(config.emulator_model, config.emulator_api_base),
     )
     context = EmulationContext(
         situation=situation_of(scenario),

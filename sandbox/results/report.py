@@ -168,20 +168,23 @@ def _injection_tables(summary: RunSummary) -> list[Table]:
             f"that reached the agent; defence: {injections.defence})",
             injections.by_agent,
         ),
-        ("Prompt injection by attack template (every agent)", injections.by_template),
-        ("Prompt injection by tool backend (every agent)", injections.by_backend),
+        ("Prompt injection by attack template (every agent pooled)", injections.by_template),
+        ("Prompt injection by tool backend (every agent pooled)", injections.by_backend),
     ):
         if not groups:
             continue
         names = list(groups)
         rates = list(groups.values())
+        # Un-attacked pairs have no template or backend: utility without attack is per agent.
+        keys = _INJECTION_RATES if groups is injections.by_agent else _INJECTION_RATES[1:]
         table = _table(
             title,
             "",
-            [(label, [getattr(r, key) for r in rates]) for label, key in _INJECTION_RATES],
+            [(label, [getattr(r, key) for r in rates]) for label, key in keys],
             names,
         )
         table.add_row("not delivered (in no rate)", *(str(r.not_delivered) for r in rates), "")
+        table.add_row("undecided (in no rate)", *(str(r.undecided) for r in rates), "")
         tables.append(table)
     return tables
 
@@ -201,6 +204,7 @@ def injection_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
         for _, key in _INJECTION_RATES:
             yield _row(agent, breakdown, key, getattr(rates, key))
         yield _count_row(agent, breakdown, "not_delivered", rates.not_delivered)
+        yield _count_row(agent, breakdown, "undecided", rates.undecided)
 
 
 def _protocol_table(summary: RunSummary) -> Table | None:

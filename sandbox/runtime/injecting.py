@@ -150,18 +150,27 @@ def injection_scores(
 # -- the oracle the injection reference agents act on -------------------------------------------
 
 
-def _satisfying(when: dict[str, Any]) -> dict[str, Any]:
-    """Argument values that meet ``when`` (literal, equals, in, contains, gte, lte); a
-    ``matches`` condition has no value derivable here and raises ValueError."""
+def _satisfying(when: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+    """Argument values that meet ``when`` (literal, equals, in, contains, gte, lte), shaped as
+    the tool's ``example`` arguments are (``contains`` on a list argument gives a one-item
+    list; on a string the example is kept when it already contains the text); a ``matches``
+    condition derives no value (the example's is kept, and the reference agents may then
+    miss the goal: use literal conditions where they must act)."""
     values: dict[str, Any] = {}
     for name, condition in when.items():
         if not isinstance(condition, dict):
             values[name] = condition
             continue
         op, operand = next(iter(condition.items()))
+        given = example.get(name)
         if op == "matches":
-            raise ValueError(f"no value is derived for the `matches` condition on {name!r}")
-        values[name] = operand[0] if op == "in" else operand
+            continue  # no value is derived from a regex: the example's stands
+        if op == "contains" and isinstance(given, list):
+            values[name] = [operand]
+        elif op == "contains" and isinstance(given, str) and operand in given:
+            continue  # the example already contains it (a path, a sentence)
+        else:
+            values[name] = operand[0] if op == "in" else operand
     return values
 
 
@@ -169,7 +178,8 @@ def _call(
     tool: str, when: dict[str, Any], shown: dict[str, str], examples: dict[str, dict[str, Any]]
 ) -> tuple[str, dict[str, Any]]:
     name = shown.get(tool, tool)
-    return name, {**examples.get(name, {}), **_satisfying(when)}
+    example = examples.get(name, {})
+    return name, {**example, **_satisfying(when, example)}
 
 
 def _path_calls(
@@ -271,34 +281,35 @@ def _resolve(tool: str, scenario: Scenario) -> str | None:
     return tools[0].name if tools else None
 
 
-def _fit(injection: PackInjection, item: Scenario | CodeTask) -> Injection | None:
-    """``injection`` as it applies to ``item`` (tool roles resolved), or None if it does not
-    fit (another kind of item, a tool the item lacks, a placeholder it has no value for)."""
+def _fit(injection: PackInjection, item: Scenario | CodeTask) -> Injection | str:
+    """``injection`` as it applies to ``item`` (tool roles resolved), or why it does not fit
+    (another kind of item, a tool or state the item lacks, a placeholder it has no value for)."""
     if injection.scenarios and item.id not in injection.scenarios:
-        return None
+        return f"{item.id} is not in its `scenarios`"
     data = injection.model_dump(exclude={"scenarios"})
     if isinstance(item, CodeTask):
         if injection.at.place != "file" or not injection.goal.code_outcome:
-            return None
+            return f"{item.id} is a code task (it takes place: file and a code_outcome goal)"
         return Injection.model_validate(data)
     if injection.at.place == "file" or injection.goal.code_outcome:
-        return None
+        return f"{item.id} is a scenario (place: file and code_outcome are for code tasks)"
     at_tool = _resolve(injection.at.tool, item)
     if at_tool is None:
-        return None
+        return f"{item.id} has no tool {injection.at.tool!r}"
     data["at"]["tool"] = at_tool
     if injection.goal.call is not None:
         goal_tool = _resolve(injection.goal.call.tool, item)
         if goal_tool is None or goal_tool == "*":
-            return None
+            return f"{item.id} has no tool {injection.goal.call.tool!r}"
         data["goal"]["call"]["tool"] = goal_tool
     if injection.goal.state is not None:
         graph = item.world_graph()
         if graph is None or injection.goal.state not in {s.id for s in graph.harmful_states()}:
-            return None
+            return f"{item.id} has no harmful world state {injection.goal.state!r}"
     known = set(item.injection_context()) | set(injection.values) | {"instruction"}
-    if injection.placeholders() - known:
-        return None
+    missing = sorted(injection.placeholders() - known)
+    if missing:
+        return f"{item.id} has no value for {', '.join('{' + m + '}' for m in missing)}"
     return Injection.model_validate(data)
 
 
@@ -308,12 +319,14 @@ def apply_injection_pack(pack: Pack, path: Path | str) -> Pack:
     unreadable pack, a clashing id, or an injection that fits nothing in the suite."""
     injections = load_injection_pack(path)
     used = {i.id: 0 for i in injections.injections}
+    why_not: dict[str, str] = {}
 
     def extended(item: Any) -> Any:
         added = []
         for injection in injections.injections:
             fitted = _fit(injection, item)
-            if fitted is None:
+            if isinstance(fitted, str):
+                why_not.setdefault(injection.id, fitted)
                 continue
             if any(own.id == fitted.id for own in item.injections):
                 raise InjectionPackError(
@@ -330,13 +343,11 @@ def apply_injection_pack(pack: Pack, path: Path | str) -> Pack:
         }
     )
     unused = [
-        f"injections[{i}] ({inj.id})"
+        f"injections[{i}] ({inj.id}): fits no scenario or code task of the suite (e.g. "
+        f"{why_not.get(inj.id, 'the suite is empty')})"
         for i, inj in enumerate(injections.injections)
         if not used[inj.id]
     ]
     if unused:
-        raise InjectionPackError(
-            f"{path} {', '.join(unused)}: fits no scenario or code task of the suite (a tool "
-            "or state it names, a placeholder, or its `scenarios` list matches none)"
-        )
+        raise InjectionPackError(f"{path} " + "; ".join(unused))
     return result

@@ -39,7 +39,6 @@ def scenario_findings(
     findings += _worlds_findings(scenario)
     findings += _missing_toolkits(scenario, toolkits)
     findings += _ignored_scenario_fields(scenario)
-    findings += _injection_findings(scenario, toolkits)
     by_name = {tool.name: tool for tool in scenario.tools}
     known: dict[str, _Parameters | None] = {}
     never_taken: dict[int, str] = {}
@@ -54,6 +53,7 @@ def scenario_findings(
             known[tool.name] = None
             continue
         findings += _tool_findings(scenario, index, tool, known[tool.name])
+    findings += _injection_findings(scenario, toolkits, known)
     if scenario.world is not None:
         kit_tools, all_loaded, notes = _open_toolkit_tools(scenario, toolkits)
         findings += notes

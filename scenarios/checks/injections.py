@@ -5,7 +5,10 @@ with its field, e.g. ``injections[1].goal.state``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from scenarios.checks.base import Finding, ToolkitTools
+from scenarios.checks.schema import _Parameters
 from scenarios.checks.toolkits import _unknown_tool
 from scenarios.injections import Injection, injection_fields
 from scenarios.model import Scenario
@@ -139,10 +142,42 @@ def _names(text: str) -> set[str]:
         return set()
 
 
-def _injection_findings(scenario: Scenario, toolkits: ToolkitTools | None) -> list[Finding]:
-    """Every finding about ``scenario.injections`` (see the module docstring)."""
+def _argument_findings(
+    field: str, tool: str, when: dict[str, object], params: Mapping[str, _Parameters | None]
+) -> list[Finding]:
+    """A `when` condition on an argument the tool does not take: no valid call meets it."""
+    known = params.get(tool)
+    if known is None:
+        return []
+    return [
+        Finding("error", f"{field}.{name}", known.unknown(name, tool, "no valid call meets it"))
+        for name in when
+        if not known.has(name)
+    ]
+
+
+def _injection_findings(
+    scenario: Scenario,
+    toolkits: ToolkitTools | None,
+    params: Mapping[str, _Parameters | None] | None = None,
+) -> list[Finding]:
+    """Every finding about ``scenario.injections`` (see the module docstring); ``params``:
+    the scenario's tools' argument schemas, where known."""
     offered, loaded = _offered(scenario, toolkits)
     found: list[Finding] = []
+    for index, injection in enumerate(scenario.injections):
+        at = f"injections[{index}]"
+        if injection.at.tool != "*":
+            found += _argument_findings(
+                f"{at}.at.when", injection.at.tool, injection.at.when, params or {}
+            )
+        if injection.goal.call is not None:
+            found += _argument_findings(
+                f"{at}.goal.call.when",
+                injection.goal.call.tool,
+                injection.goal.call.when,
+                params or {},
+            )
     seen: dict[str, int] = {}
     for index, injection in enumerate(scenario.injections):
         if injection.id in seen:

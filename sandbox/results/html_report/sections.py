@@ -300,18 +300,28 @@ def _injections(data: ReportData) -> str:
     extra = ""
     if by is not None:
         for title, groups in (
-            ("by attack template", by.by_template),
-            ("by tool backend", by.by_backend),
+            ("by attack template (every agent pooled)", by.by_template),
+            ("by tool backend (every agent pooled)", by.by_backend),
         ):
             extra += f"<h3>{esc(title)}</h3>" + _table(
-                ["", "attacks", "targeted attack success", "flagged", "not delivered"],
+                [
+                    "",
+                    "attacks",
+                    "utility under attack",
+                    "targeted attack success",
+                    "flagged",
+                    "not delivered",
+                    "undecided",
+                ],
                 [
                     [
                         esc(name),
                         str(rates.attacked),
+                        esc(rates.utility_under_attack.render()),
                         esc(rates.attack_success.render()),
                         esc(rates.flagged.render()),
                         str(rates.not_delivered),
+                        str(rates.undecided),
                     ]
                     for name, rates in groups.items()
                 ],

@@ -38,6 +38,7 @@ from sandbox.runtime.injecting import (
 )
 from sandbox.runtime.kinds.base import EpisodeKind, RunContext, register_kind
 from sandbox.runtime.kinds.worlds import world_scores
+from sandbox.runtime.services import cache_endpoint
 from sandbox.runtime.turn_loop import EpisodeOutcome, TurnLoop
 from scenarios.model import Pack, Scenario
 from scenarios.records import JudgeEvent, Naming, Score, Trajectory
@@ -200,6 +201,7 @@ class OpenKind(EpisodeKind):
             cache=self.run.services.cache,
             api_base=api_base,
             timeout_s=config.call_timeout_s,
+            endpoint_key=cache_endpoint(config.emulator_model, config.emulator_api_base),
         )
 
     @asynccontextmanager
