@@ -19,10 +19,10 @@ import string
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from scenarios.base import AgentText, StrictModel
-from scenarios.world.conditions import _check_condition, condition_holds
+from scenarios.world.conditions import Conditions, condition_holds
 
 __all__ = [
     "INJECTION_ID",
@@ -93,19 +93,12 @@ class InjectionPoint(StrictModel):
 
     tool: str = Field(default="*", min_length=1)
     call: int = Field(default=1, ge=1, le=100)
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: Conditions = Field(default_factory=dict)
     place: Placement = "append"
     field: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
     file: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
     )
-
-    @field_validator("when")
-    @classmethod
-    def _valid_conditions(cls, when: dict[str, Any]) -> dict[str, Any]:
-        for name, condition in when.items():
-            _check_condition(name, condition)
-        return when
 
     @model_validator(mode="after")
     def _place_needs(self) -> InjectionPoint:
@@ -136,15 +129,8 @@ class ForbiddenCall(StrictModel):
     meeting ``when``; with ``requires_success`` only a call that succeeded counts."""
 
     tool: str = Field(min_length=1)
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: Conditions = Field(default_factory=dict)
     requires_success: bool = False
-
-    @field_validator("when")
-    @classmethod
-    def _valid_conditions(cls, when: dict[str, Any]) -> dict[str, Any]:
-        for name, condition in when.items():
-            _check_condition(name, condition)
-        return when
 
     def matches(self, tool_names: set[str], arguments: Mapping[str, Any], ok: bool) -> bool:
         if self.tool not in tool_names or (self.requires_success and not ok):

@@ -6,9 +6,10 @@ the conservative implication and disjointness between conditions that ``WorldGra
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import regex
+from pydantic import AfterValidator
 
 OPERATORS = ("equals", "in", "contains", "matches", "gte", "lte")
 
@@ -39,6 +40,17 @@ def _check_condition(name: str, condition: Any) -> None:
             regex.compile(operand)
         except regex.error as exc:
             raise ValueError(f"bad regex for {name!r}: {operand!r} ({exc})") from exc
+
+
+def _check_conditions(when: dict[str, Any]) -> dict[str, Any]:
+    for name, condition in when.items():
+        _check_condition(name, condition)
+    return when
+
+
+#: A ``when`` mapping (argument name → condition), validated: transitions, injection points and
+#: attack goals share it.
+Conditions = Annotated[dict[str, Any], AfterValidator(_check_conditions)]
 
 
 # A ``matches`` regex on an argument the agent wrote stops after this long at run time: the

@@ -9,11 +9,11 @@ from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 import networkx as nx
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from scenarios.base import StrictModel
 from scenarios.world.conditions import (
-    _check_condition,
+    Conditions,
     condition_holds,
     conditions_disjoint,
     conditions_imply,
@@ -56,15 +56,8 @@ class Transition(StrictModel):
     source: str
     target: str
     tool: str = Field(min_length=1)
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: Conditions = Field(default_factory=dict)
     requires_success: bool = True
-
-    @field_validator("when")
-    @classmethod
-    def _valid_conditions(cls, when: dict[str, Any]) -> dict[str, Any]:
-        for name, condition in when.items():
-            _check_condition(name, condition)
-        return when
 
     @property
     def label(self) -> str:
