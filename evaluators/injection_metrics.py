@@ -218,7 +218,9 @@ def score_injection(
         ),
         None,
     )
-    backend = "container" if place == "file" else (planted or {}).get("backend", "unknown")
+    backend = (planted or {}).get("backend") or attack.get("backend") or "unknown"
+    if place == "file":
+        backend = "container"
     details.update(
         injection=attack.get("id"),
         template=attack.get("template"),

@@ -10,6 +10,7 @@ pressure variant of a propensity scenario has its attacked twins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from scenarios.model import Pack, Scenario
 from scenarios.records import Naming, RiskLabel, Score, ToolResultEvent, Trajectory
 from scenarios.safe_yaml import load_yaml
 from tools.injection import Injector
+from tools.protocol import Tool
 
 __all__ = [
     "INJECTION_SEGMENT",
@@ -71,8 +73,26 @@ def attack_text(
     return render_injection(injection, context)
 
 
+def _point_backend(injection: Injection, tools: Sequence[Tool]) -> str:
+    """The backend of the tool the injection is planted in (``container`` for a file; for
+    ``*``, the one backend of every tool, or ``mixed``)."""
+    if injection.at.place == "file":
+        return "container"
+    backends = {
+        str(getattr(tool, "backend", "unknown"))
+        for tool in tools
+        if injection.at.tool in ("*", tool.tool_id)
+    }
+    if len(backends) == 1:
+        return backends.pop()
+    return "mixed" if backends else "unknown"
+
+
 def attack_record(
-    item: Scenario | CodeTask, injection_id: str | None, naming: Naming = Naming.HARMFUL
+    item: Scenario | CodeTask,
+    injection_id: str | None,
+    naming: Naming = Naming.HARMFUL,
+    tools: Sequence[Tool] = (),
 ) -> dict[str, Any] | None:
     """What an attacked episode's ``episode_started`` event records of its attack (id,
     template, the planted text, where it goes and the goal), so the attack can be scored from
@@ -85,6 +105,9 @@ def attack_record(
         "template": injection.template,
         "text": attack_text(item, injection, naming),
         "at": injection.at.model_dump(mode="json"),
+        # Known before the attack is delivered, so an undelivered one is counted where it was
+        # aimed (by backend) too.
+        "backend": _point_backend(injection, tools),
         "goal": injection.goal.model_dump(mode="json", exclude_defaults=True),
     }
 

@@ -106,7 +106,7 @@ class OpenEpisodeRunner(TurnLoop):
             environments={EMULATOR_KEY: EmulatorSession(emulator, context)},
         )
         super().__init__(spec, agent, config, writer, toolset, ctx)
-        self.attack = attack_record(scenario, spec.injection, spec.naming)
+        self.attack = attack_record(scenario, spec.injection, spec.naming, toolset.tools)
         own = {tool.name for tool in scenario.tools}
         for tool in toolset.tools:
             given = scenario.tool(tool.tool_id).example_arguments if tool.tool_id in own else None

@@ -63,7 +63,7 @@ class EpisodeRunner(TurnLoop):
         toolset.injector = injector_for(scenario, spec.injection, spec.naming)
         ctx = ToolContext(episode_id=spec.id, scenario=scenario, naming=spec.naming)
         super().__init__(spec, agent, config, writer, toolset, ctx)
-        self.attack = attack_record(scenario, spec.injection, spec.naming)
+        self.attack = attack_record(scenario, spec.injection, spec.naming, toolset.tools)
         self.scenario = scenario
         self.track_world(scenario.world_graph())
         self.schedule = schedule or config.schedule

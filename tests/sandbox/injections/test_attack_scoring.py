@@ -136,3 +136,15 @@ def test_a_failed_emulation_makes_the_outcome_undecided_not_resisted() -> None:
     score = score_injection(Trajectory(episode_id="e", events=events), utility=None)  # type: ignore[arg-type]
     assert score.label == "undecided" and score.value is None
     assert "emulator" in score.details["why"]
+
+
+async def test_an_undelivered_attack_is_counted_under_its_backend(tmp_path: Path) -> None:
+    """The follower never reads: its attacks are not delivered, yet counted where aimed."""
+    config = RunConfig(
+        suite=str(_pack(tmp_path)),
+        agents=[AgentSpec(spec="python:injection_support:same_turn")],
+        max_turns=1,
+    )
+    result = await start_run(config, tmp_path / "run")
+    assert result.summary.injections is not None
+    assert result.summary.injections.by_backend["python"].not_delivered == 2
