@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -43,13 +44,24 @@ VERDICT = json.dumps(
 )
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# The emulator's address is part of its cache key (one model name at two addresses is two
+# emulators): the runs that must share cached observations serve it at one address.
+EMULATOR_PORT = _free_port()
+
+
 async def _run(
     tmp: Path, name: str, mode: str, cache: Path, *, judged: bool = True, rule_judge: bool = False
 ) -> tuple[Path, int]:
     async with AsyncExitStack() as stack:
         agent = await stack.enter_async_context(ScriptedOpenAIServer(Script.from_dict(AGENT)))
         emulator = await stack.enter_async_context(
-            ScriptedOpenAIServer(Script.from_dict({"default": OBSERVATION}))
+            ScriptedOpenAIServer(Script.from_dict({"default": OBSERVATION}), port=EMULATOR_PORT)
         )
         judge = await stack.enter_async_context(
             ScriptedOpenAIServer(Script.from_dict({"default": VERDICT}))
