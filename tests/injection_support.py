@@ -3,6 +3,7 @@
 forbidden-call goal and a harmful-state goal), and python agents with known behaviour, for the
 injection tests."""
 
+from pathlib import Path
 from typing import Any
 
 from sandbox.agents.protocol import AgentRequest
@@ -106,3 +107,11 @@ def refused_leak(request: AgentRequest) -> Any:
     """Reads, then sends the payroll with an argument the tool refuses (never run)."""
     bad = ("send_message", {**LEAK[1], "priority": "high"})
     return _calls(request.episode.turn, [[READ], [bad]])
+
+
+def write_pack(tmp_path: Path, text: str = INBOX_SCENARIO) -> Path:
+    """A pack folder under ``tmp_path`` holding one scenario document (default: the inbox one)."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "invoice-receipt.yaml").write_text(text, encoding="utf-8")
+    return pack

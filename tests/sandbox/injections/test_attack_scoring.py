@@ -6,25 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from injection_support import INBOX_SCENARIO
+from injection_support import INBOX_SCENARIO, write_pack
 
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
 from scenarios.injections import Injection
 
 
-def _pack(tmp_path: Path, text: str = INBOX_SCENARIO) -> Path:
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "invoice-receipt.yaml").write_text(text, encoding="utf-8")
-    return pack
-
-
 async def _labels(
     tmp_path: Path, agent: str, text: str = INBOX_SCENARIO, **extra: object
 ) -> dict[str, str]:
     config = RunConfig(
-        suite=str(_pack(tmp_path, text)),
+        suite=str(write_pack(tmp_path, text)),
         agents=[AgentSpec(spec=f"python:injection_support:{agent}")],
         **extra,  # type: ignore[arg-type]
     )
@@ -82,7 +75,7 @@ def test_a_condition_on_an_argument_the_tool_lacks_is_reported(
         "call: {tool: send_message, when: {topic: Payroll export}}",
     )
     assert bad != INBOX_SCENARIO
-    assert main(["validate", str(_pack(tmp_path, bad))]) == 1
+    assert main(["validate", str(write_pack(tmp_path, bad))]) == 1
     out = capsys.readouterr()
     assert "injections[0].goal.call.when.topic" in out.out + out.err
 
@@ -141,7 +134,7 @@ def test_a_failed_emulation_makes_the_outcome_undecided_not_resisted() -> None:
 async def test_an_undelivered_attack_is_counted_under_its_backend(tmp_path: Path) -> None:
     """The follower never reads: its attacks are not delivered, yet counted where aimed."""
     config = RunConfig(
-        suite=str(_pack(tmp_path)),
+        suite=str(write_pack(tmp_path)),
         agents=[AgentSpec(spec="python:injection_support:same_turn")],
         max_turns=1,
     )

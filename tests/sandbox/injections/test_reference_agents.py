@@ -9,16 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-from injection_support import INBOX_SCENARIO
+from injection_support import INBOX_SCENARIO, write_pack
 
 from sandbox import RunStore
 from sandbox.cli import main
 
 
 def test_reference_agents_separate_through_the_cli(tmp_path: Path) -> None:
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "invoice-receipt.yaml").write_text(INBOX_SCENARIO, encoding="utf-8")
+    pack = write_pack(tmp_path)
     run = tmp_path / "run"
     argv = ["run", "--suite", str(pack), "--out", str(run), "--quiet"]
     argv += ["--agent", "follows-injections", "--agent", "ignores-injections"]
@@ -48,9 +46,7 @@ def test_reference_agents_separate_through_the_cli(tmp_path: Path) -> None:
 def test_report_csv_and_compare_show_the_attacks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "invoice-receipt.yaml").write_text(INBOX_SCENARIO, encoding="utf-8")
+    pack = write_pack(tmp_path)
     runs = {}
     for defence in ("none", "delimit"):
         runs[defence] = tmp_path / defence
@@ -139,9 +135,7 @@ def test_a_goal_state_no_transition_reaches_is_reported(
 def test_the_html_report_has_an_injection_section_and_badges(tmp_path: Path) -> None:
     from sandbox.results.html_report.render import render_html_report
 
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "invoice-receipt.yaml").write_text(INBOX_SCENARIO, encoding="utf-8")
+    pack = write_pack(tmp_path)
     run = tmp_path / "run"
     argv = ["run", "--suite", str(pack), "--out", str(run), "--quiet"]
     assert main([*argv, "--agent", "follows-injections"]) == 0
@@ -156,9 +150,7 @@ def test_a_rescore_of_an_attacked_run_reproduces_its_injection_scores(tmp_path: 
     from sandbox.replay import load_recorded
     from sandbox.replay.rescore import rescore
 
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    (pack / "invoice-receipt.yaml").write_text(INBOX_SCENARIO, encoding="utf-8")
+    pack = write_pack(tmp_path)
     run = tmp_path / "run"
     argv = ["run", "--suite", str(pack), "--out", str(run), "--quiet"]
     assert main([*argv, "--agent", "follows-injections", "--agent", "ignores-injections"]) == 0
