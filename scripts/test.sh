@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Python packages (dev tools included), llama.cpp and the offline model (verified): the
 # end-to-end tests run a real local model.
-scripts/local-model.sh qwen2.5-coder-0.5b --extra dev
+# The optional extras are tested too: Inspect AI logs (inspect) and the Ray executor (ray).
+scripts/local-model.sh qwen2.5-coder-0.5b --extra dev --extra inspect --extra ray
 export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
 scripts/engine.sh   # Docker engine + sandbox images: the container tests run for real
 # Headless Chromium renders the HTML report in its test (Debian's package, as root).
