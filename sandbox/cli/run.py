@@ -130,6 +130,26 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--episode-timeout", type=float, help="seconds per episode (default 900)")
     run.add_argument("--max-attempts", type=int, help="attempts per LLM call (default 6)")
     run.add_argument("--shard", help="run shard I of N (1-based), e.g. 2/4; merge them later")
+    run.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="where episodes execute: this process (local, the default) or the workers of a Ray "
+        "cluster (ray; needs the extra `ray`); this process keeps the run directory either way "
+        "(docs/scaling.md); with --resume, changes how the rest runs",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to use, e.g. 10.0.0.5:6379 or auto (default: RAY_ADDRESS, else a "
+        "local cluster started for the run); implies --executor ray",
+    )
+    run.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="Ray episode workers, each running --concurrency episodes at once (default: one "
+        "per CPU of the cluster); implies --executor ray",
+    )
     run.add_argument("--seed", type=int)
     run.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
     run.add_argument("--api-key-env", help="name of the environment variable holding the API key")
@@ -235,6 +255,23 @@ def _kind_options(given: list[str]) -> dict[str, dict[str, Any]]:
     return options
 
 
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor settings given: --ray-address and --ray-workers imply --executor ray, and
+    are refused with --executor local."""
+    options: dict[str, Any] = {}
+    if args.ray_address is not None:
+        options["ray_address"] = args.ray_address
+    if args.ray_workers is not None:
+        if args.ray_workers < 1:
+            raise CliError(f"--ray-workers must be at least 1, got {args.ray_workers}")
+        options["ray_workers"] = args.ray_workers
+    if options and args.executor == "local":
+        raise CliError("--ray-address and --ray-workers are for --executor ray, not local")
+    if options or args.executor is not None:
+        options["executor"] = args.executor or "ray"
+    return options
+
+
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     data: dict[str, Any] = {}
     if args.config is not None:
@@ -308,6 +345,7 @@ def _config_from_args(args: argparse.Namespace) -> RunConfig:
     ):
         if getattr(args, option) is not None:
             data[key] = getattr(args, option)
+    data.update(_executor_options(args))
     if args.toolkits:
         data["toolkit_paths"] = [str(Path(p).resolve()) for p in args.toolkits]
     if args.unsafe_local:
@@ -342,6 +380,7 @@ def run_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             args.resume,
             retry_errored=args.retry_errored,
             concurrency=args.concurrency,
+            executor=_executor_options(args),
             progress=progress,
             log=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True),
         )

@@ -9,6 +9,7 @@ behave lives here, validated.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sandbox.agents.specs import AgentSpec
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, PressureSchedule, parse_category
+from sandbox.results.redaction import Redactor, settings_secrets
 from scenarios.records import Naming
 from tools.execution import SandboxLimits
 
@@ -77,6 +79,15 @@ class RunConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     scenario_ids: list[str] = Field(default_factory=list)
     shard: Shard | None = None
+    # Where episodes execute (docs/scaling.md): this process ("local"), or the workers of a Ray
+    # cluster ("ray"; ``--executor ray``), the driver keeping sole ownership of the run
+    # directory. ``ray_address`` names an existing cluster (None: start a local one, or the one
+    # RAY_ADDRESS names); ``ray_workers`` is how many episode workers (None: one per CPU the
+    # cluster has). ``concurrency`` is then per worker. How a run executes, never what it
+    # measures: outside the identity hash, and a resume may change them.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray_workers: int | None = Field(default=None, ge=1)
     seed: int = 0
     # Code-interpreter tasks.
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
@@ -148,8 +159,9 @@ class RunConfig(BaseModel):
         """What must match for two run directories to be parts of the same suite run."""
         # ``kinds`` and ``kind_options`` count only when set: runs recorded before they
         # existed keep their hash.
-        # ``rule_judge`` is a reporting choice: never part of the identity.
-        exclude = {"shard", "concurrency", "rule_judge"}
+        # ``rule_judge`` is a reporting choice, the executor a way of running: never part of
+        # the identity.
+        exclude = {"shard", "concurrency", "rule_judge", "executor", "ray_address", "ray_workers"}
         exclude |= {"kinds"} if self.kinds is None else set()
         exclude |= set() if self.kind_options else {"kind_options"}
         exclude |= {"defence"} if self.defence == "none" else set()
@@ -197,3 +209,16 @@ def episode_seed(base: int, episode_id: str) -> int:
 def episode_id(scenario_id: str, category: str, naming: str, agent: str, repeat: int) -> str:
     """``SCENARIO.CATEGORY.NAMING.AGENT-SLUG.rREPEAT``: a scenario episode's id."""
     return f"{scenario_id}.{category}.{naming}.{agent_slug(agent)}.r{repeat}"
+
+
+def run_redactor(config: RunConfig) -> Redactor:
+    """What this run must never write: secret-looking environment variables, the variables the
+    agents name with --api-key-env (whatever they are called), secrets in settings (api keys,
+    header values) and passwords in URLs. Applied to every line of the run directory."""
+    secrets = [
+        os.environ[agent.api_key_env]
+        for agent in config.agents
+        if agent.api_key_env and os.environ.get(agent.api_key_env)
+    ]
+    secrets += settings_secrets(config.model_dump(mode="json"))
+    return Redactor(extra=secrets)

@@ -78,6 +78,35 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class EpisodeResult:
+    """What running one episode gave, wherever it ran (this process or a Ray worker): how it
+    ended, its scores (none unless it is done), the agent calls it made (every attempt) and
+    their usage, and the protocol switches of its turns. Its trajectory is in the run store."""
+
+    outcome: EpisodeOutcome
+    scores: list[Score] = field(default_factory=list)
+    calls: int = 0
+    usage: Usage | None = None
+    switches: list[dict[str, object]] = field(default_factory=list)
+
+
+class EpisodeExecutor(Protocol):
+    """Where a run's episodes execute (``RunConfig.executor``): this process (the default), or
+    a Ray cluster (``sandbox.runtime.ray_executor``). The orchestrator keeps the journal, the
+    scores and the progress; an executor starts what its episodes need, runs one episode so
+    that its trajectory ends up in the run store, and closes."""
+
+    # Episodes the orchestrator keeps in flight at once.
+    slots: int
+
+    async def start(self, todo: Sequence[EpisodeSpec]) -> None: ...
+
+    async def run(self, spec: EpisodeSpec) -> EpisodeResult: ...
+
+    async def close(self) -> None: ...
+
+
 # Error events written for a failed agent call (one per attempt), as opposed to the harness's
 # own crash records (episode_timeout, harness_error, sandbox_error).
 _AGENT_ERROR_KINDS = frozenset(
@@ -136,6 +165,7 @@ class Orchestrator:
         progress: ProgressSink | None = None,
         log: Callable[[str], None] = lambda _: None,
         kinds: Sequence[KindFactory] | None = None,
+        executor: Callable[[Orchestrator], EpisodeExecutor] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -176,6 +206,9 @@ class Orchestrator:
                 f"{', '.join(self.kinds) or 'none'}"
             )
         self._agents: dict[str, Agent] = self.context.agents
+        self.executor: EpisodeExecutor = (
+            executor(self) if executor is not None else LocalExecutor(self)
+        )
         self._prepared = False
         self.counts: dict[str, int] = {"done": 0, "errored": 0}
         self._switches: list[dict[str, object]] = []
@@ -208,6 +241,28 @@ class Orchestrator:
         self.store.journal(
             JournalEntry(episode_id=spec.id, status=EpisodeStatus.RUNNING, attempt=attempt)
         )
+        result = await self.executor.run(spec)
+        if result.outcome.status is EpisodeStatus.DONE:
+            self.store.append_scores(result.scores)
+        self._switches.extend(result.switches)
+        self.store.journal(
+            JournalEntry(
+                episode_id=spec.id,
+                status=result.outcome.status,
+                attempt=attempt,
+                reason=result.outcome.reason,
+                error=result.outcome.error,
+                llm_calls=result.calls,
+                usage=result.usage,
+            )
+        )
+        self.counts[result.outcome.status.value] += 1
+        self.progress.advance(spec, result.outcome.status)
+
+    async def execute_episode(self, spec: EpisodeSpec) -> EpisodeResult:
+        """Run and score one episode in this process, its trajectory written to the store; a
+        crash of the kind, the agent or the sandbox ends it errored (infrastructure), never
+        as behaviour. The journal is the caller's (:meth:`_run_one`)."""
         writer = self.store.open_trajectory(spec.id)
         kind = self.kinds[spec.kind]
         runner: TurnLoop | None = None
@@ -245,20 +300,21 @@ class Orchestrator:
             problem = ("harness_error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
             if problem is not None:
-                outcome = self._crash(writer, *problem)
+                outcome = self.crash(writer, *problem)
             writer.close()
         assert isinstance(outcome, EpisodeOutcome)
         calls, usage = _usage_of(runner) if runner else (0, None)
-        for switch in runner.protocol_switches if runner else []:
-            self._switches.append(
-                {
-                    "episode_id": spec.id,
-                    "agent": spec.agent,
-                    "from": switch.from_protocol,
-                    "to": switch.to_protocol,
-                    "reason": switch.reason,
-                }
-            )
+        switches: list[dict[str, object]] = [
+            {
+                "episode_id": spec.id,
+                "agent": spec.agent,
+                "from": switch.from_protocol,
+                "to": switch.to_protocol,
+                "reason": switch.reason,
+            }
+            for switch in (runner.protocol_switches if runner else [])
+        ]
+        scores: list[Score] = []
         if outcome.status is EpisodeStatus.DONE:
             try:
                 # Scoring has its own deadline: a judge that never answers cannot hold the run.
@@ -274,21 +330,7 @@ class Orchestrator:
                 outcome = EpisodeOutcome(
                     EpisodeStatus.ERRORED, "scoring_error", f"{type(exc).__name__}: {exc}"
                 )
-            else:
-                self.store.append_scores(scores)
-        self.store.journal(
-            JournalEntry(
-                episode_id=spec.id,
-                status=outcome.status,
-                attempt=attempt,
-                reason=outcome.reason,
-                error=outcome.error,
-                llm_calls=calls,
-                usage=usage,
-            )
-        )
-        self.counts[outcome.status.value] += 1
-        self.progress.advance(spec, outcome.status)
+        return EpisodeResult(outcome, scores, calls, usage, switches)
 
     async def _score(
         self, kind: EpisodeKind, spec: EpisodeSpec, trajectory: Trajectory
@@ -318,7 +360,7 @@ class Orchestrator:
             for s in scores
         ]
 
-    def _crash(
+    def crash(
         self, writer: TrajectoryWriter, reason: str, message: str, trace: str = ""
     ) -> EpisodeOutcome:
         """End the episode ``errored``: the error event keeps the message and the end of the
@@ -330,7 +372,7 @@ class Orchestrator:
         writer.write(EpisodeEndedEvent(status=EpisodeStatus.ERRORED, reason=reason))
         return EpisodeOutcome(EpisodeStatus.ERRORED, reason, message)
 
-    async def _start_agents(self) -> None:
+    async def start_agents(self) -> None:
         """Agents with a start-up (local models start their server) start before any episode,
         so a broken setup fails the run once instead of erroring every episode."""
         if self.config.concurrency > 1 and any(
@@ -350,6 +392,7 @@ class Orchestrator:
                 raise RunError(f"agent {label!r}: {exc}") from exc
 
     async def run_episodes(self, episodes: Sequence[EpisodeSpec], attempts: dict[str, int]) -> None:
+        """Run ``episodes`` through the executor, as many at once as it has slots."""
         queue: asyncio.Queue[EpisodeSpec] = asyncio.Queue()
         for spec in episodes:
             queue.put_nowait(spec)
@@ -362,17 +405,29 @@ class Orchestrator:
                     return
                 await self._run_one(spec, attempts.get(spec.id, 0) + 1)
 
-        workers = min(self.config.concurrency, max(1, len(episodes)))
-        try:
-            await self._start_agents()
-            async with asyncio.TaskGroup() as group:
-                for _ in range(workers):
-                    group.create_task(worker())
-        finally:
-            for agent in self._agents.values():
-                await agent.aclose()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self.executor.slots, max(1, len(episodes)))):
+                group.create_task(worker())
 
-    async def _close_kinds(self) -> None:
+    async def start_kinds(self, todo: Sequence[EpisodeSpec]) -> None:
+        """Start every kind with its episodes of ``todo``; raises :class:`RunError` (nothing
+        ran) when one cannot start."""
+        for name, kind in self.kinds.items():
+            try:
+                await kind.start([spec for spec in todo if spec.kind == name])
+            except RunError:
+                raise
+            except Exception as exc:
+                raise RunError(
+                    f"kind {name!r} could not start: {type(exc).__name__}: {exc} (nothing "
+                    "ran; the run resumes with --resume once it can start)"
+                ) from exc
+
+    async def close_agents(self) -> None:
+        for agent in self._agents.values():
+            await agent.aclose()
+
+    async def close_kinds(self) -> None:
         """Close every kind, then the shared services; a close that fails is said and the
         others still run (the episodes' records are already complete)."""
         for name, kind in self.kinds.items():
@@ -433,19 +488,10 @@ class Orchestrator:
             todo = list(self.episodes)
         self.progress.start(len(self.episodes), len(self.episodes) - len(todo))
         try:
-            for name, kind in self.kinds.items():
-                try:
-                    await kind.start([spec for spec in todo if spec.kind == name])
-                except RunError:
-                    raise
-                except Exception as exc:
-                    raise RunError(
-                        f"kind {name!r} could not start: {type(exc).__name__}: {exc} (nothing "
-                        "ran; the run resumes with --resume once it can start)"
-                    ) from exc
+            await self.executor.start(todo)
             await self.run_episodes(todo, attempts)
         finally:
-            await self._close_kinds()
+            await self.executor.close()
         summary = build_summary(self.store)
         self.store.write_json("summary.json", summary.model_dump(mode="json"))
         manifest = self.store.read_manifest()
@@ -460,3 +506,24 @@ class Orchestrator:
             skipped=len(self.episodes) - len(todo),
             counts=dict(self.counts),
         )
+
+
+class LocalExecutor:
+    """Episodes run in this process, ``config.concurrency`` at once: the default executor."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+        self.slots = orchestrator.config.concurrency
+
+    async def start(self, todo: Sequence[EpisodeSpec]) -> None:
+        await self.orchestrator.start_kinds(todo)
+        await self.orchestrator.start_agents()
+
+    async def run(self, spec: EpisodeSpec) -> EpisodeResult:
+        return await self.orchestrator.execute_episode(spec)
+
+    async def close(self) -> None:
+        try:
+            await self.orchestrator.close_agents()
+        finally:
+            await self.orchestrator.close_kinds()

@@ -7,7 +7,6 @@ wrapped.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -25,15 +24,15 @@ from sandbox.plugins import (
     with_agent_modules,
 )
 from sandbox.results.manifest import git_revision, interpreter, package_versions
-from sandbox.results.redaction import Redactor, settings_secrets
 from sandbox.results.store import Manifest, RunDirectoryBusy, RunLock, RunStore
 from sandbox.runtime.branching import Branch, BranchPoint, branch_kinds, check_branch_episodes
-from sandbox.runtime.config import EpisodeSpec, RunConfig
+from sandbox.runtime.config import EpisodeSpec, RunConfig, run_redactor
 from sandbox.runtime.errors import RunError
 from sandbox.runtime.expansion import expand_episodes
 from sandbox.runtime.injecting import InjectionPackError, apply_injection_pack
 from sandbox.runtime.kinds.base import run_kinds
 from sandbox.runtime.orchestrator import Orchestrator, ProgressSink, RunResult
+from sandbox.runtime.ray_executor import RayExecutor
 from scenarios.loader import ScenarioLoadError, load_pack, resolve_pack_path
 from scenarios.model import Pack
 from tools import ToolRegistry, default_registry
@@ -69,8 +68,18 @@ def _orchestrator(
         kinds = branch_kinds(config, branch) if branch is not None else None
     except LookupError as exc:
         raise RunError(str(exc)) from None
+    # A branched replay is one episode: it always runs here.
+    executor = RayExecutor if config.executor == "ray" and branch is None else None
     return Orchestrator(
-        config, store, pack, episodes, registry=registry, progress=progress, log=log, kinds=kinds
+        config,
+        store,
+        pack,
+        episodes,
+        registry=registry,
+        progress=progress,
+        log=log,
+        kinds=kinds,
+        executor=executor,
     )
 
 
@@ -212,19 +221,6 @@ async def _start(
     return await orchestrator.execute(resume=False)
 
 
-def run_redactor(config: RunConfig) -> Redactor:
-    """What this run must never write: secret-looking environment variables, the variables the
-    agents name with --api-key-env (whatever they are called), secrets in settings (api keys,
-    header values) and passwords in URLs. Applied to every line of the run directory."""
-    secrets = [
-        os.environ[agent.api_key_env]
-        for agent in config.agents
-        if agent.api_key_env and os.environ.get(agent.api_key_env)
-    ]
-    secrets += settings_secrets(config.model_dump(mode="json"))
-    return Redactor(extra=secrets)
-
-
 def pack_source(manifest: Manifest) -> str:
     """The pack as it was found at the start; its name if that path has since gone."""
     return manifest.pack_path if Path(manifest.pack_path).exists() else manifest.config.suite
@@ -235,16 +231,28 @@ async def resume_run(
     *,
     retry_errored: bool = False,
     concurrency: int | None = None,
+    executor: dict[str, Any] | None = None,
     registry: ToolRegistry = default_registry,
     progress: ProgressSink | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
+    """Finish the run in ``run_dir`` as its manifest says; ``concurrency`` and ``executor``
+    (``RunConfig`` fields ``executor``, ``ray_address``, ``ray_workers``) change how the rest
+    runs, never what it measures."""
     store = RunStore(run_dir, log=log)
     try:
         manifest = store.read_manifest()
     except (FileNotFoundError, ValueError) as exc:
         raise RunError(str(exc)) from exc
     store.redact = run_redactor(manifest.config)
+    if executor:
+        try:
+            config = RunConfig.model_validate(
+                {**manifest.config.model_dump(mode="json"), **executor}
+            )
+        except ValueError as exc:
+            raise RunError(f"invalid executor settings: {exc}") from None
+        manifest = manifest.model_copy(update={"config": config})
     with _locked(run_dir):
         return await _resume(store, manifest, retry_errored, concurrency, registry, progress, log)
 

@@ -320,7 +320,16 @@ def test_kinds_count_in_the_config_hash_only_when_named(tmp_path: Path) -> None:
     plain = _config(tmp_path)
     # A run recorded before ``kinds`` (and the later reporting and attack options) existed
     # keeps its hash (merge compares them).
-    later = {"kinds", "kind_options", "rule_judge", "defence", "inject"}
+    later = {
+        "kinds",
+        "kind_options",
+        "rule_judge",
+        "defence",
+        "inject",
+        "executor",
+        "ray_address",
+        "ray_workers",
+    }
     before = plain.model_dump(mode="json", exclude={"shard", "concurrency", *later})
     digest = hashlib.sha256(repr(sorted(before.items())).encode()).hexdigest()[:16]
     assert plain.identity_hash() == digest
