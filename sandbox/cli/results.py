@@ -16,7 +16,19 @@ from rich.table import Table
 from sandbox.cli.common import EXIT_FAILURE, EXIT_OK, CliError, add_plugin_option
 from sandbox.console import folding_table
 from sandbox.results.compare import CompareError, Comparison, PairedComparison, compare_runs
-from sandbox.results.exports import DEFAULT_MAX_CHARS, FORMATS, ExportError, export_run
+from sandbox.results.exports import (
+    ALL_FORMATS,
+    DEFAULT_MAX_CHARS,
+    INSPECT,
+    ExportError,
+    export_run,
+)
+from sandbox.results.inspect_export import (
+    LOG_FORMATS,
+    PER_CHOICES,
+    export_inspect,
+    summary_lines,
+)
 from sandbox.results.report import print_summary, to_csv
 from sandbox.results.store import RunStore
 from sandbox.results.summary import build_summary
@@ -228,37 +240,72 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `export` to the `propensity` parser's subparsers; returns its parser."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "export",
-        help="write a run as flat tables (one row per episode, one per event)",
+        help="write a run as flat tables (one row per episode, one per event) or Inspect logs",
         description=(
             "Write episodes.FORMAT and events.FORMAT for pandas, R, DuckDB or a spreadsheet "
-            "(see docs/loading-results.md). parquet needs pyarrow installed."
+            "(see docs/loading-results.md). parquet needs pyarrow installed. --format inspect "
+            "writes Inspect AI eval logs instead, one sample per episode, for `inspect view` "
+            "(needs the inspect extra; see docs/inspect.md)."
         ),
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    parser.add_argument("--format", choices=list(FORMATS), default="jsonl")
+    parser.add_argument("--format", choices=list(ALL_FORMATS), default="jsonl")
     parser.add_argument(
-        "--out", type=Path, help="directory to write into (default: RUN_DIR/exports)"
+        "--out",
+        type=Path,
+        help="directory to write into (default: RUN_DIR/exports, RUN_DIR/exports/inspect for "
+        "--format inspect)",
     )
     parser.add_argument(
         "--max-chars",
         type=int,
-        default=DEFAULT_MAX_CHARS,
-        help="cut event texts and tool outputs longer than this, flagged (0: never; "
-        "default %(default)s)",
+        default=None,
+        help="cut message texts and tool outputs longer than this, flagged (0: never; default "
+        f"{DEFAULT_MAX_CHARS} for the tables, 0 for --format inspect)",
+    )
+    parser.add_argument(
+        "--inspect-per",
+        choices=list(PER_CHOICES),
+        default="agent",
+        help="--format inspect: one log per agent (default) or one log for the whole run",
+    )
+    parser.add_argument(
+        "--inspect-format",
+        choices=list(LOG_FORMATS),
+        default="eval",
+        help="--format inspect: Inspect's log file format (default: eval, Inspect's own default)",
     )
     return parser
 
 
+def _error(err: Console, message: str) -> int:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return EXIT_FAILURE
+
+
 def run_export(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run `propensity export RUN_DIR`; returns the exit code."""
-    if args.max_chars < 0:
-        err.print("[red]error:[/red] --max-chars must be 0 or more", highlight=False)
-        return EXIT_FAILURE
+    if args.max_chars is not None and args.max_chars < 0:
+        return _error(err, "--max-chars must be 0 or more")
     try:
-        written = export_run(args.run_dir, args.format, args.out, max_chars=args.max_chars)
+        if args.format == INSPECT:
+            export = export_inspect(
+                args.run_dir,
+                args.out,
+                per=args.inspect_per,
+                log_format=args.inspect_format,
+                max_chars=args.max_chars or 0,
+            )
+        else:
+            max_chars = DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars
+            written = export_run(args.run_dir, args.format, args.out, max_chars=max_chars)
     except (ExportError, OSError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return EXIT_FAILURE
-    for path in written:
-        out.print(f"wrote {path}", highlight=False)
+        return _error(err, str(exc))
+    if args.format != INSPECT:
+        for path in written:
+            out.print(f"wrote {path}", highlight=False)
+        return EXIT_OK
+    for line in summary_lines(export):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    out.print(f"open them with: inspect view --log-dir {export.out_dir}", highlight=False)
     return EXIT_OK

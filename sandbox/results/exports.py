@@ -50,6 +50,9 @@ from scenarios.records import (
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet")
+# Inspect AI eval logs (sandbox.results.inspect_export): not a table, so not in FORMATS.
+INSPECT = "inspect"
+ALL_FORMATS: tuple[str, ...] = (*FORMATS, INSPECT)
 EPISODES, EVENTS = "episodes", "events"
 # Tool outputs and message texts longer than this are cut (and flagged) in the events table:
 # a single multi-megabyte observation should not make a table unloadable. 0 keeps everything.
@@ -410,7 +413,10 @@ def export_run(
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> list[Path]:
-    """Write `episodes.<fmt>` and `events.<fmt>` (default: into RUN_DIR/exports); their paths."""
+    """Write `episodes.<fmt>` and `events.<fmt>` (default: into RUN_DIR/exports); their paths.
+
+    Inspect AI eval logs are written by ``sandbox.results.inspect_export.export_inspect``.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     if fmt == "parquet":
