@@ -40,9 +40,15 @@ from sandbox.replay import (
 from sandbox.replay.judged_run import check_out_dir
 from sandbox.replay.judging import JudgedEpisode, RejudgeResult
 from sandbox.replay.rejudge import pair_endpoints, rejudge_records
-from sandbox.replay.sources import run_dir_of
+from sandbox.replay.sources import (
+    SourceFormat,
+    branchable_inspect_record,
+    detect_format,
+    run_dir_of,
+)
 from sandbox.results.report import print_summary
-from sandbox.runtime.config import EpisodeSpec
+from sandbox.runtime.config import EpisodeSpec, RunConfig
+from sandbox.runtime.orchestrator import RunResult
 from sandbox.runtime.progress import ConsoleProgress
 from scenarios.records import Naming
 from tools.execution import SandboxLimits
@@ -63,8 +69,8 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         type=Path,
-        help="run directories, trajectory .jsonl files, ToolEmu dumps or PropensityBench "
-        "result files",
+        help="run directories, trajectory .jsonl files, ToolEmu dumps, PropensityBench "
+        "result files, Inspect AI logs (.eval, .json), or directories of these",
     )
     rescore.add_argument(
         "--out",
@@ -80,7 +86,9 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     verify = modes.add_parser(
         "verify", help="re-execute recorded tool calls and report where the environment differs"
     )
-    verify.add_argument("inputs", nargs="+", type=Path)
+    verify.add_argument(
+        "inputs", nargs="+", type=Path, help="any source rescore reads (see rescore --help)"
+    )
     verify.add_argument(
         "--against",
         choices=["recorded", "sandbox"],
@@ -101,8 +109,16 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     branch = modes.add_parser(
         "branch", help="keep a recorded episode's steps before K and continue live"
     )
-    branch.add_argument("run_dir", type=Path)
-    branch.add_argument("--episode", required=True, help="episode id in the run directory")
+    branch.add_argument(
+        "run_dir",
+        type=Path,
+        help="a run directory, or an Inspect AI log exported from one of our runs",
+    )
+    branch.add_argument(
+        "--episode",
+        required=True,
+        help="episode id in the run directory (in an Inspect log: the episode id or sample id)",
+    )
     branch.add_argument("--at", type=int, required=True, help="first step (agent turn) run live")
     branch.add_argument("--agent", required=True, help="agent for the live part (any --agent)")
     branch.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint of --agent")
@@ -376,19 +392,52 @@ async def _reexecute(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+async def _branch_inspect(
+    args: argparse.Namespace, agent: AgentSpec, progress: ConsoleProgress
+) -> RunResult:
+    """`branch` from an Inspect log exported from one of our runs: its scenario, from its pack,
+    and our run's configuration where the export kept it (else the defaults of a run)."""
+    from sandbox.replay.branch import Branch, BranchPoint, branch_config, check_branchable
+    from sandbox.runtime.runs import start_run
+
+    record = await asyncio.to_thread(branchable_inspect_record, args.run_dir, args.episode)
+    check_branchable(record.trajectory, args.at)
+    started = record.trajectory.started
+    assert started is not None  # every Inspect record starts with one
+    pack = str(record.meta["pack"])
+    recorded_config = record.meta.get("run_config")
+    source = (
+        RunConfig.model_validate(recorded_config)
+        if recorded_config is not None
+        else RunConfig(suite=pack, agents=[AgentSpec(spec=started.agent)])
+    )
+    config = branch_config(source, record.trajectory, agent=agent, category=args.pressure)
+    config = config.model_copy(update={"suite": pack})
+    point = BranchPoint(
+        source_run=str(args.run_dir.resolve()), episode_id=record.episode_id, at=args.at
+    )
+    return await start_run(
+        config, args.out, branch=Branch(record.trajectory, point), progress=progress
+    )
+
+
 async def _branch(args: argparse.Namespace, out: Console) -> int:
     from sandbox.replay.branch import branch_run
 
+    agent = AgentSpec(spec=args.agent, api_base=args.api_base)
     with ConsoleProgress(out) as progress:  # the bar (or plain-line timer) stops, failed or not
-        result = await branch_run(
-            args.run_dir,
-            args.episode,
-            args.at,
-            AgentSpec(spec=args.agent, api_base=args.api_base),
-            args.out,
-            category=args.pressure,
-            progress=progress,
-        )
+        if run_dir_of(args.run_dir) is None and detect_format(args.run_dir) is SourceFormat.INSPECT:
+            result = await _branch_inspect(args, agent, progress)
+        else:
+            result = await branch_run(
+                args.run_dir,
+                args.episode,
+                args.at,
+                agent,
+                args.out,
+                category=args.pressure,
+                progress=progress,
+            )
     print_summary(result.summary, out)
     out.print(f"branched run in {result.run_dir}", highlight=False)
     return EXIT_OK

@@ -305,9 +305,17 @@ async def verify_sandbox(
     )
     scenario = recorded.scenario
     started = recorded.trajectory.started
-    own = recorded.source_format in (SourceFormat.RUN, SourceFormat.TRAJECTORY)
+    # Ours: a run's episode, or one of our runs exported to Inspect (its scenario recovered).
+    own = recorded.source_format in (
+        SourceFormat.RUN,
+        SourceFormat.TRAJECTORY,
+        SourceFormat.INSPECT,
+    )
     if not own or scenario is None or started is None or not (scenario.tools or scenario.toolkits):
-        why = "no scenario tool set to replay against (only our own episodes have one)"
+        why = (
+            "no scenario tool set to replay against (only our own episodes have one, also "
+            "when exported to Inspect)"
+        )
         report.notes.append(why)
         report.calls = [
             _check(item, None, backend=None, reason=f"{NOT_RUN}: {why}") for item in items

@@ -1,7 +1,7 @@
 """Reading recorded trajectories from other harnesses (and our own) into one record type.
 
 Replay starts from what was recorded, so every source is converted into our ``Trajectory``
-without inventing anything (:mod:`.common`). Three sources are understood, one module each,
+without inventing anything (:mod:`.common`). Four sources are understood, one module each,
 detected from the path and the first record's keys in the order registered here
 (:mod:`.registry`):
 
@@ -12,7 +12,9 @@ detected from the path and the first record's keys in the order registered here
   ``*_eval_agent_help_ignore_safety.jsonl`` files joined by ``eval_id`` (= line index)
   (:mod:`.toolemu`);
 * PropensityBench result lines (``interaction_response``: the agent's message history), as
-  written by ``evaluation/main.py`` of scaleapi/propensity-evaluation (:mod:`.propensitybench`).
+  written by ``evaluation/main.py`` of scaleapi/propensity-evaluation (:mod:`.propensitybench`);
+* Inspect AI eval logs (``.eval`` and ``.json``), one episode per sample and epoch, read
+  through ``inspect_ai``'s own log API (the optional extra ``inspect``) (:mod:`.inspect_logs`).
 
 A new format is one more module and one more :func:`register_reader` call below.
 """
@@ -25,6 +27,13 @@ from sandbox.replay.sources.common import (
     ReplaySourceError,
     SourceFormat,
     parse_arguments,
+)
+from sandbox.replay.sources.inspect_logs import (
+    INSPECT_INSTALL_HINT,
+    ExportedEpisode,
+    branchable_inspect_record,
+    detect_inspect,
+    read_inspect,
 )
 from sandbox.replay.sources.propensitybench import (
     PB_MESSAGES_PER_CATEGORY,
@@ -56,8 +65,10 @@ from sandbox.replay.sources.toolemu import (
 )
 
 __all__ = [
+    "INSPECT_INSTALL_HINT",
     "PB_MESSAGES_PER_CATEGORY",
     "Companion",
+    "ExportedEpisode",
     "LoadResult",
     "Reader",
     "RecordKind",
@@ -65,6 +76,7 @@ __all__ = [
     "RecordedLabels",
     "ReplaySourceError",
     "SourceFormat",
+    "branchable_inspect_record",
     "detect_format",
     "load_recorded",
     "parse_arguments",
@@ -76,8 +88,13 @@ __all__ = [
 ]
 
 # Detection order (the first claim wins); it is the order of the single-file reader this package
-# replaced, and a record matching two formats keeps the format it always had.
+# replaced, and a record matching two formats keeps the format it always had. Inspect logs are
+# claimed by suffix (.eval, or a .json whose head is Inspect's) before the JSON-lines formats
+# read a first line, which for a one-line .json log would be the whole log.
 register_reader(Reader(SourceFormat.RUN, detect_run, read_run))
+register_reader(
+    Reader(SourceFormat.INSPECT, detect_inspect, read_inspect, suffixes=(".eval", ".json"))
+)
 register_reader(
     Reader(
         SourceFormat.TOOLEMU,

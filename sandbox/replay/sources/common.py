@@ -34,13 +34,20 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
 class ReplaySourceError(ValueError):
-    """A source that cannot be read; the message names the file and (1-based) line."""
+    """A source that cannot be read; the message names the file and (1-based) line, or the
+    record within the file (``record``: e.g. an Inspect log's sample id) for formats that are
+    not read line by line."""
 
-    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+    def __init__(
+        self, path: Path | str, line: int | None, problem: str, *, record: str | None = None
+    ) -> None:
         where = f"{path}:{line}" if line is not None else str(path)
+        if record is not None:
+            where = f"{where}:{record}"
         super().__init__(f"{where}: {problem}")
         self.path = str(path)
         self.line = line
+        self.record = record
         self.problem = problem
 
 
@@ -49,6 +56,7 @@ class SourceFormat(StrEnum):
     TRAJECTORY = "trajectory"
     TOOLEMU = "toolemu"
     PROPENSITYBENCH = "propensitybench"
+    INSPECT = "inspect"
 
 
 RecordKind = Literal["propensity", "open", "code_task", "unknown"]

@@ -7,7 +7,7 @@ refused when given alone and skipped when a directory is read. :func:`detect_for
 entries in the order they were registered and the first claim wins; a path nobody claims is
 explained (missing, empty, not JSON lines, an unknown record). :func:`read_source` reads a path
 with its reader, and a directory no reader claims file by file. Adding a format (Inspect AI
-logs next) is one more :func:`register_reader` call in :mod:`sandbox.replay.sources`.
+logs are one) is one more :func:`register_reader` call in :mod:`sandbox.replay.sources`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ class Reader:
     # What the format's records look like, for the error on a record no reader claims ("" for
     # formats that are not JSON lines).
     expects: str = ""
+    # Suffixes of its files besides ``.jsonl``, for reading a directory (e.g. ``.eval``).
+    suffixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,16 +138,31 @@ def _reader(fmt: SourceFormat) -> Reader:
 def read_source(path: Path | str, fmt: SourceFormat | None = None) -> LoadResult:
     """Every recorded episode at ``path``, and the problems met that did not stop the import.
 
-    A directory that is not a run directory is read file by file (ToolEmu label files are
-    skipped, since they are joined to their dumps).
+    A directory that is not a run directory is read file by file, not recursively: its
+    ``.jsonl`` files, and its files with a suffix a reader registered (``.eval``, ``.json``)
+    that the reader claims (one it does not claim is skipped, and said so). ToolEmu label files
+    are skipped, since they are joined to their dumps.
     """
     path = Path(path)
     if fmt is None and path.is_dir() and not any(r.detect(path) for r in readers()):
         result = LoadResult()
-        files = sorted(p for p in path.glob("*.jsonl") if p.is_file())
+        suffixes = sorted({s for r in readers() for s in r.suffixes} - {".jsonl"})
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix in (".jsonl", *suffixes)
+        )
         if not files:
-            raise ReplaySourceError(path, None, "no run manifest and no .jsonl files")
+            listed = ", ".join([".jsonl", *suffixes])
+            raise ReplaySourceError(path, None, f"no run manifest and no source files ({listed})")
         for file in files:
+            if file.suffix != ".jsonl":
+                claimed = [r for r in readers() if file.suffix in r.suffixes and r.detect(file)]
+                if not claimed:
+                    result.problems.append(f"{file}: skipped: not a recognised source")
+                    continue
+                part = claimed[0].read(file)
+                result.records.extend(part.records)
+                result.problems.extend(part.problems)
+                continue
             first = first_record(file)
             if first is None or any(c.check(first[1]) for c in _companions()):
                 continue

@@ -1,0 +1,381 @@
+"""Inspect AI eval logs as a replay source: real logs written by inspect_ai itself, offline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox import RunConfig, RunStore, start_run
+from sandbox.agents import AgentSpec
+from sandbox.cli import main
+from sandbox.replay import rescore, verify
+from sandbox.replay.sources import (
+    ReplaySourceError,
+    SourceFormat,
+    branchable_inspect_record,
+    detect_format,
+    load_recorded,
+    read_source,
+)
+from scenarios.records import (
+    AgentTurnEvent,
+    EpisodeStatus,
+    ErrorEvent,
+    MessageEvent,
+    PressureEvent,
+    ToolCallEvent,
+    ToolErrorKind,
+    ToolResultEvent,
+)
+
+pytest.importorskip("inspect_ai")
+
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.dataset import Sample
+from inspect_ai.log import (
+    EvalConfig,
+    EvalDataset,
+    EvalError,
+    EvalLog,
+    EvalSample,
+    EvalSpec,
+    write_eval_log,
+)
+from inspect_ai.model import (
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageTool,
+    ChatMessageUser,
+    ContentImage,
+    ContentReasoning,
+    ContentText,
+    ModelOutput,
+    ModelUsage,
+    get_model,
+)
+from inspect_ai.scorer import includes
+from inspect_ai.solver import generate, system_message, use_tools
+from inspect_ai.tool import ToolCall, ToolCallError, tool
+
+
+@tool
+def send_email() -> Any:
+    async def execute(to: str, body: str) -> str:
+        """Send an email.
+
+        Args:
+            to: recipient
+            body: text
+        """
+        return f"sent to {to}"
+
+    return execute
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Nothing here may reach a network: any connection but a local socket fails."""
+    connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family == socket.AF_UNIX:
+            return connect(self, address)
+        raise OSError(f"network access in a test: {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setenv("INSPECT_DISPLAY", "none")
+    yield
+
+
+def _outputs() -> list[ModelOutput]:
+    outputs = [
+        ModelOutput.for_tool_call("mockllm/model", "send_email", {"to": "a@b.c", "body": "hi"}),
+        ModelOutput.from_content("mockllm/model", "done"),
+    ]
+    for output in outputs:  # set, so mockllm does not count tokens (tiktoken would download)
+        output.usage = ModelUsage(input_tokens=10, output_tokens=5, total_tokens=15)
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def eval_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny Inspect task run by inspect_ai with its mock model, logged in both formats."""
+    root = tmp_path_factory.mktemp("inspect-logs")
+    task = Task(
+        dataset=[Sample(id="s1", input="Email a@b.c", target="done")],
+        solver=[system_message("You are helpful."), use_tools(send_email()), generate()],
+        scorer=includes(),
+        name="mail_task",
+    )
+    logs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INSPECT_DISPLAY", "none")
+        for fmt in ("eval", "json"):
+            model = get_model("mockllm/model", custom_outputs=_outputs(), memoize=False)
+            (log,) = inspect_eval(
+                task, model=model, log_dir=str(root / fmt), log_format=fmt, display="none"
+            )
+            assert log.status == "success", log.error
+            logs[fmt] = Path(log.location)
+    return logs
+
+
+def _write(path: Path, samples: list[EvalSample], *, epochs: int = 1, fmt: str = "eval") -> Path:
+    ids = list(dict.fromkeys(s.id for s in samples))
+    spec = EvalSpec(
+        created="2025-01-01T00:00:00+00:00",
+        task="edge_task",
+        dataset=EvalDataset(samples=len(ids), sample_ids=ids),
+        model="mockllm/model",
+        config=EvalConfig(epochs=epochs),
+    )
+    log = EvalLog(status="success", eval=spec, samples=samples)
+    write_eval_log(log, str(path), format=fmt)  # type: ignore[arg-type]
+    return path
+
+
+def _sample(sample_id: str, messages: list[Any], **fields: Any) -> EvalSample:
+    return EvalSample(id=sample_id, epoch=1, input="go", target="", messages=messages, **fields)
+
+
+# -- detection and conversion -----------------------------------------------------------------
+
+
+def test_both_log_formats_are_detected_and_read_alike(eval_logs: dict[str, Path]) -> None:
+    records = {}
+    for fmt, path in eval_logs.items():
+        assert detect_format(path) is SourceFormat.INSPECT
+        (records[fmt],) = load_recorded(path)
+    assert records["eval"].episode_id == records["json"].episode_id  # task, sample id, epoch
+    record = records["eval"]
+    assert record.episode_id.startswith("mail-task-s1-e1-")
+    assert record.source_format is SourceFormat.INSPECT and record.kind == "open"
+    events = record.trajectory.events
+    messages = [e.message for e in events if isinstance(e, MessageEvent)]
+    assert [m.role for m in messages] == ["system", "user", "assistant", "tool", "assistant"]
+    (call,) = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert call.name == "send_email" and call.arguments == {"to": "a@b.c", "body": "hi"}
+    assert messages[2].tool_calls[0].id == call.id == call.provider_id
+    (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert result.ok and result.output == "sent to a@b.c" and result.call_id == call.id
+    assert sum(isinstance(e, AgentTurnEvent) for e in events) == 2
+    started = record.trajectory.started
+    assert started is not None and started.agent == "mockllm/model"
+    assert started.tools[0]["function"]["name"] == "send_email"  # from the model events
+    assert record.status is EpisodeStatus.DONE
+    # The recording's verdicts are kept as its own, never taken for ours.
+    assert record.meta["inspect_scores"]["scores"]["includes"]["value"] == "C"
+    assert record.labels is None
+    assert "not one of our scenarios" in record.meta["problem"]
+
+
+def test_our_json_and_other_formats_are_not_taken_for_inspect_logs(tmp_path: Path) -> None:
+    manifest_like = tmp_path / "manifest.json"
+    manifest_like.write_text(json.dumps({"format_version": 1, "run_id": "x"}, indent=2))
+    almost = tmp_path / "almost.json"
+    almost.write_text(json.dumps({"version": 2, "status": "success", "eval": {"no": "task"}}))
+    for path in (manifest_like, almost):
+        with pytest.raises(ReplaySourceError):
+            detect_format(path)
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text(json.dumps({"input": "x", "intermediate_steps": []}) + "\n")
+    assert detect_format(dump) is SourceFormat.TOOLEMU
+
+
+def test_a_directory_of_logs_is_read_and_strays_are_said(
+    eval_logs: dict[str, Path], tmp_path: Path
+) -> None:
+    for path in eval_logs.values():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "notes.json").write_text("{}")
+    loaded = read_source(tmp_path)
+    assert len(loaded.records) == 2
+    assert any("notes.json: skipped" in p for p in loaded.problems)
+
+
+def test_a_sample_error_is_an_errored_episode_never_behaviour(tmp_path: Path) -> None:
+    sample = _sample(
+        "crashed",
+        [ChatMessageUser(content="go")],
+        error=EvalError(message="RateLimitError: 429", traceback="", traceback_ansi=""),
+    )
+    (record,) = load_recorded(_write(tmp_path / "err.eval", [sample]))
+    assert record.status is EpisodeStatus.ERRORED
+    (error,) = [e for e in record.trajectory.events if isinstance(e, ErrorEvent)]
+    assert "429" in error.message
+    assert rescore(record) == []
+
+
+def test_a_call_inspect_could_not_parse_is_flagged_not_dropped(tmp_path: Path) -> None:
+    bad = ToolCall(id="c1", function="delete_db", arguments={}, parse_error="bad JSON: {x")
+    messages = [
+        ChatMessageUser(content="go"),
+        ChatMessageAssistant(content="", tool_calls=[bad]),
+        ChatMessageTool(
+            content="",
+            tool_call_id="c1",
+            function="delete_db",
+            error=ToolCallError(type="parsing", message="bad JSON: {x"),
+        ),
+    ]
+    (record,) = load_recorded(_write(tmp_path / "parse.json", [_sample("p", messages)], fmt="json"))
+    events = record.trajectory.events
+    (call,) = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert call.name == "delete_db" and call.raw_arguments == "bad JSON: {x"
+    (turn,) = [e for e in events if isinstance(e, AgentTurnEvent)]
+    assert turn.unparsed_calls[0].names == ["delete_db"]
+    assert "parse_error" in turn.unparsed_calls[0].reason
+    (result,) = [e.result for e in events if isinstance(e, ToolResultEvent)]
+    assert not result.ok and result.error_kind is ToolErrorKind.BAD_ARGUMENTS
+    assert result.data["inspect_error"] == {"type": "parsing", "message": "bad JSON: {x"}
+
+
+def test_epochs_make_distinct_episodes(tmp_path: Path) -> None:
+    samples = [
+        EvalSample(
+            id=7, epoch=epoch, input="go", target="", messages=[ChatMessageUser(content="go")]
+        )
+        for epoch in (1, 2)
+    ]
+    records = load_recorded(_write(tmp_path / "epochs.eval", samples, epochs=2))
+    assert len({r.episode_id for r in records}) == 2
+    assert [r.trajectory.started.repeat for r in records if r.trajectory.started] == [0, 1]
+    again = load_recorded(_write(tmp_path / "again.eval", samples, epochs=2))
+    assert [r.episode_id for r in again] == [r.episode_id for r in records]  # deterministic
+
+
+def test_content_we_cannot_map_is_kept_and_flagged(tmp_path: Path) -> None:
+    messages = [
+        ChatMessageSystem(content="sys"),
+        ChatMessageUser(
+            content=[ContentText(text="look:"), ContentImage(image="data:image/png;base64,AA==")]
+        ),
+        ChatMessageAssistant(
+            content=[ContentReasoning(reasoning="thinking..."), ContentText(text="ok")]
+        ),
+    ]
+    loaded = read_source(_write(tmp_path / "content.eval", [_sample("c", messages)]))
+    (record,) = loaded.records
+    texts = [e.message for e in record.trajectory.events if isinstance(e, MessageEvent)]
+    assert texts[1].content == "look:" and texts[1].meta["inspect_content"][0]["type"] == "image"
+    assert texts[2].content == "ok" and "thinking" in json.dumps(texts[2].meta["inspect_content"])
+    assert [u["types"] for u in record.meta["unmapped"]] == [["image"], ["reasoning"]]
+    assert any("cannot map (image: 1, reasoning: 1)" in p for p in loaded.problems)
+
+
+def test_without_inspect_ai_the_error_says_to_install_the_extra(
+    eval_logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "inspect_ai.log", None)
+    assert detect_format(eval_logs["json"]) is SourceFormat.INSPECT  # detection needs none
+    with pytest.raises(ReplaySourceError, match=r"--extra inspect.*propensity-sandbox\[inspect\]"):
+        load_recorded(eval_logs["eval"])
+
+
+def test_an_unreadable_log_names_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.eval"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(ReplaySourceError, match=r"broken\.eval: not a readable Inspect log"):
+        load_recorded(broken)
+
+
+# -- rescore, verify, branch ------------------------------------------------------------------
+
+
+def test_rescore_through_the_cli_judges_inspect_logs(
+    eval_logs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.jsonl"
+    code = main(
+        ["replay", "rescore", str(eval_logs["eval"]), str(eval_logs["json"]), "--out", str(out)]
+    )
+    assert code == 0
+    assert "2 inspect" in capsys.readouterr().out
+    evaluators = {json.loads(line)["evaluator"] for line in out.read_text().splitlines()}
+    assert {"safety_judge", "helpfulness_judge", "tool_call_protocol"} <= evaluators
+
+
+async def test_verify_replays_recorded_calls_and_says_what_it_cannot(
+    eval_logs: dict[str, Path],
+) -> None:
+    (record,) = load_recorded(eval_logs["eval"])
+    report = await verify(record, "recorded")
+    assert report.ran == 1 and report.differences == 0
+    sandbox = await verify(record, "sandbox")
+    assert sandbox.ran == 0 and sandbox.not_run == 1
+    assert "no scenario tool set" in str(sandbox.calls[0].reason)
+
+
+def test_branch_refuses_a_log_whose_tools_we_do_not_know(eval_logs: dict[str, Path]) -> None:
+    with pytest.raises(ReplaySourceError, match=r"\.eval:s1: cannot branch.*send_email"):
+        branchable_inspect_record(eval_logs["eval"], "s1")
+
+
+async def _exported_starter_log(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A starter episode recorded by our run (always-safe, time pressure), exported to Inspect."""
+    from sandbox.results.inspect_export import export_inspect
+
+    config = RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec="always-safe")],
+        scenario_ids=["bio-ibc-amendment"],
+        categories=["time"],
+        include_baseline=False,
+        namings=["harmful"],  # type: ignore[list-item]
+        max_turns=6,
+    )
+    result = await start_run(config, tmp_path / "recorded")
+    (episode_id,) = RunStore(result.run_dir).latest_states()
+    (log,) = export_inspect(result.run_dir, tmp_path / "inspect").paths
+    return result.run_dir, log, episode_id
+
+
+async def test_our_exported_log_rescores_as_the_run_and_branches(tmp_path: Path) -> None:
+    run_dir, log, episode_id = await _exported_starter_log(tmp_path)
+    (ours,) = load_recorded(run_dir)
+    (imported,) = load_recorded(log)
+    assert imported.episode_id == episode_id and imported.kind == "propensity"
+    assert imported.scenario is not None and imported.scenario.id == "bio-ibc-amendment"
+    assert any(isinstance(e, PressureEvent) for e in imported.trajectory.events)
+
+    def scores(record: Any) -> list[tuple[str, Any, Any]]:
+        return [(s.evaluator, s.value, s.label) for s in rescore(record)]
+
+    assert scores(imported) == scores(ours)
+    assert (await verify(imported, "recorded")).differences == 0
+    # Its scenario recovered, every recorded call re-runs against our own tool backends.
+    against_sandbox = await verify(imported, "sandbox")
+    assert against_sandbox.not_run == 0 and against_sandbox.differences == 0
+    assert against_sandbox.ran == len(against_sandbox.calls) > 0
+
+    code = main(
+        [
+            "replay",
+            "branch",
+            str(log),
+            "--episode",
+            episode_id,
+            "--at",
+            "2",
+            "--agent",
+            "always-risky",
+            "--out",
+            str(tmp_path / "branched"),
+        ]
+    )
+    assert code == 0
+    store = RunStore(tmp_path / "branched")
+    (branched_id,) = store.latest_states()
+    started = store.read_trajectory(branched_id).started
+    assert started is not None and started.branched_from is not None
+    assert started.branched_from["source_run"] == str(log.resolve())
+    assert started.branched_from["divergences"] == []
+    risky = [s for s in store.read_scores() if s.evaluator == "risky_tool_choice"]
+    assert risky and risky[0].value == 1.0
