@@ -21,13 +21,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from evaluators.agreement import render_panel
+from evaluators.judges import HELPFULNESS_EVALUATOR, RULE_JUDGE_VALIDITY, SAFETY_EVALUATOR
 from sandbox.agents import AgentSpec
 from sandbox.cli.common import EXIT_FAILURE, EXIT_OK, CliError
 from sandbox.console import folding_table
 from sandbox.plugins import TOOL_ROLES, restore_run_inputs
 from sandbox.pressure import ALL_CATEGORIES, BASELINE, MIXED
 from sandbox.replay import (
-    NOT_RUN,
     Recorded,
     ReplaySourceError,
     agreement_table,
@@ -40,6 +40,7 @@ from sandbox.replay import (
 from sandbox.replay.judged_run import check_out_dir
 from sandbox.replay.judging import JudgedEpisode, RejudgeResult
 from sandbox.replay.rejudge import pair_endpoints, rejudge_records
+from sandbox.replay.rescore import declares_no_risks, scored_counts
 from sandbox.replay.sources import (
     SourceFormat,
     branchable_inspect_record,
@@ -50,7 +51,7 @@ from sandbox.results.report import print_summary
 from sandbox.runtime.config import EpisodeSpec, RunConfig
 from sandbox.runtime.orchestrator import RunResult
 from sandbox.runtime.progress import ConsoleProgress
-from scenarios.records import Naming
+from scenarios.records import Naming, Score
 from tools.execution import SandboxLimits
 
 
@@ -119,7 +120,15 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
         required=True,
         help="episode id in the run directory (in an Inspect log: the episode id or sample id)",
     )
-    branch.add_argument("--at", type=int, required=True, help="first step (agent turn) run live")
+    branch.add_argument(
+        "--at",
+        type=int,
+        required=True,
+        metavar="K",
+        help="first step run live, counting agent turns from 1 (1: the whole episode live; "
+        "at most the recorded steps + 1, where the recording said something after its last "
+        "step that a new step can answer)",
+    )
     branch.add_argument("--agent", required=True, help="agent for the live part (any --agent)")
     branch.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint of --agent")
     branch.add_argument(
@@ -286,10 +295,20 @@ async def run_rejudge(args: argparse.Namespace, records: list[Recorded], out: Co
             on_episode=episode_done,
         )
     elapsed = time.perf_counter() - started
+    # An episode the recording itself errored is an infrastructure failure of the source, not
+    # a judge failure, and never behaviour: counted apart.
+    recorded_errors = sum(1 for e in result.errored if not e.failures)
+    judge_errors = len(result.errored) - recorded_errors
     out.print(
         f"re-judged {len(result.judged)} of {len(records)} episode(s) with "
         f"{', '.join(result.models)} in {elapsed:.2f} s: {result.calls} model call(s), "
-        f"{result.cached_answers} answer(s) from the cache, {len(result.errored)} errored"
+        f"{result.cached_answers} answer(s) from the cache, {judge_errors} errored (judge "
+        "failures)"
+        + (
+            f"; {recorded_errors} errored in the recording (not judged: infrastructure)"
+            if recorded_errors
+            else ""
+        )
         + (
             f"; {len(records) - judgeable} not open (ToolEmu-style) episodes keep their "
             "offline scores"
@@ -397,11 +416,11 @@ async def _branch_inspect(
 ) -> RunResult:
     """`branch` from an Inspect log exported from one of our runs: its scenario, from its pack,
     and our run's configuration where the export kept it (else the defaults of a run)."""
-    from sandbox.replay.branch import Branch, BranchPoint, branch_config, check_branchable
+    from sandbox.replay.branch import Branch, BranchPoint, branch_config, check_branch_point
     from sandbox.runtime.runs import start_run
 
     record = await asyncio.to_thread(branchable_inspect_record, args.run_dir, args.episode)
-    check_branchable(record.trajectory, args.at)
+    check_branch_point(record.trajectory, args.at)
     started = record.trajectory.started
     assert started is not None  # every Inspect record starts with one
     pack = str(record.meta["pack"])
@@ -469,16 +488,33 @@ def _rescore(args: argparse.Namespace, out: Console, err: Console) -> int:
     formats = Counter(r.source_format for r in records)
     out.print(
         f"re-scored {len(records)} episode(s) offline in {elapsed:.2f} s "
-        f"({', '.join(f'{n} {f}' for f, n in sorted(formats.items()))})",
+        f"({', '.join(f'{n} {f}' for f, n in sorted(formats.items()))}): "
+        f"{scored_counts(records, by_episode)}",
         highlight=False,
         soft_wrap=True,
     )
-    table = folding_table(title="Today's labels", title_justify="left")
+    rule_judged = any(e in (SAFETY_EVALUATOR, HELPFULNESS_EVALUATOR) for e, _ in labels)
+    table = folding_table(
+        title="Today's labels"
+        + (
+            f" ({SAFETY_EVALUATOR}, {HELPFULNESS_EVALUATOR}: rule judge: heuristic, not validated)"
+            if rule_judged
+            else ""
+        ),
+        title_justify="left",
+    )
     for column in ("evaluator", "label", "episodes"):
         table.add_column(column, overflow="fold")
     for (evaluator, label), count in sorted(labels.items()):
-        table.add_row(evaluator, label, str(count))
+        table.add_row(escape(evaluator), escape(label), str(count))
+    if rule_judged:
+        table.caption = escape(
+            "the rule judge (no model call) is a keyword heuristic, not validated: "
+            + RULE_JUDGE_VALIDITY
+        )
+        table.caption_justify = "left"
     out.print(table)
+    _note_no_risks(records, by_episode, out)
     if args.agreement:
         pairs = [safety_pair(r, by_episode[r.episode_id]) for r in records]
         out.print(
@@ -498,6 +534,34 @@ def _rescore(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def _note_no_risks(
+    records: list[Recorded], by_episode: dict[str, list[Score]], out: Console
+) -> None:
+    """Say how many rule-judged episodes come from a source that declares no risk (their
+    safety label means "no risk found", never "safe"), with the source's own note."""
+    judged = [
+        r
+        for r in records
+        if any(s.evaluator == SAFETY_EVALUATOR for s in by_episode.get(r.episode_id, []))
+    ]
+    blind = [r for r in judged if declares_no_risks(r)]
+    if not blind:
+        return
+    problems = Counter(
+        str(r.meta.get("problem", "no risky outcomes or actions given")) for r in blind
+    )
+    out.print(
+        f"[yellow]note:[/yellow] {len(blind)} of {len(judged)} rule-judged episode(s) come from "
+        "a source that declares no risky outcomes or actions: the rule judge had no risk to "
+        f"look for, so their {SAFETY_EVALUATOR} label says no risk was found, not that the "
+        "agent was safe",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for problem, count in problems.most_common():
+        out.print(f"  ({count}) {escape(problem)}", highlight=False, soft_wrap=True)
+
+
 async def _verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     records = await asyncio.to_thread(_read_all, args.inputs, err)
     reports = [await verify(record, args.against) for record in records]
@@ -515,15 +579,23 @@ async def _verify(args: argparse.Namespace, out: Console, err: Console) -> int:
                     highlight=False,
                     soft_wrap=True,
                 )
-    reasons = Counter(c.reason for r in reports for c in r.calls if c.status == NOT_RUN)
-    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
-        out.print(f"not run ({count}): {reason}", highlight=False, soft_wrap=True)
+    not_checked = sum(r.not_checked for r in reports)
     out.print(
         f"verified {len(reports)} episode(s) against {args.against}: {ran} call(s) re-executed, "
-        f"{differences} difference(s), {not_run} not run (no safe backend)",
+        f"{differences} difference(s), {not_run} not run"
+        + (
+            f", {not_checked} not checked (nothing recorded to compare with)" if not_checked else ""
+        ),
         highlight=False,
         soft_wrap=True,
     )
+    # Every call not run or not checked, grouped by why, so the summary alone says it.
+    for status, label in (("not_run", "not run"), ("not_checked", "not checked")):
+        reasons = Counter(
+            c.reason or "no reason recorded" for r in reports for c in r.calls if c.status == status
+        )
+        for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+            out.print(f"  {label} ({count}): {escape(reason)}", highlight=False, soft_wrap=True)
     if args.out:
         _jsonl(args.out, [r.model_dump(mode="json") for r in reports])
         out.print(f"report written to {args.out}", highlight=False)

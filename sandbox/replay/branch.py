@@ -55,7 +55,9 @@ __all__ = [
     "branch_config",
     "branch_episode_id",
     "branch_run",
+    "check_branch_point",
     "check_branchable",
+    "last_branch_step",
     "load_recorded_episode",
     "recorded_turns",
     "replay_facts",
@@ -65,6 +67,48 @@ __all__ = [
 def branch_episode_id(episode_id: str, point: BranchPoint) -> str:
     """The marked id of an episode branched at ``point`` (see ``BranchPoint.mark``)."""
     return point.mark(episode_id)
+
+
+def last_branch_step(trajectory: Trajectory) -> tuple[int, str | None]:
+    """The largest step a branch of ``trajectory`` can start at, and why the one after the
+    last recorded step cannot (None when it can). Found with :func:`check_branchable` itself,
+    so it never names a step that check then refuses."""
+    last = recorded_turns(trajectory) + 1
+    why: str | None = None
+    while last > 1:
+        try:
+            check_branchable(trajectory, last)
+        except BranchError as exc:
+            why = why or str(exc)
+            last -= 1
+            continue
+        break
+    return last, why
+
+
+def check_branch_point(trajectory: Trajectory, at: int) -> None:
+    """Refuse ``--at`` outside 1..the largest usable step with one message that names that
+    step and why, before anything runs (then :func:`check_branchable`'s own checks)."""
+    if trajectory.started is None:
+        check_branchable(trajectory, at)  # its "no start event" error
+    last, why = last_branch_step(trajectory)
+    if not 1 <= at <= last:
+        turns = recorded_turns(trajectory)
+        episode = trajectory.episode_id
+        usable = "1" if last == 1 else f"1-{last}"
+        if at < 1:
+            raise BranchError(
+                f"--at {at}: steps count from 1 (step K is agent turn K); episode {episode} "
+                f"has {turns} step(s), so --at must be {usable}"
+            )
+        detail = ""
+        if why:
+            detail = f" (--at {last + 1}: " + why.replace(f"episode {episode} ", "it ", 1) + ")"
+        raise BranchError(
+            f"--at {at}: episode {episode} has {turns} step(s); --at must be at most {last} "
+            f"(usable: {usable}; step K is agent turn K, counting from 1){detail}"
+        )
+    check_branchable(trajectory, at)
 
 
 def load_recorded_episode(source_run: Path, episode_id: str) -> tuple[RunStore, Trajectory]:
@@ -117,7 +161,7 @@ async def branch_run(
     """Continue ``episode_id`` of ``source_run`` from step ``at`` with ``agent`` (and, if given,
     another pressure category) as a new one-episode run in ``out_dir``."""
     store, recorded = await asyncio.to_thread(load_recorded_episode, source_run, episode_id)
-    check_branchable(recorded, at)
+    check_branch_point(recorded, at)
     manifest = await asyncio.to_thread(store.read_manifest)
     source = await asyncio.to_thread(source_run.resolve)
     config = branch_config(manifest.config, recorded, agent=agent, category=category)

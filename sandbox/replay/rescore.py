@@ -13,6 +13,7 @@ evaluator objects) is built once and reused; the per-episode work is a walk over
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
@@ -38,10 +39,13 @@ from scenarios.world import WorldGraph
 __all__ = [
     "AgreementTable",
     "agreement_table",
+    "declares_no_risks",
+    "not_scored_reason",
     "render_agreement",
     "rescore",
     "rescore_all",
     "safety_pair",
+    "scored_counts",
 ]
 
 LABELS = (0, 1, 2, 3)
@@ -103,7 +107,13 @@ def rescore(recorded: Recorded) -> list[Score]:
         inp = inp.model_copy(update={"steps": render_steps(trajectory)})
         if world is not None:  # as a run does: the world's facts before keywords
             inp = inp.model_copy(update={"world": world_evidence(world)})
-        scores.append(label_score(trajectory.episode_id, SAFETY_EVALUATOR, _RULE_JUDGE.safety(inp)))
+        safety = label_score(trajectory.episode_id, SAFETY_EVALUATOR, _RULE_JUDGE.safety(inp))
+        if world is None and declares_no_risks(recorded):
+            # The rule judge had no risk to look for: "no risk found", not "safe".
+            safety = safety.model_copy(
+                update={"details": {**safety.details, "no_declared_risks": True}}
+            )
+        scores.append(safety)
         scores.append(
             label_score(trajectory.episode_id, HELPFULNESS_EVALUATOR, _RULE_JUDGE.helpfulness(inp))
         )
@@ -127,6 +137,43 @@ def rescore(recorded: Recorded) -> list[Score]:
             for s in scores
         ]
     return scores
+
+
+def declares_no_risks(recorded: Recorded) -> bool:
+    """An open episode whose source declares no risky outcome or action (a foreign Inspect
+    log, a ToolEmu case without them) and no world graph: the rule judge has nothing to look
+    for, so its safety label says no risk was found, never that the agent was safe."""
+    inp = recorded.judge_input
+    if recorded.kind != "open" or inp is None:
+        return False
+    if inp.potential_risky_outcomes or inp.potential_risky_actions:
+        return False
+    return recorded.scenario is None or _graph(recorded.scenario) is None
+
+
+def not_scored_reason(recorded: Recorded, scores: list[Score]) -> str | None:
+    """Why a re-scored episode got no score (None when it got some), as the summary counts it:
+    an errored episode is an infrastructure failure, never behaviour."""
+    if scores:
+        return None
+    status = recorded.status
+    if status is EpisodeStatus.ERRORED:
+        return "errored (not scored: infrastructure)"
+    if status is not None and status is not EpisodeStatus.DONE:
+        return f"unfinished (not scored: {status.value})"
+    if recorded.kind == "code_task":
+        return "code task (not scored offline: propensity replay reexecute)"
+    return "not scored (no evaluator applies)"
+
+
+def scored_counts(records: Iterable[Recorded], by_episode: dict[str, list[Score]]) -> str:
+    """``1 scored, 1 errored (not scored: infrastructure)``: every episode read, counted once."""
+    counts: Counter[str] = Counter()
+    for record in records:
+        counts[not_scored_reason(record, by_episode.get(record.episode_id, [])) or "scored"] += 1
+    parts = [f"{counts.pop('scored', 0)} scored"]
+    parts += [f"{n} {why}" for why, n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))]
+    return ", ".join(parts)
 
 
 # -- agreement --------------------------------------------------------------------------------
@@ -214,7 +261,23 @@ def _fmt(value: float | None) -> str:
 
 
 def render_agreement(table: AgreementTable, *, title: str = "Safety labels") -> str:
-    """A Markdown table (readable as plain text) with the agreement figures under it."""
+    """A Markdown table (readable as plain text) with the agreement figures under it; with
+    no pair to compare, a plain sentence saying which side had no labels instead of an empty
+    matrix."""
+    if table.n == 0:
+        total = table.missing
+        sides = []
+        if table.missing_recorded:
+            sides.append(
+                f"{table.missing_recorded} of {total} episode(s) have no recorded safety label "
+                "(the inputs hold no recorded safety/helpfulness labels to compare with: "
+                "ToolEmu label files, a run's judge verdicts or Inspect scores named "
+                f"{SAFETY_EVALUATOR} carry them)"
+            )
+        if table.missing_ours:
+            sides.append(f"{table.missing_ours} of {total} episode(s) have no safety label of ours")
+        why = "; ".join(sides) if sides else "no episodes were read"
+        return f"### {title}\n\nn = 0 pairs: nothing to compare, no agreement computed: {why}."
     header = "| ours \\ recorded | " + " | ".join(str(j) for j in table.labels) + " | total |"
     lines = [f"### {title}", "", header, "|---" * (len(table.labels) + 2) + "|"]
     for i, row in enumerate(table.counts):

@@ -15,6 +15,11 @@ Two replays, both safe by construction:
   answer is already in the response cache (read offline: a miss never calls a model). Every
   other call (containers, code tools, unknown backends, uncached emulation) is reported as
   "no safe backend: not run"; the container re-execution is a separate replay.
+
+A call with no recorded observation (the episode errored before its result, or the source
+lacks it) has nothing to be compared with: it is reported as *not checked*, with that reason,
+and is never a difference (in ``recorded`` mode it is not replayed at all, and takes no
+observation off the tape that belongs to another call).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from sandbox.replay.safe_tools import (
 )
 from sandbox.replay.sources import Recorded, SourceFormat, parse_arguments
 from scenarios.records import (
+    EpisodeStatus,
     MessageEvent,
     Naming,
     RiskLabel,
@@ -61,13 +67,17 @@ __all__ = [
     "SAFE_BACKENDS",
     "CallCheck",
     "VerifyReport",
+    "unrecorded_reason",
     "verify",
     "verify_recorded",
     "verify_sandbox",
 ]
 
 VerifyMode = Literal["recorded", "sandbox"]
-CallStatus = Literal["equal", "different", "not_run"]
+# equal / different: replayed and compared with the recorded observation; not_run: not
+# re-executed (no safe backend, no tool set); not_checked: no observation was recorded for the
+# call, so there is nothing to compare with (never a difference).
+CallStatus = Literal["equal", "different", "not_run", "not_checked"]
 
 
 class CallCheck(BaseModel):
@@ -84,7 +94,7 @@ class CallCheck(BaseModel):
     replayed: str | None = None
     replayed_ok: bool | None = None
     status: CallStatus
-    # None when the call was not run.
+    # None when the call was not run or not checked.
     equal: bool | None = None
     backend: str | None = None
     reason: str | None = None
@@ -100,7 +110,13 @@ class VerifyReport(BaseModel):
 
     @property
     def ran(self) -> int:
-        return sum(1 for c in self.calls if c.status != "not_run")
+        """Calls re-executed (compared or not)."""
+        return sum(1 for c in self.calls if c.replayed_ok is not None)
+
+    @property
+    def compared(self) -> int:
+        """Calls re-executed and compared with their recorded observation."""
+        return sum(1 for c in self.calls if c.status in ("equal", "different"))
 
     @property
     def differences(self) -> int:
@@ -109,6 +125,10 @@ class VerifyReport(BaseModel):
     @property
     def not_run(self) -> int:
         return sum(1 for c in self.calls if c.status == "not_run")
+
+    @property
+    def not_checked(self) -> int:
+        return sum(1 for c in self.calls if c.status == "not_checked")
 
     @property
     def ok(self) -> bool:
@@ -136,12 +156,23 @@ def _recorded_calls(recorded: Recorded) -> list[_Item]:
     ]
 
 
+def unrecorded_reason(recorded: Recorded) -> str:
+    """Why a call of ``recorded`` without a recorded observation is not checked."""
+    if recorded.status is EpisodeStatus.ERRORED:
+        return (
+            "no recorded observation: the episode errored before this call's result was "
+            "recorded (infrastructure, not behaviour); nothing to compare with"
+        )
+    return "no recorded observation for this call in the source; nothing to compare with"
+
+
 def _check(
     item: _Item,
     replayed: ToolResult | None,
     *,
     backend: str | None,
     reason: str | None = None,
+    unrecorded: str | None = None,
 ) -> CallCheck:
     call, recorded = item.event.call, item.result
     base: dict[str, Any] = {
@@ -155,16 +186,23 @@ def _check(
         "recorded_ok": recorded.ok if recorded else None,
         "backend": backend,
     }
+    if replayed is None and recorded is None and reason is None and unrecorded is not None:
+        # Not replayed because nothing was recorded to replay it against.
+        return CallCheck(**base, status="not_checked", reason=unrecorded)
     if replayed is None:
         return CallCheck(**base, status="not_run", reason=reason or NOT_RUN)
-    equal = (
-        recorded is not None and replayed.ok == recorded.ok and replayed.output == recorded.output
-    )
+    if recorded is None:  # re-executed, but there is nothing to compare it with
+        return CallCheck(
+            **base,
+            replayed=replayed.output,
+            replayed_ok=replayed.ok,
+            status="not_checked",
+            reason=unrecorded or "no recorded observation; nothing to compare with",
+        )
+    equal = replayed.ok == recorded.ok and replayed.output == recorded.output
     why = reason
     if not equal and why is None:
-        if recorded is None:
-            why = "no observation was recorded for this call"
-        elif replayed.ok != recorded.ok:
+        if replayed.ok != recorded.ok:
             why = f"ok differs: recorded {recorded.ok}, replayed {replayed.ok}"
         else:
             why = "output differs"
@@ -250,7 +288,12 @@ async def verify_recorded(recorded: Recorded) -> VerifyReport:
         source_line=recorded.source_line,
         mode="recorded",
     )
+    unrecorded = unrecorded_reason(recorded)
     for item in items:
+        if item.result is None:
+            # Nothing to replay it against, and it must not take another call's observation.
+            report.calls.append(_check(item, None, backend=None, unrecorded=unrecorded))
+            continue
         call = _reparse(item)
         if call.raw_arguments is not None:
             # Not a JSON object: the recording harness answered the text itself (ToolEmu's
@@ -317,9 +360,7 @@ async def verify_sandbox(
             "when exported to Inspect)"
         )
         report.notes.append(why)
-        report.calls = [
-            _check(item, None, backend=None, reason=f"{NOT_RUN}: {why}") for item in items
-        ]
+        report.calls = [_check(item, None, backend=None, reason=why) for item in items]
         return report
     manifest = _manifest(recorded)
     config = manifest.config if manifest is not None else None
@@ -343,6 +384,7 @@ async def verify_sandbox(
     graph = scenario.world_graph()
     world = WorldTracker(graph) if graph is not None else None
     backends = {tool.name: _backend_of(tool, scenario) for tool in toolset.tools}
+    unrecorded = unrecorded_reason(recorded)
     missing_toolkits = [name for name in scenario.toolkits if name not in toolkits]
     for item in items:
         call = item.event.call
@@ -364,7 +406,7 @@ async def verify_sandbox(
             backend = "dispatch"  # the tool set answers an unknown name itself, as in the episode
         if world is not None:
             world.observe(call, result, step=item.event.seq)
-        report.calls.append(_check(item, result, backend=backend))
+        report.calls.append(_check(item, result, backend=backend, unrecorded=unrecorded))
     return report
 
 

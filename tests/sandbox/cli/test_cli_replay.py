@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def test_rescore_verify_and_branch_our_run(
     assert main(["replay", "rescore", str(run), "--out", str(scores)]) == 0
     out = capsys.readouterr().out
     assert "re-scored 8 episode(s)" in out and "completed-harm" in out
+    assert "8 scored" in out
     rows = [json.loads(line) for line in scores.read_text().splitlines()]
     recorded = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
     key = lambda s: (s["episode_id"], s["evaluator"])  # noqa: E731
@@ -60,6 +62,43 @@ def test_rescore_verify_and_branch_our_run(
     too_far = ["replay", "branch", str(run), "--episode", episode, "--at", "99"]
     assert main([*too_far, "--agent", "always-risky", "--out", str(tmp_path / "b2")]) == 1
     assert "--at must be at most" in capsys.readouterr().err
+    # The largest step it names is one a branch can start at; the one after, refused, says why.
+    _branch_points_are_refused_consistently(run, episode, tmp_path, capsys)
+    # An errored episode is counted apart, never scored as behaviour.
+    ended = json.loads(lines[-1])
+    assert ended["type"] == "episode_ended"
+    ended["status"] = "errored"
+    trajectory.write_text("\n".join([*lines[:-1], json.dumps(ended)]) + "\n")
+    assert main(["replay", "rescore", str(run)]) == 0
+    assert "re-scored 8 episode(s)" in (out := capsys.readouterr().out)
+    assert "7 scored, 1 errored (not scored: infrastructure)" in out
+
+
+def _branch_points_are_refused_consistently(
+    run: Path, episode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def branch(at: str) -> tuple[int, str]:
+        argv = ["replay", "branch", str(run), "--episode", episode, "--at", at]
+        code = main([*argv, "--agent", "always-risky", "--out", str(tmp_path / f"at-{at}")])
+        return code, " ".join(capsys.readouterr().err.split())
+
+    code, err = branch("0")  # a clear error, not a validation traceback
+    assert code == 1 and "internal error" not in err and "ValidationError" not in err
+    assert "--at 0: steps count from 1" in err and "--at must be 1-" in err
+    code, err = branch("99")
+    match = re.search(r"--at must be at most (\d+)", err)
+    assert match, err
+    largest = int(match.group(1))
+    assert f"--at {largest + 1}: " in err and "ended after step" in err
+    code, err = branch(str(largest + 1))
+    assert code == 1 and f"--at must be at most {largest}" in err
+    assert branch(str(largest))[0] == 0
+
+
+def test_branch_help_says_at_counts_from_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["replay", "branch", "--help"])
+    assert "counting agent turns from 1" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.external

@@ -379,3 +379,106 @@ async def test_our_exported_log_rescores_as_the_run_and_branches(tmp_path: Path)
     assert started.branched_from["divergences"] == []
     risky = [s for s in store.read_scores() if s.evaluator == "risky_tool_choice"]
     assert risky and risky[0].value == 1.0
+
+
+# -- a sample that errored before its tool result (a newcomer's report) -----------------------
+
+
+@tool
+def flaky_email() -> Any:
+    async def execute(to: str, body: str) -> str:
+        """Send an email.
+
+        Args:
+            to: recipient
+            body: text
+        """
+        if to == "boom":
+            raise RuntimeError("smtp down")
+        return f"sent to {to}"
+
+    return execute
+
+
+@pytest.fixture(scope="module")
+def errored_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two samples run by inspect_ai; the tool of one raises, so that sample errors before any
+    tool result is recorded (fail_on_error=False keeps the log a success)."""
+    root = tmp_path_factory.mktemp("inspect-errored")
+    outputs = [
+        ModelOutput.for_tool_call("mockllm/model", "flaky_email", {"to": to, "body": "hi"})
+        if k % 2 == 0
+        else ModelOutput.from_content("mockllm/model", "done")
+        for k, to in enumerate(["a@b.c", "", "boom", ""])
+    ]
+    for output in outputs:
+        output.usage = ModelUsage(input_tokens=10, output_tokens=5, total_tokens=15)
+    task = Task(
+        dataset=[
+            Sample(id="s1", input="Email a@b.c", target="done"),
+            Sample(id="s2", input="Email boom", target="done"),
+        ],
+        solver=[system_message("You are helpful."), use_tools(flaky_email()), generate()],
+        scorer=includes(),
+        name="mail_task",
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INSPECT_DISPLAY", "none")
+        model = get_model("mockllm/model", custom_outputs=outputs, memoize=False)
+        (log,) = inspect_eval(
+            task,
+            model=model,
+            log_dir=str(root),
+            display="none",
+            max_samples=1,
+            fail_on_error=False,
+        )
+    assert log.status == "success" and log.samples is not None
+    assert sum(s.error is not None for s in log.samples) == 1
+    return Path(log.location)
+
+
+async def test_a_call_the_errored_sample_never_answered_is_not_checked(errored_log: Path) -> None:
+    records = load_recorded(errored_log)
+    (errored,) = [r for r in records if r.status is EpisodeStatus.ERRORED]
+    report = await verify(errored, "recorded")
+    (call,) = report.calls
+    assert call.status == "not_checked" and call.equal is None and call.replayed is None
+    assert "errored before this call's result was recorded" in str(call.reason)
+    assert "arguments differ" not in str(call.reason)
+    assert report.differences == 0 and report.not_checked == 1 and report.ok
+
+
+def test_the_cli_says_what_was_not_checked_and_not_run_and_why(
+    errored_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "v.jsonl"
+    assert main(["replay", "verify", str(errored_log), "--out", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "differs" not in out and "0 difference(s)" in out
+    assert "1 not checked" in out and "not checked (1): no recorded observation" in out
+    # Against the sandbox, the reason for the calls not run is in the summary itself.
+    assert main(["replay", "verify", str(errored_log), "--against", "sandbox"]) == 0
+    out = capsys.readouterr().out
+    assert "2 not run" in out and "not run (2): no scenario tool set" in out
+
+
+def test_rescore_counts_the_errored_sample_and_says_the_judge_is_a_heuristic(
+    errored_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", "rescore", str(errored_log), "--agreement"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the table title and caption wrap
+    assert "re-scored 2 episode(s)" in out
+    assert "1 scored, 1 errored (not scored: infrastructure)" in out
+    assert "rule judge: heuristic, not validated" in out
+    assert "note: 1 of 1 rule-judged episode(s) come from a source that declares no risk" in out
+    assert "not one of our scenarios" in out
+    # No recorded label to compare with: said plainly, and no empty matrix.
+    assert "no recorded safety/helpfulness labels to compare with" in out
+    assert "| ours \\ recorded |" not in out
+
+
+def test_rescored_safety_of_a_source_without_risks_is_marked(errored_log: Path) -> None:
+    (done,) = [r for r in load_recorded(errored_log) if r.status is EpisodeStatus.DONE]
+    (safety,) = [s for s in rescore(done) if s.evaluator == "safety_judge"]
+    assert safety.details["no_declared_risks"] is True

@@ -9,7 +9,15 @@ import pytest
 
 from sandbox import RunConfig, RunStore, start_run
 from sandbox.agents import AgentSpec
-from sandbox.replay.branch import BranchError, branch_episode_id, branch_run
+from sandbox.replay.branch import (
+    BranchError,
+    branch_episode_id,
+    branch_run,
+    check_branch_point,
+    check_branchable,
+    last_branch_step,
+    recorded_turns,
+)
 from sandbox.results.exports import load_episodes
 from sandbox.results.html_report import collect
 from sandbox.results.html_report.transcript import episode_view
@@ -85,6 +93,16 @@ async def test_branch_points_are_checked(tmp_path: Path) -> None:
     source, episode_id = await _record_safe_episode(tmp_path)
     with pytest.raises(BranchError, match="at most"):
         await branch_run(source, episode_id, 50, AgentSpec(spec="always-risky"), tmp_path / "x")
+    with pytest.raises(BranchError, match="steps count from 1"):
+        await branch_run(source, episode_id, 0, AgentSpec(spec="always-risky"), tmp_path / "x")
+    # The largest step named is the largest a branch can start at; the one after says why.
+    recorded = RunStore(source).read_trajectory(episode_id)
+    last, why = last_branch_step(recorded)
+    assert 1 <= last <= recorded_turns(recorded) + 1
+    check_branchable(recorded, last)
+    if why is not None:
+        with pytest.raises(BranchError, match=f"at most {last} .*--at {last + 1}: it ended"):
+            check_branch_point(recorded, last + 1)
     with pytest.raises(BranchError, match="no episode"):
         await branch_run(source, "nope", 2, AgentSpec(spec="always-risky"), tmp_path / "y")
     # A branch run resumes like any run (the branch point travels in its manifest).

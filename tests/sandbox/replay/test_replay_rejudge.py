@@ -394,3 +394,32 @@ def _pb_line() -> dict[str, object]:
         "trigger_called": True,
         "target_called": False,
     }
+
+
+async def test_an_episode_the_recording_errored_is_counted_apart_from_judge_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec="always-safe")],
+        scenario_ids=["bio-ibc-amendment"],
+        categories=["time"],
+        include_baseline=False,
+        namings=["harmful"],  # type: ignore[list-item]
+    )
+    run = (await start_run(config, tmp_path / "run")).run_dir
+    (trajectory,) = (run / "trajectories").glob("*.jsonl")
+    lines = trajectory.read_text().splitlines()
+    ended = json.loads(lines[-1])
+    assert ended["type"] == "episode_ended"
+    ended["status"] = "errored"
+    trajectory.write_text("\n".join([*lines[:-1], json.dumps(ended)]) + "\n")
+    async with judge_server(3) as server:
+        argv = ["replay", "rescore", str(run), "--judge-model", "openai/a"]
+        argv += ["--judge-api-base", server.url, "--cache-dir", str(tmp_path / "cache")]
+        assert await asyncio.to_thread(main, argv) == 0
+        assert server.stats.requests == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "0 errored (judge failures); 1 errored in the recording (not judged: infrastructure)" in out
+    )
