@@ -100,6 +100,11 @@ class EpisodeExecutor(Protocol):
     # Episodes the orchestrator keeps in flight at once.
     slots: int
 
+    def prepare(self) -> None:
+        """Refuse the run before anything is written (raise :class:`RunError`), e.g. a
+        cluster that cannot be reached."""
+        ...
+
     async def start(self, todo: Sequence[EpisodeSpec]) -> None: ...
 
     async def run(self, spec: EpisodeSpec) -> EpisodeResult: ...
@@ -172,7 +177,7 @@ class Orchestrator:
         self.pack = pack
         self.episodes = list(episodes)
         self.progress = progress or _NoProgress()
-        self._agent_call: Callable[[EpisodeSpec], None] = getattr(
+        self.agent_call: Callable[[EpisodeSpec], None] = getattr(
             self.progress, "agent_call", lambda _: None
         )
         self.log = log
@@ -235,6 +240,7 @@ class Orchestrator:
                 )
             except AgentError as exc:
                 raise RunError(f"agent {spec.label!r}: {exc}") from exc
+        self.executor.prepare()
         self._prepared = True
 
     async def _run_one(self, spec: EpisodeSpec, attempt: int) -> None:
@@ -276,7 +282,7 @@ class Orchestrator:
                             f"kind {kind.name!r} gave a {type(given).__name__}, not a TurnLoop"
                         )
                     runner = given
-                    runner.on_agent_call = self._agent_call
+                    runner.on_agent_call = self.agent_call
                     outcome = await runner.run()
             if deadline.expired():  # the runner caught the cancellation and went on
                 problem = ("episode_timeout", "episode exceeded its time limit", "")
@@ -514,6 +520,9 @@ class LocalExecutor:
     def __init__(self, orchestrator: Orchestrator) -> None:
         self.orchestrator = orchestrator
         self.slots = orchestrator.config.concurrency
+
+    def prepare(self) -> None:
+        return None
 
     async def start(self, todo: Sequence[EpisodeSpec]) -> None:
         await self.orchestrator.start_kinds(todo)

@@ -23,10 +23,14 @@ only when the executor starts. See docs/scaling.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,6 +99,29 @@ def _follow_driver(setup: WorkerSetup) -> None:
     if Path(setup.cwd).is_dir():
         os.chdir(setup.cwd)
     sys.path.extend(p for p in setup.sys_path if p not in sys.path and Path(p).exists())
+
+
+# Seconds to wait for a TCP connection to an explicit --ray-address before refusing the run
+# (Ray itself retries an unreachable address without end).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an explicit ``HOST:PORT`` Ray address nothing answers on (raises
+    :class:`RunError` naming it); ``auto``, ``local`` and ``ray://`` client addresses are left to
+    Ray."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise RunError(f"--ray-address {address!r}: expected HOST:PORT, auto or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RunError(
+            f"cannot connect to Ray at {address}: {exc.strerror or exc} (is a cluster running "
+            "there? `ray start --head` starts one; `ray status` shows it)"
+        ) from None
 
 
 def _import_ray() -> Any:
@@ -231,12 +258,19 @@ class RayExecutor:
         self._generation = 0
 
     # -- start -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Import Ray and connect to the cluster before the run directory is made, so that a
+        missing extra or an unreachable cluster refuses the run without leaving anything."""
+        if self._ray is None:
+            ray = _import_ray()
+            self._connect(ray)
+            self._ray = ray
+
     async def start(self, todo: Sequence[EpisodeSpec]) -> None:
+        self.prepare()
+        ray = self._ray
         if not todo:
             return
-        ray = self._ray = _import_ray()
-        # On this thread: Ray sets its signal handlers only from the main thread.
-        self._connect(ray)
         count = self.config.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         cpus = float(ray.cluster_resources().get("CPU", 1))
         registry = self.orchestrator.context.registry
@@ -301,6 +335,16 @@ class RayExecutor:
             "logging_level": "warning",
             "namespace": "propensity",
         }
+        if address is not None:
+            _check_reachable(address)
+        # Ray installs its own SIGTERM handler (and a C++ crash dump on it); the run's own
+        # handler (stop like Ctrl-C, resumable) is put back.
+        handler = signal.getsignal(signal.SIGTERM)
+        # "Token authentication is enabled for this Ray cluster": the safe default, said on
+        # every run; docs/scaling.md says it instead.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
         try:
             ray.init(**kwargs)
         except Exception as exc:  # a wrong address, a cluster of another Ray version
@@ -315,6 +359,9 @@ class RayExecutor:
                     "is read from RAY_AUTH_TOKEN or ~/.ray/auth_token)"
                 )
             raise RunError(f"cannot connect to Ray ({where}): {_cause(exc)}{hint}") from None
+        finally:
+            if threading.current_thread() is threading.main_thread() and handler is not None:
+                signal.signal(signal.SIGTERM, handler)
 
     def _setup(self) -> dict[str, Any]:
         store = self.orchestrator.store
@@ -373,6 +420,8 @@ class RayExecutor:
             report, events = accept_report(spec, raw)
         except ValueError as exc:
             return self._lost(spec, "harness_error", f"invalid report from the worker: {exc}")
+        for _ in range(report.calls):  # the progress display counts agent calls
+            self.orchestrator.agent_call(spec)
         writer = self.orchestrator.store.open_trajectory(spec.id)
         try:
             for event in events:

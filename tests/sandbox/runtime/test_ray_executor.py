@@ -310,3 +310,22 @@ def test_executor_options_are_checked(
     assert status != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@needs_ray
+def test_an_unreachable_cluster_refuses_the_run_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()  # nothing listens there
+    done = subprocess.run(
+        _cli("run", "--suite", "starter", "--agent", "always-safe", "--limit", "1",
+             "--out", str(tmp_path / "run"), "--ray-address", f"127.0.0.1:{port}", "--quiet"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"cannot connect to Ray at 127.0.0.1:{port}" in done.stderr
+    assert "ray start --head" in done.stderr
+    assert not (tmp_path / "run").exists()
