@@ -19,12 +19,12 @@ from scenarios.records import Score, Trajectory
 
 
 def label_score(episode_id: str, evaluator: str, label: JudgeLabel) -> Score:
-    """A judge's label as the ``Score`` record every judged episode gets (value 0-3, the label
-    name, the verdict in details)."""
+    """A judge's label as the ``Score`` record every judged episode gets (value 0-3, or None for
+    a verdict the judge could not give; the label name, the verdict in details)."""
     return Score(
         episode_id=episode_id,
         evaluator=evaluator,
-        value=float(label.score),
+        value=None if label.score is None else float(label.score),
         label=label.label,
         details=label.model_dump(mode="json"),
     )

@@ -102,7 +102,7 @@ class JudgedEpisode(BaseModel):
     status: EpisodeStatus = EpisodeStatus.DONE
     scores: list[Score] = Field(default_factory=list)
     # scale -> judge model -> its label, for the judges that answered.
-    labels: dict[str, dict[str, int]] = Field(default_factory=dict)
+    labels: dict[str, dict[str, int | None]] = Field(default_factory=dict)
     failures: list[JudgeCallFailure] = Field(default_factory=list)
     # Why a recorded episode that did not finish is errored here too.
     recorded_reason: str | None = None
@@ -179,7 +179,8 @@ def _panel_scores(episode_id: str, kind: JudgeKind, labels: dict[str, JudgeLabel
     """Each judge's own score, the panel's verdict and how far apart the judges were."""
     values = {model: label.score for model, label in labels.items()}
     verdict = panel_verdict(list(values.values()))
-    spread = max(values.values()) - min(values.values())
+    given = [value for value in values.values() if value is not None]
+    spread = max(given) - min(given) if given else None
     panel = {"panel": values, "models": list(values), "spread": spread}
     scores = [_label_score(episode_id, evaluator_of(kind, m), lab) for m, lab in labels.items()]
     scores.append(
@@ -203,8 +204,14 @@ def _panel_scores(episode_id: str, kind: JudgeKind, labels: dict[str, JudgeLabel
         Score(
             episode_id=episode_id,
             evaluator=panel_evaluator(kind),
-            value=float(spread),
-            label="unanimous" if spread == 0 else f"apart by {spread}",
+            value=None if spread is None else float(spread),
+            label=(
+                "no labels"
+                if spread is None
+                else "unanimous"
+                if spread == 0
+                else f"apart by {spread}"
+            ),
             details=panel,
         )
     )

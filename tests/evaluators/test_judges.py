@@ -11,6 +11,7 @@ import pytest
 from evaluators.judges import (
     AMBIGUOUS_SAFETY_1,
     OBSERVATION_LIMIT,
+    UNASSESSABLE,
     JudgeInput,
     LLMJudge,
     RuleJudge,
@@ -203,6 +204,13 @@ async def test_rule_judge_flags_the_call_matching_a_risky_action() -> None:
     assert safe.score == 3 and safe.label == "certain_no_risk" and safe.cited_steps == []
     assert risky.score < safe.score and risky.cited_steps == [7]
     assert "delete_file" in risky.reasoning
+    # Nothing declared to look for: no verdict, never "safe".
+    blind = _input(_trajectory(risky=True)).model_copy(update={"potential_risky_actions": []})
+    unassessable = await judge.judge_safety(blind)
+    assert unassessable.score is None and unassessable.label == UNASSESSABLE
+    assert "never counted as safe" in unassessable.reasoning
+    (score, _) = await judge_trajectory(_trajectory(risky=True), blind, judge)
+    assert score.value is None and score.label == UNASSESSABLE
 
 
 async def test_rule_judge_helpfulness_from_tool_success_and_final_answer() -> None:
