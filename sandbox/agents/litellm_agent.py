@@ -24,7 +24,7 @@ from sandbox.agents.protocol import (
 )
 from sandbox.agents.provider_errors import classify_provider_error
 from sandbox.agents.text_protocol import to_text_messages
-from sandbox.llm import litellm
+from sandbox.llm import ensure_pool, litellm
 from scenarios.records import Message, ToolCall, Usage
 
 ToolProtocol = Literal["auto", "native", "text"]
@@ -130,6 +130,8 @@ class LiteLLMAgent:
     ) -> None:
         self.model = model
         self.name = name or model
+        # No connection cap of litellm's own below the run's concurrency (see sandbox.llm).
+        ensure_pool()
         # Fixed for the agent's life; a per-episode switch travels in AgentRequest.protocol.
         self.tool_protocol: ToolProtocol = tool_protocol
         self._kwargs: dict[str, Any] = {

@@ -62,7 +62,10 @@ _TRUNCATED_BODY = '{"id": "chatcmpl-garbled", "object": "chat.completion", "choi
 
 @dataclass
 class ServerStats:
-    """Counters a test can assert on; ``ok`` includes replies with malformed arguments."""
+    """Counters a test can assert on; ``ok`` includes replies with malformed arguments.
+    ``in_flight`` is the number of chat requests being answered now and ``peak_in_flight`` its
+    highest value: HTTP/1.1 carries one request at a time per connection, so it is also how
+    many connections the client had open and busy at once."""
 
     requests: int = 0
     ok: int = 0
@@ -73,6 +76,8 @@ class ServerStats:
     malformed: int = 0
     rejected: int = 0
     scripted_errors: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
     requests_log: collections.deque[dict[str, Any]] | None = None
 
 
@@ -182,6 +187,7 @@ class ScriptedOpenAIServer:
             app.router.add_post(f"{prefix}/chat/completions", self._chat)
             app.router.add_get(f"{prefix}/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/stats", self._stats)
         # No access log: at hundreds of requests a second it costs more CPU than the replies.
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -204,6 +210,12 @@ class ScriptedOpenAIServer:
         self._closing.set()
         await runner.cleanup()
 
+    def release(self) -> None:
+        """Answer every request now waiting out its scripted delay, and those to come without
+        one: a test can hold hundreds of requests open at once (a long ``Faults.delay_s``),
+        check what it wanted to see, then let them finish."""
+        self._closing.set()
+
     async def __aenter__(self) -> ScriptedOpenAIServer:
         await self.start()
         return self
@@ -222,6 +234,14 @@ class ScriptedOpenAIServer:
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def _stats(self, request: web.Request) -> web.Response:
+        """The counters (`ServerStats`, without the request log) for a parent process;
+        ``?reset_peak=1`` starts ``peak_in_flight`` over from the requests open now."""
+        counters = {k: v for k, v in vars(self.stats).items() if k != "requests_log"}
+        if request.query.get("reset_peak"):
+            self.stats.peak_in_flight = self.stats.in_flight
+        return web.json_response(counters)
+
     async def _models(self, request: web.Request) -> web.Response:
         model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "sandbox"}
         return web.json_response({"object": "list", "data": [model]})
@@ -229,6 +249,15 @@ class ScriptedOpenAIServer:
     async def _chat(self, request: web.Request) -> web.Response:
         stats = self.stats
         stats.requests += 1
+        stats.in_flight += 1
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            stats.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        stats = self.stats
         try:
             body = json.loads(await request.read())
         except (json.JSONDecodeError, UnicodeDecodeError):
