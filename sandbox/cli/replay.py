@@ -31,7 +31,6 @@ from sandbox.replay import (
     Recorded,
     ReplaySourceError,
     agreement_table,
-    read_source,
     render_agreement,
     rescore,
     safety_pair,
@@ -45,6 +44,7 @@ from sandbox.replay.sources import (
     SourceFormat,
     branchable_inspect_record,
     detect_format,
+    read_sources,
     run_dir_of,
 )
 from sandbox.results.report import print_summary
@@ -463,14 +463,14 @@ async def _branch(args: argparse.Namespace, out: Console) -> int:
 
 
 def _read_all(paths: list[Path], err: Console) -> list[Recorded]:
-    records: list[Recorded] = []
-    for path in paths:
-        loaded = read_source(path)
-        for problem in loaded.problems:
-            err.print(
-                f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
-            )
-        records.extend(loaded.records)
+    """Every recorded episode of ``paths``; one episode id recorded twice, in one path or
+    across two, is refused naming both places (``read_sources``)."""
+    loaded = read_sources(paths)
+    for problem in loaded.problems:
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True
+        )
+    records = loaded.records
     if not records:
         raise ReplaySourceError(paths[0], None, "no recorded episodes found")
     return records

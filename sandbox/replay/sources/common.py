@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from evaluators.judges import JudgeInput
 from scenarios.model import Scenario
@@ -172,6 +172,45 @@ def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ReplaySourceError(path, number, f"not a JSON line ({exc.msg})") from None
+
+
+# -- error text -------------------------------------------------------------------------------
+
+_PYDANTIC_URL = re.compile(
+    r"^\s*For further information visit https?://errors\.pydantic\.dev/\S*\s*$"
+)
+
+
+def strip_pydantic_urls(text: str) -> str:
+    """``text`` without pydantic's "For further information visit ..." lines."""
+    return "\n".join(line for line in text.splitlines() if not _PYDANTIC_URL.match(line))
+
+
+def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A pydantic error location as a field path (``messages[0].content``), without the
+    validator names pydantic puts in it (``function-wrap[_wrap()]``)."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif "[" in part or "(" in part:
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def validation_problem(exc: ValidationError, limit: int = 3) -> str:
+    """A pydantic validation error as ``field: problem`` items (at most ``limit`` of them, and
+    how many more), without pydantic's links."""
+    errors = exc.errors(include_url=False)
+    parts = []
+    for error in errors[:limit]:
+        where = field_path(error.get("loc", ()))
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more")
+    return "; ".join(parts)
 
 
 def digest(*parts: str) -> str:

@@ -27,7 +27,9 @@ kept in the message's ``meta.inspect_content`` and flagged in the record's ``met
 and in the load problems. The sample's Inspect scores are kept in ``meta.inspect_scores`` as
 the recording's verdicts, never as ours (only scores named ``safety_judge`` or
 ``helpfulness_judge`` with a 0-3 value become the record's recorded labels, for
-``--agreement``). The episode id is built from the task, the sample id and the epoch.
+``--agreement``). The episode id is built from the task, the sample id and the epoch (with a
+digest of them); two samples of one log with the same id and epoch are
+refused, never read as two episodes with one id.
 
 A log exported from one of our runs (``propensity export RUN --format inspect``) carries our
 scenario, category, naming, repeat and agent in each sample's metadata (see
@@ -65,7 +67,10 @@ from sandbox.replay.sources.common import (
     ReplaySourceError,
     SourceFormat,
     digest,
+    strip_pydantic_urls,
+    validation_problem,
 )
+from sandbox.replay.sources.limits import LogLimits, check_eval_zip, read_member
 from sandbox.runtime.kinds.open import judge_input_of
 from scenarios.loader import ScenarioLoadError, load_pack
 from scenarios.model import Pack, Scenario, slug
@@ -105,6 +110,8 @@ INSPECT_INSTALL_HINT = (
 _HEAD_BYTES = 1 << 20
 _WS = re.compile(r"\s*")
 _ID_LIMIT = 200
+# Where Inspect writes a sample in an .eval zip: samples/<id>_epoch_<epoch>.json.
+_SAMPLE_MEMBER = re.compile(r"^samples/(?P<id>.+)_epoch_(?P<epoch>\d+)\.json$")
 # What reading a log may raise besides our own errors (Inspect's reader, pydantic, zipfile).
 _READ_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, zipfile.BadZipFile)
 _ERROR_KINDS = {
@@ -380,13 +387,17 @@ def _tools_offered(sample: Any, scenario: Scenario | None, naming: Naming) -> li
 
 
 def _episode_id(context: _LogContext, sample: Any, exported: ExportedEpisode | None) -> str:
-    """Ours when the export kept a valid one; else task, sample id and epoch, with a digest of
-    the exact values so ids that slug alike stay distinct."""
+    """Ours when the export kept a valid one; else task, model, sample id and epoch, with a
+    digest of the exact values and of the eval's own id (``eval.eval_id``, else its run id), so
+    ids that slug alike stay distinct and two evals of one task (two models, two runs) never
+    share an episode; the same eval given twice (its .eval and .json copies) is refused,
+    naming both."""
     if exported is not None and exported.episode_id:
         if re.match(EPISODE_ID_PATTERN, exported.episode_id):
             return exported.episode_id
-    hashed = digest(context.task, repr(sample.id), str(sample.epoch))
-    base = slug(f"{context.task}-{sample.id}") or "sample"
+    eval_id = str(getattr(context.spec, "eval_id", "") or getattr(context.spec, "run_id", ""))
+    hashed = digest(context.task, eval_id, repr(sample.id), str(sample.epoch))
+    base = slug(f"{context.task}-{context.model}-{sample.id}") or "sample"
     tail = f"-e{sample.epoch}-{hashed}"
     return f"{base[: _ID_LIMIT - len(tail)]}{tail}"
 
@@ -709,6 +720,10 @@ def _record(context: _LogContext, sample: Any) -> Recorded:
     convert = _Conversion(context, sample, episode_id, scenario, naming, exported)
     convert.build.add(started)
     messages = list(sample.messages or [])
+    silent: str | None = None
+    if not messages:
+        silent = "the sample holds no messages: no agent turn was recorded, only its input is read"
+        context.problems.append(f"{context.path}:{context.where(sample)}: {silent}")
     if not messages and isinstance(sample.input, str):
         # A sample that failed before its first message still shows what it was asked.
         convert.build.add(MessageEvent(t=T0, message=Message(role="user", content=sample.input)))
@@ -742,6 +757,7 @@ def _record(context: _LogContext, sample: Any) -> Recorded:
             "(the target as its expected achievement; no underspecifications, risky outcomes "
             "or risky actions are known)"
         )
+    problem = "; ".join(p for p in (problem, silent) if p)
     if problem:
         meta["problem"] = problem
     if sample.scores:
@@ -776,19 +792,136 @@ def _samples(log_api: ModuleType, path: Path, header: Any) -> Any:
     yield from log.samples or []
 
 
+def _member_sample(name: str) -> str | None:
+    """The sample an ``.eval`` member holds, by its name (``ID`` or ``ID@EPOCH``)."""
+    found = _SAMPLE_MEMBER.match(name)
+    if found is None:
+        return None
+    return found["id"] if found["epoch"] == "1" else f"{found['id']}@{found['epoch']}"
+
+
+def _data_sample(value: dict[str, Any], fallback: str) -> str:
+    """The sample a JSON object describes (``ID`` or ``ID@EPOCH``), else ``fallback``."""
+    sample_id, epoch = value.get("id"), value.get("epoch")
+    if not isinstance(sample_id, str | int) or isinstance(sample_id, bool):
+        return fallback
+    return str(sample_id) if epoch in (None, 1) else f"{sample_id}@{epoch}"
+
+
+def _check_json(
+    path: Path, value: Any, model: Any, where: str, record: str | None
+) -> ReplaySourceError | None:
+    """Why ``value`` (one JSON document of the log, at ``where``) is not a ``model``."""
+    if not isinstance(value, dict):
+        return ReplaySourceError(path, None, f"{where}: not a JSON object", record=record)
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return ReplaySourceError(
+            path, None, f"{validation_problem(exc)} (in {where})", record=record
+        )
+    return None
+
+
+def _parse(path: Path, data: bytes, where: str, record: str | None) -> Any:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ReplaySourceError(
+            path,
+            None,
+            f"{where}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            record=record,
+        ) from None
+    except UnicodeDecodeError:
+        raise ReplaySourceError(path, None, f"{where}: not UTF-8 text", record=record) from None
+
+
+def _diagnose(
+    log_api: ModuleType, path: Path, limits: LogLimits, infos: list[zipfile.ZipInfo] | None
+) -> ReplaySourceError | None:
+    """Which document of a log Inspect could not read, and which field of it: the header or a
+    sample (named by its id, from the zip member's name or the sample's own fields); None when
+    each parses and validates on its own (the caller then says what Inspect said)."""
+    try:
+        if infos is not None:  # an .eval zip, its members already checked to be within limits
+            with path.open("rb") as handle:
+                for info in infos:
+                    name = info.filename
+                    record = _member_sample(name)
+                    if name != "header.json" and record is None:
+                        continue
+                    where = f"member {name!r}"
+                    value = _parse(path, read_member(path, handle, info, limits), where, record)
+                    if record is None:
+                        found = _check_json(path, value, log_api.EvalLog, where, None)
+                    else:
+                        record = _data_sample(value, record) if isinstance(value, dict) else record
+                        found = _check_json(path, value, log_api.EvalSample, where, record)
+                    if found is not None:
+                        return found
+            return None
+        value = _parse(path, path.read_bytes(), "the log", None)
+        if not isinstance(value, dict):
+            return ReplaySourceError(path, None, "the log: not a JSON object")
+        header = {k: v for k, v in value.items() if k != "samples"}
+        found = _check_json(path, header, log_api.EvalLog, "the log's header", None)
+        if found is not None:
+            return found
+        samples = value.get("samples")
+        if samples is not None and not isinstance(samples, list):
+            return ReplaySourceError(path, None, "samples: not a list")
+        for index, sample in enumerate(samples or []):
+            where = f"samples[{index}]"
+            record = _data_sample(sample, where) if isinstance(sample, dict) else where
+            found = _check_json(path, sample, log_api.EvalSample, where, record)
+            if found is not None:
+                return found
+    except ReplaySourceError as exc:
+        return exc
+    return None
+
+
+def _unreadable(
+    log_api: ModuleType,
+    path: Path,
+    limits: LogLimits,
+    infos: list[zipfile.ZipInfo] | None,
+    what: str,
+    exc: BaseException,
+) -> ReplaySourceError:
+    """The error for a log Inspect could not read: the document and field at fault where we
+    can find them, else what Inspect said (without pydantic's links)."""
+    found = _diagnose(log_api, path, limits, infos)
+    if found is not None:
+        return found
+    said = strip_pydantic_urls(str(exc))
+    return ReplaySourceError(path, None, f"{what}: {type(exc).__name__}: {said[:300]}")
+
+
 def read_inspect(path: Path) -> LoadResult:
     """Every sample of an Inspect log as a :class:`Recorded` (see the module docstring).
 
-    Raises :class:`ReplaySourceError` naming the file (and the sample and field, for a sample
-    that cannot be converted) when ``inspect_ai`` is missing or the log cannot be read.
+    The log is first checked to be within the size limits (:mod:`.limits`: an ``.eval``
+    zip's members, a ``.json`` log's size). Raises :class:`ReplaySourceError` naming the file
+    (and the sample and field, for a sample that cannot be read or converted) when
+    ``inspect_ai`` is missing, the log is over a limit or cannot be read, or two samples would
+    be the same episode.
     """
     log_api = _log_api(path)
+    limits = LogLimits.from_env()
+    infos: list[zipfile.ZipInfo] | None = None
+    if path.suffix.lower() == ".eval":
+        infos = check_eval_zip(path, limits)
+    else:
+        try:
+            limits.check_file(path)
+        except OSError as exc:
+            raise ReplaySourceError(path, None, f"cannot be read: {exc}") from None
     try:
         header = log_api.read_eval_log(str(path), header_only=True)
-    except _READ_ERRORS as exc:
-        raise ReplaySourceError(
-            path, None, f"not a readable Inspect log: {type(exc).__name__}: {str(exc)[:300]}"
-        ) from None
+    except (*_READ_ERRORS, ValidationError) as exc:
+        raise _unreadable(log_api, path, limits, infos, "not a readable Inspect log", exc) from None
     context = _LogContext(path, header)
     result = LoadResult()
     if header.status != "success":
@@ -797,21 +930,30 @@ def read_inspect(path: Path) -> LoadResult:
             + (f" ({header.error.message[:200]})" if header.error is not None else "")
         )
     samples = _samples(log_api, path, header)
+    seen: dict[str, str] = {}
     while True:
         try:
             sample = next(samples)
         except StopIteration:
             break
-        except _READ_ERRORS as exc:
-            raise ReplaySourceError(
-                path,
-                None,
-                f"a sample cannot be read: {type(exc).__name__}: {str(exc)[:300]}",
+        except (*_READ_ERRORS, ValidationError) as exc:
+            raise _unreadable(
+                log_api, path, limits, infos, "a sample cannot be read", exc
             ) from None
         try:
-            result.records.append(_record(context, sample))
+            record = _record(context, sample)
         except ValidationError as exc:
-            raise context.error(sample, f"cannot be converted: {exc.errors()[0]}") from None
+            raise context.error(sample, f"cannot be converted: {validation_problem(exc)}") from None
+        here = f"sample #{len(result.records) + 1} ({context.where(sample)})"
+        if record.episode_id in seen:
+            raise context.error(
+                sample,
+                f"{here} has the episode id {record.episode_id!r} of {seen[record.episode_id]} "
+                "in this log (the same sample id and epoch, or the same exported episode): one "
+                "episode would be scored twice; refused",
+            )
+        seen[record.episode_id] = here
+        result.records.append(record)
     if not result.records:
         result.problems.append(f"{path}: the log holds no samples")
     result.problems.extend(context.notes())

@@ -25,6 +25,7 @@ from sandbox.replay.sources.common import (
     first_object,
     json_lines,
     parse_arguments,
+    strip_pydantic_urls,
 )
 from scenarios.model import slug
 from scenarios.records import (
@@ -276,7 +277,7 @@ def read_propensitybench(path: Path) -> LoadResult:
             trajectory, inferred = _pb_trajectory(record, episode_id, agent)
         except (ValueError, TypeError, AttributeError) as exc:
             raise ReplaySourceError(
-                path, number, f"malformed PropensityBench record: {exc}"
+                path, number, f"malformed PropensityBench record: {strip_pydantic_urls(str(exc))}"
             ) from None
         meta = {
             key: record[key]

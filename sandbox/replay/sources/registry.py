@@ -25,14 +25,16 @@ from sandbox.replay.sources.common import (
     first_object,
     first_record,
 )
-from sandbox.results.store import MANIFEST
+from sandbox.results.store import JOURNAL, MANIFEST, SUMMARY, TRAJECTORIES
 
 __all__ = [
     "Companion",
     "Reader",
+    "check_unique",
     "detect_format",
     "load_recorded",
     "read_source",
+    "read_sources",
     "readers",
     "register_companion",
     "register_reader",
@@ -93,13 +95,41 @@ def _or_list(items: list[str]) -> str:
     return ", ".join(items[:-1]) + ", or " + items[-1]
 
 
+# What the files a run writes beside its records are, when one is given as a source.
+_RUN_FILES = {
+    MANIFEST: "a run's manifest (its configuration), not recorded episodes",
+    SUMMARY: "a run's summary (what propensity report shows), not recorded episodes",
+}
+
+
+def _run_file(path: Path) -> str | None:
+    """What a run's own file (manifest, summary) given as a source is, None for other files."""
+    what = _RUN_FILES.get(path.name)
+    if what is None:
+        return None
+    return f"{what}: give the run directory ({path.parent}) instead"
+
+
 def _unclaimed(path: Path) -> ReplaySourceError:
     """Why no reader claims ``path``."""
     if path.is_dir():
         return ReplaySourceError(path, None, f"a directory but not a run directory (no {MANIFEST})")
     if not path.is_file():
         return ReplaySourceError(path, None, "no such file or directory")
-    first = first_record(path)  # raises for a first line that is not JSON
+    run_file = _run_file(path)
+    if run_file is not None:
+        return ReplaySourceError(path, None, run_file)
+    try:
+        first = first_record(path)  # raises for a first line that is not JSON
+    except ReplaySourceError:
+        if path.suffix.lower() == ".json":
+            return ReplaySourceError(
+                path,
+                None,
+                "a .json file that is neither an Inspect log (its first keys would be version, "
+                "status and eval) nor JSON lines",
+            )
+        raise
     if first is None:
         return ReplaySourceError(path, None, "empty file: no records")
     number, record = first
@@ -135,15 +165,62 @@ def _reader(fmt: SourceFormat) -> Reader:
     raise ValueError(f"no reader registered for source format {fmt!r}")
 
 
+def _place(record: Recorded) -> str:
+    """Where a record came from: its file and line, or its file and sample (Inspect)."""
+    if record.source_line is not None:
+        return f"{record.source_file}:{record.source_line}"
+    inspect = record.meta.get("inspect")
+    if isinstance(inspect, dict) and "sample_id" in inspect:
+        return f"{record.source_file}:{inspect['sample_id']}@{inspect.get('epoch')}"
+    return record.source_file
+
+
+def check_unique(path: Path | str, records: list[Recorded]) -> None:
+    """Refuse records of which two share an episode id (one episode would be scored twice,
+    and keyed by its id one score would hide the other), naming both places."""
+    seen: dict[str, Recorded] = {}
+    for record in records:
+        first = seen.setdefault(record.episode_id, record)
+        if first is not record:
+            raise ReplaySourceError(
+                path,
+                None,
+                f"episode id {record.episode_id!r} is recorded twice: at {_place(first)} and at "
+                f"{_place(record)}; one episode would be scored twice: remove one copy",
+            )
+
+
 def read_source(path: Path | str, fmt: SourceFormat | None = None) -> LoadResult:
     """Every recorded episode at ``path``, and the problems met that did not stop the import.
 
     A directory that is not a run directory is read file by file, not recursively: its
     ``.jsonl`` files, and its files with a suffix a reader registered (``.eval``, ``.json``)
     that the reader claims (one it does not claim is skipped, and said so). ToolEmu label files
-    are skipped, since they are joined to their dumps.
+    are skipped, since they are joined to their dumps. A directory holding ``manifest.json``
+    but neither ``journal.jsonl`` nor ``trajectories/`` is not a run directory: it is read as
+    such a folder, its manifest (and a summary) skipped with a note.
+
+    Two records with the same episode id (from one file or two) are refused, naming both.
     """
     path = Path(path)
+    result = _read_source(path, fmt)
+    check_unique(path, result.records)
+    return result
+
+
+def read_sources(paths: list[Path] | list[str]) -> LoadResult:
+    """:func:`read_source` of each path, together; an episode id recorded in two of them is
+    refused as in one."""
+    result = LoadResult()
+    for path in paths:
+        part = read_source(path)
+        result.records.extend(part.records)
+        result.problems.extend(part.problems)
+    check_unique(Path(paths[0]) if paths else Path("."), result.records)
+    return result
+
+
+def _read_source(path: Path, fmt: SourceFormat | None) -> LoadResult:
     if fmt is None and path.is_dir() and not any(r.detect(path) for r in readers()):
         result = LoadResult()
         suffixes = sorted({s for r in readers() for s in r.suffixes} - {".jsonl"})
@@ -156,6 +233,16 @@ def read_source(path: Path | str, fmt: SourceFormat | None = None) -> LoadResult
         for file in files:
             if file.suffix != ".jsonl":
                 claimed = [r for r in readers() if file.suffix in r.suffixes and r.detect(file)]
+                if file.name == MANIFEST and not claimed:
+                    result.problems.append(
+                        f"{file}: skipped: a run's manifest, but {path} has no {JOURNAL} or "
+                        f"{TRAJECTORIES}/ (no recorded episodes of that run), so it is read as a "
+                        "folder of sources"
+                    )
+                    continue
+                if file.name in _RUN_FILES and not claimed:
+                    result.problems.append(f"{file}: skipped: {_RUN_FILES[file.name]}")
+                    continue
                 if not claimed:
                     result.problems.append(f"{file}: skipped: not a recognised source")
                     continue

@@ -25,8 +25,9 @@ from sandbox.replay.sources.common import (
     ReplaySourceError,
     SourceFormat,
     first_object,
+    validation_problem,
 )
-from sandbox.results.store import MANIFEST, TRAJECTORIES, Manifest, RunStore
+from sandbox.results.store import JOURNAL, MANIFEST, TRAJECTORIES, Manifest, RunStore
 from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from sandbox.runtime.kinds.open import judge_input_of
 from sandbox.runtime.runs import pack_source
@@ -61,8 +62,15 @@ _EVENT_TYPES = frozenset(
 
 
 def detect_run(path: Path) -> bool:
-    """A run directory: one holding a manifest."""
-    return path.is_dir() and (path / MANIFEST).is_file()
+    """A run directory: one holding a manifest and what a run records beside it (its
+    ``journal.jsonl`` or its ``trajectories/``). A folder holding a ``manifest.json`` and
+    neither (a manifest copied beside exported logs) is read as a folder of sources, its
+    manifest skipped with a note (:func:`sandbox.replay.sources.registry.read_source`)."""
+    return (
+        path.is_dir()
+        and (path / MANIFEST).is_file()
+        and ((path / JOURNAL).is_file() or (path / TRAJECTORIES).is_dir())
+    )
 
 
 def detect_trajectory_file(path: Path) -> bool:
@@ -94,7 +102,9 @@ def _read_events(path: Path) -> list[Event]:
         except ValidationError as exc:
             if number == len(lines):  # a torn last line: the write was cut by a kill
                 break
-            raise ReplaySourceError(path, number, f"not a trajectory event: {exc}") from None
+            raise ReplaySourceError(
+                path, number, f"not a trajectory event: {validation_problem(exc)}"
+            ) from None
     return events
 
 
@@ -136,9 +146,13 @@ class _RunContext:
             self.manifest: Manifest | None = Manifest.model_validate_json(
                 (run_dir / MANIFEST).read_bytes()
             )
-        except (OSError, ValidationError) as exc:
+        except OSError as exc:
             raise ReplaySourceError(
                 run_dir / MANIFEST, None, f"unreadable manifest: {exc}"
+            ) from None
+        except ValidationError as exc:
+            raise ReplaySourceError(
+                run_dir / MANIFEST, None, f"not a run manifest: {validation_problem(exc)}"
             ) from None
         self.pack: Pack | None = None
         self.problem: str | None = None

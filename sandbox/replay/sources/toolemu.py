@@ -31,6 +31,7 @@ from sandbox.replay.sources.common import (
     first_object,
     json_lines,
     parse_arguments,
+    strip_pydantic_urls,
 )
 from scenarios.importers import toolemu_case_to_raw
 from scenarios.model import Scenario, slug
@@ -375,7 +376,9 @@ def read_toolemu(path: Path) -> LoadResult:
         try:
             trajectory = _toolemu_trajectory(record, episode_id, scenario_id, agent)
         except (KeyError, ValueError, TypeError) as exc:
-            raise ReplaySourceError(path, number, f"malformed ToolEmu record: {exc}") from None
+            raise ReplaySourceError(
+                path, number, f"malformed ToolEmu record: {strip_pydantic_urls(str(exc))}"
+            ) from None
         found = labels.get(position, {})
         notes: list[str] = []
         for kind in _LABEL_SUFFIXES:

@@ -122,3 +122,28 @@ def test_unreadable_inputs_are_one_clear_error(
     assert main(["replay", "rescore", str(bad)]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and "Traceback" not in err
+
+
+def test_one_episode_given_twice_across_inputs_is_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two paths holding the same episode (a run and its copy): one episode would be scored
+    twice; refused, naming both places, where keyed by id one score silently hid the other."""
+    from sandbox import RunConfig, start_run
+    from sandbox.agents import AgentSpec
+
+    config = RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec="always-safe")],
+        limit=1,
+        categories=["time"],
+        include_baseline=False,
+        namings=["harmful"],  # type: ignore[list-item]
+    )
+    run = asyncio.run(start_run(config, tmp_path / "run")).run_dir
+    (trajectory,) = sorted((run / "trajectories").glob("*.jsonl"))
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(trajectory.read_bytes())
+    assert main(["replay", "rescore", str(run), str(copy)]) != 0
+    err = capsys.readouterr().err
+    assert "is recorded twice" in err and "copy.jsonl" in err

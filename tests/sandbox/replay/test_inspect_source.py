@@ -153,9 +153,10 @@ def test_both_log_formats_are_detected_and_read_alike(eval_logs: dict[str, Path]
     for fmt, path in eval_logs.items():
         assert detect_format(path) is SourceFormat.INSPECT
         (records[fmt],) = load_recorded(path)
-    assert records["eval"].episode_id == records["json"].episode_id  # task, sample id, epoch
+    # Two evals of one task (here one per format) never share an episode id.
+    assert records["eval"].episode_id != records["json"].episode_id
     record = records["eval"]
-    assert record.episode_id.startswith("mail-task-s1-e1-")
+    assert record.episode_id.startswith("mail-task-mockllm-model-s1-e1-")
     assert record.source_format is SourceFormat.INSPECT and record.kind == "open"
     events = record.trajectory.events
     messages = [e.message for e in events if isinstance(e, MessageEvent)]
@@ -195,8 +196,14 @@ def test_a_directory_of_logs_is_read_and_strays_are_said(
     for path in eval_logs.values():
         (tmp_path / path.name).write_bytes(path.read_bytes())
     (tmp_path / "notes.json").write_text("{}")
+    # One eval given twice (a copy) is one episode recorded twice: refused, naming both.
+    (tmp_path / "copy.eval").write_bytes(eval_logs["eval"].read_bytes())
+    with pytest.raises(ReplaySourceError, match=r"mail-task-.* is recorded twice: at "):
+        read_source(tmp_path)
+    (tmp_path / "copy.eval").unlink()
+    _simple_log(tmp_path / "other.json", fmt="json")
     loaded = read_source(tmp_path)
-    assert len(loaded.records) == 2
+    assert len(loaded.records) == 3
     assert any("notes.json: skipped" in p for p in loaded.problems)
 
 
@@ -247,7 +254,7 @@ def test_epochs_make_distinct_episodes(tmp_path: Path) -> None:
     records = load_recorded(_write(tmp_path / "epochs.eval", samples, epochs=2))
     assert len({r.episode_id for r in records}) == 2
     assert [r.trajectory.started.repeat for r in records if r.trajectory.started] == [0, 1]
-    again = load_recorded(_write(tmp_path / "again.eval", samples, epochs=2))
+    again = load_recorded(tmp_path / "epochs.eval")
     assert [r.episode_id for r in again] == [r.episode_id for r in records]  # deterministic
 
 
@@ -482,3 +489,192 @@ def test_rescored_safety_of_a_source_without_risks_is_marked(errored_log: Path) 
     (done,) = [r for r in load_recorded(errored_log) if r.status is EpisodeStatus.DONE]
     (safety,) = [s for s in rescore(done) if s.evaluator == "safety_judge"]
     assert safety.details["no_declared_risks"] is True
+
+
+# -- logs read from disk are bounded and validated like user input ----------------------------
+
+
+def _simple_log(path: Path, *, sample_id: str = "s1", fmt: str = "eval") -> Path:
+    call = ToolCall(id="c1", function="send_email", arguments={"to": "x", "body": "y"})
+    messages = [
+        ChatMessageUser(content="mail x"),
+        ChatMessageAssistant(content="ok", tool_calls=[call]),
+        ChatMessageTool(content="sent", tool_call_id="c1", function="send_email"),
+    ]
+    return _write(path, [_sample(sample_id, messages)], fmt=fmt)
+
+
+def _rezip(
+    source: Path,
+    target: Path,
+    members: dict[str, bytes] | None = None,
+    extra: list[tuple[str, bytes]] | None = None,
+) -> Path:
+    """``source``'s members deflated into ``target``, some replaced, some added after."""
+    import warnings
+    import zipfile
+
+    members = members or {}
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for name in old.namelist():
+            new.writestr(name, members.get(name, old.read(name)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of a duplicate name
+            for name, data in extra or []:
+                new.writestr(name, data)
+    return target
+
+
+_MEMBER = "samples/s1_epoch_1.json"
+
+
+def _member(path: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(_MEMBER)
+
+
+def test_a_zip_bomb_is_refused_from_its_directory_naming_the_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _simple_log(tmp_path / "base.eval")
+    # 3 MiB of whitespace before the sample: still the same JSON, a thousand times compressed.
+    padded = b" " * (3 << 20) + _member(log)
+    bomb = _rezip(log, tmp_path / "bomb.eval", {_MEMBER: padded})
+    assert bomb.stat().st_size < 64 << 10
+    with pytest.raises(ReplaySourceError) as caught:
+        read_source(bomb)
+    message = str(caught.value)
+    assert f"bomb.eval: member '{_MEMBER}' declares {len(padded)} bytes" in message
+    assert "PROPENSITY_MAX_LOG_RATIO" in message
+    # The limits are raised through the environment, and then the log reads.
+    monkeypatch.setenv("PROPENSITY_MAX_LOG_RATIO", "100000")
+    assert len(read_source(bomb).records) == 1
+    monkeypatch.setenv("PROPENSITY_MAX_LOG_BYTES", "1000000")
+    with pytest.raises(ReplaySourceError, match=r"over the limit of 1000000 .*MAX_LOG_BYTES"):
+        read_source(bomb)
+    monkeypatch.setenv("PROPENSITY_MAX_LOG_BYTES", "a lot")
+    with pytest.raises(ReplaySourceError, match="PROPENSITY_MAX_LOG_BYTES: environment variable"):
+        read_source(bomb)
+
+
+def test_a_member_whose_declared_size_lies_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import struct
+
+    log = _simple_log(tmp_path / "base.eval")
+    padded = b" " * 20_000 + _member(log)
+    lying = _rezip(log, tmp_path / "lying.eval", {_MEMBER: padded})
+    data = bytearray(lying.read_bytes())
+    # Make the local header and the central directory both declare 1000 bytes.
+    name = _MEMBER.encode()
+    local = data.find(b"PK\x03\x04")
+    while local != -1 and data[local + 30 : local + 30 + len(name)] != name:
+        local = data.find(b"PK\x03\x04", local + 4)
+    struct.pack_into("<I", data, local + 22, 1000)
+    central = data.find(b"PK\x01\x02")
+    while data[central + 46 : central + 46 + len(name)] != name:
+        central = data.find(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", data, central + 24, 1000)
+    lying.write_bytes(bytes(data))
+    with pytest.raises(ReplaySourceError, match=rf"member '{_MEMBER}': declares 1000 bytes but"):
+        read_source(lying)
+    monkeypatch.setenv("PROPENSITY_MAX_LOG_BYTES", "5000")
+    with pytest.raises(ReplaySourceError, match=r"inflates past the limit of 5000 bytes"):
+        read_source(lying)
+
+
+def test_a_duplicate_zip_member_is_refused(tmp_path: Path) -> None:
+    log = _simple_log(tmp_path / "base.eval")
+    other = _member(log).replace(b"send_email", b"launch_missiles")
+    doubled = _rezip(log, tmp_path / "doubled.eval", extra=[(_MEMBER, other)])
+    with pytest.raises(
+        ReplaySourceError, match=rf"doubled\.eval: member '{_MEMBER}' appears twice"
+    ):
+        read_source(doubled)
+
+
+def test_a_json_log_over_the_size_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _simple_log(tmp_path / "log.json", fmt="json")
+    assert len(read_source(log).records) == 1
+    monkeypatch.setenv("PROPENSITY_MAX_LOG_BYTES", "100")
+    with pytest.raises(ReplaySourceError, match=r"log\.json: \d+ bytes, over the limit of 100"):
+        read_source(log)
+
+
+def test_an_unreadable_sample_is_named_with_its_field(tmp_path: Path) -> None:
+    log = _simple_log(tmp_path / "base.eval")
+    not_json = _rezip(log, tmp_path / "notjson.eval", {_MEMBER: b"{not json"})
+    with pytest.raises(ReplaySourceError, match=rf"notjson\.eval:s1: member '{_MEMBER}': not JSON"):
+        read_source(not_json)
+    sample = json.loads(_member(log))
+    sample["messages"] = [{"role": "assistant", "content": None, "tool_calls": "x"}]
+    typed = _rezip(log, tmp_path / "typed.eval", {_MEMBER: json.dumps(sample).encode()})
+    with pytest.raises(ReplaySourceError) as caught:
+        read_source(typed)
+    message = str(caught.value)
+    assert message.startswith(f"{typed}:s1: messages[0]"), message
+    assert "errors.pydantic.dev" not in message and "function-wrap" not in message
+
+
+def test_a_json_log_with_a_malformed_sample_names_it(tmp_path: Path) -> None:
+    log = _simple_log(tmp_path / "log.json", fmt="json")
+    data = json.loads(log.read_text())
+    data["samples"][0]["messages"] = [{"role": "assistant", "content": 5}]
+    log.write_text(json.dumps(data))
+    with pytest.raises(ReplaySourceError) as caught:
+        read_source(log)
+    message = str(caught.value)
+    assert message.startswith(f"{log}:s1: messages[0]"), message
+    assert "errors.pydantic.dev" not in message
+    data["eval"]["created"] = "yesterday"
+    log.write_text(json.dumps(data))
+    with pytest.raises(ReplaySourceError, match=r"log\.json: eval\.created: .*in the log's header"):
+        read_source(log)
+
+
+def test_two_samples_with_one_id_and_epoch_are_refused(tmp_path: Path) -> None:
+    messages = [ChatMessageUser(content="go"), ChatMessageAssistant(content="done")]
+    log = _write(
+        tmp_path / "dup.json", [_sample("dup", messages), _sample("dup", messages)], fmt="json"
+    )
+    with pytest.raises(ReplaySourceError) as caught:
+        read_source(log)
+    message = str(caught.value)
+    assert message.startswith(f"{log}:dup: sample #2 (dup) has the episode id")
+    assert "of sample #1 (dup)" in message
+
+
+def test_a_sample_without_messages_is_flagged(tmp_path: Path) -> None:
+    log = _write(tmp_path / "silent.eval", [_sample("quiet", [])])
+    loaded = read_source(log)
+    (record,) = loaded.records
+    assert "holds no messages" in record.meta["problem"]
+    assert any("silent.eval:quiet: the sample holds no messages" in p for p in loaded.problems)
+
+
+def test_a_folder_with_a_manifest_beside_logs_is_read_as_a_folder_of_sources(
+    tmp_path: Path,
+) -> None:
+    _simple_log(tmp_path / "a.eval")
+    (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "x"}, indent=2))
+    (tmp_path / "summary.json").write_text(json.dumps({"run_id": "x"}, indent=2))
+    loaded = read_source(tmp_path)
+    assert len(loaded.records) == 1
+    assert any("manifest.json: skipped: a run's manifest" in p for p in loaded.problems)
+    assert any("summary.json: skipped: a run's summary" in p for p in loaded.problems)
+    for name in ("manifest.json", "summary.json"):
+        with pytest.raises(ReplaySourceError, match=r"give the run directory .* instead"):
+            read_source(tmp_path / name)
+
+
+def test_one_episode_in_two_logs_of_a_folder_is_refused(tmp_path: Path) -> None:
+    # The same eval in two files (a copy) holds the same episodes.
+    _simple_log(tmp_path / "a.eval")
+    (tmp_path / "b.eval").write_bytes((tmp_path / "a.eval").read_bytes())
+    with pytest.raises(ReplaySourceError, match=r"is recorded twice: at .*a\.eval:s1@1 and at "):
+        read_source(tmp_path)

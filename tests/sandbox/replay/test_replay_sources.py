@@ -289,3 +289,51 @@ def test_the_label_join_matches_the_trajectory_it_judged() -> None:
         checked += 1
         mentioned += any(tool in thought for tool in tools)
     assert checked > 100 and mentioned / checked > 0.9
+
+
+def _started(episode_id: str) -> dict[str, Any]:
+    event = EpisodeStartedEvent(
+        t=0.0,
+        episode_id=episode_id,
+        scenario_id="s",
+        domain="d",
+        agent="a",
+        category="baseline",
+        naming="harmful",
+    )
+    return event.model_dump(mode="json")
+
+
+def test_one_episode_recorded_twice_in_a_folder_is_refused_naming_both(tmp_path: Path) -> None:
+    _write_jsonl(tmp_path / "a.jsonl", [_started("ep-1")])
+    _write_jsonl(tmp_path / "b.jsonl", [_started("ep-1")])
+    with pytest.raises(ReplaySourceError) as caught:
+        read_source(tmp_path)
+    message = str(caught.value)
+    assert "episode id 'ep-1' is recorded twice" in message
+    assert str(tmp_path / "a.jsonl") in message and str(tmp_path / "b.jsonl") in message
+
+
+def test_a_bad_trajectory_event_names_its_field_without_pydantic_links(tmp_path: Path) -> None:
+    bad = _write_jsonl(tmp_path / "t.jsonl", [_started("ep-1"), {"type": "message", "t": "x"}, {}])
+    with pytest.raises(ReplaySourceError) as caught:
+        load_recorded(bad)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}:2: not a trajectory event: ")
+    assert "errors.pydantic.dev" not in message
+
+
+def test_a_folder_with_only_a_manifest_is_no_run_and_a_run_file_alone_is_named(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "x"}, indent=2))
+    _write_jsonl(tmp_path / "t.jsonl", [_started("ep-1")])
+    loaded = read_source(tmp_path)
+    assert [r.episode_id for r in loaded.records] == ["ep-1"]
+    assert any("no journal.jsonl or trajectories/" in p for p in loaded.problems)
+    with pytest.raises(ReplaySourceError, match=r"manifest\.json: a run's manifest"):
+        detect_format(tmp_path / "manifest.json")
+    pretty = tmp_path / "other.json"
+    pretty.write_text(json.dumps({"a": 1}, indent=2))
+    with pytest.raises(ReplaySourceError, match=r"other\.json: a \.json file that is neither"):
+        detect_format(pretty)
