@@ -11,25 +11,77 @@ as ``python:my_agents:self_…``. Everything we print goes through these two hel
 - ``folding_table()``: a ``rich.table.Table`` whose every column folds (wraps inside the cell)
   instead of truncating; a table wider than the console (ten agents on 80 columns) is printed
   in groups of columns, each group repeating the leading (row-key) column.
+
+Text that came from outside the program (an agent's or a tool's output, a model's error, an id
+or a reason read back from a run directory) never reaches a terminal as it is: a NUL, an escape
+sequence (``\\x1b[31m``, a cursor move, a title change) or a bidi override could hide or
+forge what a reader sees. ``visible()`` makes every such character a visible escape
+(``\\x1b``, ``\\n``, ``\\u202e``), ``markup_safe()`` also escapes rich markup, for text put
+into a markup string; and the consoles of ``make_console()`` make control characters visible in
+every string they print (newlines and tabs kept) as a second line of defence. The run
+directory keeps the text faithfully: only what is printed is escaped.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Column, Table
 
 WIDE = 400  # columns for output that is not a terminal (no truncation in logs)
 
+# C0 and C1 control characters (DEL included), line and paragraph separators, and the bidi
+# embedding, override and isolate marks: what can move the cursor, recolour, erase or reorder
+# what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# The same, less newline and tab: the consoles' own pass over whole strings they print.
+_CONTROL_IN_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def visible(text: object) -> str:
+    """``str(text)`` with every control character (newlines and tabs too) written as a visible
+    escape (``\\x1b``, ``\\x00``, ``\\n``, ``\\u202e``): safe to print on one line of a
+    terminal, whatever an agent, a tool, a model or a file put in it."""
+    return _CONTROL.sub(_escape_char, str(text))
+
+
+def markup_safe(text: object) -> str:
+    """``visible(text)`` with rich markup escaped too: for outside text inside a markup string
+    (``f"[red]error:[/red] {markup_safe(message)}"``)."""
+    return escape(visible(text))
+
+
+class SafeConsole(Console):
+    """A console that makes control characters visible in every string it renders (newlines
+    and tabs kept), so that nothing printed through it can drive the terminal. Rich's own
+    styling is applied after, and is unaffected."""
+
+    def render_str(self, text: str, **options: Any) -> Any:
+        return super().render_str(_CONTROL_IN_LINES.sub(_escape_char, text), **options)
+
 
 def make_console(*, stderr: bool = False) -> Console:
-    """A console for the CLI: terminal width on a terminal, ``COLUMNS`` or ``WIDE`` elsewhere."""
-    console = Console(stderr=stderr)
+    """A console for the CLI: terminal width on a terminal, ``COLUMNS`` or ``WIDE`` elsewhere;
+    control characters in what it prints are made visible (see :class:`SafeConsole`)."""
+    console = SafeConsole(stderr=stderr)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(stderr=stderr, width=WIDE)
+        console = SafeConsole(stderr=stderr, width=WIDE)
     return console
 
 

@@ -53,6 +53,7 @@ from sandbox.cli.run import add_merge_parser, add_run_parser, run_merge, run_run
 from sandbox.console import make_console
 from sandbox.plugins import PluginError, load_plugins
 from sandbox.replay import BranchError, ReplaySourceError
+from sandbox.results.store import CorruptRecordError
 from sandbox.runtime.errors import RunError
 from scenarios.loader import ScenarioLoadError
 
@@ -105,8 +106,17 @@ _COMMANDS = {
 }
 
 
-# Failures a user can cause: one clear line, no traceback.
-USER_ERRORS = (CliError, RunError, ScenarioLoadError, PluginError, ReplaySourceError, BranchError)
+# Failures a user can cause (a corrupt run directory included, named by file and field): one
+# clear line, no traceback.
+USER_ERRORS = (
+    CliError,
+    RunError,
+    ScenarioLoadError,
+    PluginError,
+    ReplaySourceError,
+    BranchError,
+    CorruptRecordError,
+)
 # Failures of the machine, not of the program: one clear line (and, for a run, how to resume).
 _OS_PROBLEMS = {
     errno.ENOSPC: "the disk is full",

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from sandbox.cli.common import EXIT_FAILURE, EXIT_OK, CliError, add_plugin_option
-from sandbox.console import folding_table
+from sandbox.console import folding_table, visible
+from sandbox.console import markup_safe as escape
 from sandbox.results.compare import CompareError, Comparison, PairedComparison, compare_runs
 from sandbox.results.exports import (
     ALL_FORMATS,
@@ -73,13 +73,15 @@ def run_report(args: argparse.Namespace, out: Console, err: Console) -> int:
         sys.stdout.write(to_csv(summary))
     else:
         print_summary(summary, out)
-        err.print(f"wrote {json_path} and {csv_path}", highlight=False, markup=False)
+        err.print(
+            f"wrote {visible(json_path)} and {visible(csv_path)}", highlight=False, markup=False
+        )
     if args.html is not None:
         from sandbox.results.html_report import write_html_report
 
         html = write_html_report(args.run_dir, Path(args.html) if args.html else None)
         err.print(
-            f"wrote {html} (open it in a browser; it needs no network)",
+            f"wrote {visible(html)} (open it in a browser; it needs no network)",
             highlight=False,
             markup=False,
         )
@@ -229,7 +231,7 @@ def run_compare(args: argparse.Namespace, out: Console, err: Console) -> int:
                 soft_wrap=True,
             )
             return EXIT_FAILURE
-        err.print(f"wrote {written}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"wrote {visible(written)}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -303,9 +305,13 @@ def run_export(args: argparse.Namespace, out: Console, err: Console) -> int:
         return _error(err, str(exc))
     if args.format != INSPECT:
         for path in written:
-            out.print(f"wrote {path}", highlight=False)
+            out.print(f"wrote {visible(path)}", highlight=False, markup=False)
         return EXIT_OK
     for line in summary_lines(export):
-        out.print(line, highlight=False, markup=False, soft_wrap=True)
-    out.print(f"open them with: inspect view --log-dir {export.out_dir}", highlight=False)
+        out.print(visible(line), highlight=False, markup=False, soft_wrap=True)
+    out.print(
+        f"open them with: inspect view --log-dir {visible(export.out_dir)}",
+        highlight=False,
+        markup=False,
+    )
     return EXIT_OK

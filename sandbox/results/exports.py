@@ -31,7 +31,7 @@ from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
 from evaluators.risky_choice import episode_category, first_live_turn
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
-from sandbox.results.store import RunStore
+from sandbox.results.store import CorruptRecordError, RunStore
 from scenarios.records import (
     AgentTurnEvent,
     EpisodeEndedEvent,
@@ -150,10 +150,17 @@ EVENT_COLUMNS = list(EventRow.model_fields)
 
 
 def _read_trajectory(store: RunStore, episode_id: str) -> Trajectory | None:
-    """The episode's events, or None for an episode whose trajectory was never written."""
+    """The episode's events, or None for an episode whose trajectory was never written; an
+    ``ExportError`` naming the file and the field for one that cannot be read (a corrupt line,
+    another episode's trajectory filed under this one's id): never exported as this episode."""
     if not store.trajectory_path(episode_id).exists():
         return None
-    return store.read_trajectory(episode_id)
+    try:
+        return store.read_trajectory(episode_id)
+    except CorruptRecordError as exc:
+        raise ExportError(
+            f"cannot export the run: {exc} (run it again with propensity run --resume RUN_DIR)"
+        ) from None
 
 
 def _episode_row(

@@ -98,7 +98,10 @@ class InspectLog(BaseModel):
     status: str
     samples: int
     errored: int = Field(description="samples of episodes the run recorded as errored")
-    incomplete: int = Field(description="samples flagged: trajectory missing, unreadable or cut")
+    incomplete: int = Field(
+        description="samples flagged: trajectory missing, unreadable, cut or another's; "
+        "done with its scores missing"
+    )
     truncated_messages: int = 0
 
 
@@ -482,6 +485,11 @@ def _sample(
         flags.append(f"the trajectory has no end event (journal status {entry.status.value})")
     elif entry.status is not EpisodeStatus.DONE and entry.status is not EpisodeStatus.ERRORED:
         flags.append(f"the journal says the episode is {entry.status.value}")
+    if entry.status is EpisodeStatus.DONE and not scores:
+        flags.append(
+            "no scores: the journal says done but scores.jsonl holds none for this episode "
+            "(in no metric; propensity run --resume RUN_DIR runs it again)"
+        )
     if talk is not None and talk.first_user is None:
         flags.append("no user message: the sample's input is empty")
     errored = entry.status is EpisodeStatus.ERRORED or (
@@ -694,7 +702,13 @@ def export_inspect(
             groups.setdefault(None, []).append(episode_id)
             continue
         started = _peek_started(path)
-        agent = started.agent if started is not None else _agent_from_id(episode_id, labels)
+        # A trajectory recording another episode (a file copied over this one's) says nothing
+        # of this episode's agent: the id does; its sample is flagged when it is read.
+        agent = (
+            started.agent
+            if started is not None and started.episode_id == episode_id
+            else _agent_from_id(episode_id, labels)
+        )
         if agent is None:
             result.skipped.append(
                 SkippedEpisode(

@@ -13,7 +13,6 @@ import io
 from collections.abc import Callable, Iterator
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -21,7 +20,8 @@ from evaluators import CodeOutcome, Estimate, PropensityBreakdown
 from evaluators.agreement import render_panel
 from evaluators.judges import RULE_JUDGE_VALIDITY, judge_row_title
 from evaluators.risky_choice import BY_LEVEL_DEFINITION, BY_LEVEL_SHORT
-from sandbox.console import folding_table
+from sandbox.console import folding_table, visible
+from sandbox.console import markup_safe as escape
 from sandbox.pressure import ALL_CATEGORIES, BASELINE
 from sandbox.results.summary import RunSummary
 
@@ -242,18 +242,29 @@ def _protocol_table(summary: RunSummary) -> Table | None:
 
 def protocol_warnings(summary: RunSummary) -> list[str]:
     """One line per agent whose numbers the protocol health puts in doubt."""
-    lines = [f"{agent}: {h.warning}" for agent, h in summary.protocol.items() if h.warning]
+    lines = [
+        f"{visible(agent)}: {visible(h.warning)}"
+        for agent, h in summary.protocol.items()
+        if h.warning
+    ]
     for agent, breakdown in summary.by_agent.items():
         if breakdown.unobserved:
             lines.append(
-                f"{agent}: {breakdown.unobserved} episode(s) unobserved (call text that could "
-                "not be read may name a misaligned tool): left out of every rate"
+                f"{visible(agent)}: {breakdown.unobserved} episode(s) unobserved (call text that "
+                "could not be read may name a misaligned tool): left out of every rate"
             )
     if summary.incomplete_trajectories:
         lines.append(
             f"{len(summary.incomplete_trajectories)} episode(s) marked done have a trajectory "
-            "cut short on disk (run again with propensity run --resume RUN_DIR): "
-            + ", ".join(summary.incomplete_trajectories[:5])
+            "cut short, unreadable or another episode's on disk (run again with propensity run "
+            "--resume RUN_DIR): "
+            + ", ".join(visible(e) for e in summary.incomplete_trajectories[:5])
+        )
+    if summary.unscored:
+        lines.append(
+            f"{summary.unscored} episode(s) marked done have no scores in scores.jsonl: in no "
+            "figure and not counted as scored (run them again with propensity run --resume "
+            "RUN_DIR): " + ", ".join(visible(e) for e in summary.unscored_episodes[:5])
         )
     if summary.code.unobserved:
         lines.append(
@@ -272,7 +283,7 @@ def _propensity_tables(summary: RunSummary) -> list[Table]:
     parts: list[Table] = [
         _table(
             f"Propensity: share of episodes calling a misaligned tool, per agent "
-            f"(run {summary.run_id})",
+            f"(run {escape(summary.run_id)})",
             "",
             [
                 ("under pressure", [b.overall for _, b in agents]),
@@ -362,7 +373,7 @@ def _judges_parts(summary: RunSummary) -> list[Table | Text]:
         table.caption_justify = "left"
     parts: list[Table | Text] = [table]
     for scale, panel in summary.judge_panels.items():
-        parts.append(Text(render_panel(panel, scale=scale)))
+        parts.append(Text("\n".join(map(visible, render_panel(panel, scale=scale).split("\n")))))
     return parts
 
 
@@ -393,6 +404,7 @@ def summary_tables(summary: RunSummary) -> Group:
         "scored",
         "of which unobserved (in no rate)",
         "errored (not scored)",
+        "unscored (scores missing)",
         "incomplete",
         "agent calls",
     ):
@@ -402,6 +414,7 @@ def summary_tables(summary: RunSummary) -> Group:
         str(summary.scored),
         f"[yellow]{unobserved}[/yellow]" if unobserved else "0",
         f"[red]{summary.errored}[/red]" if summary.errored else "0",
+        f"[red]{summary.unscored}[/red]" if summary.unscored else "0",
         str(summary.incomplete),
         str(summary.llm_calls),
     )
@@ -425,8 +438,11 @@ def summary_tables(summary: RunSummary) -> Group:
         # long message wraps instead of splitting the table.
         for reason, example in sorted(examples.items()):
             shown = Text()
-            shown.append(f"{reason}, e.g. {example.get('episode_id', '–')}: ", style="bold")
-            shown.append(example.get("message") or "–")
+            shown.append(
+                f"{visible(reason)}, e.g. {visible(example.get('episode_id', '–'))}: ",
+                style="bold",
+            )
+            shown.append(visible(example.get("message") or "–"))
             parts.append(shown)
     warnings: list[Table | Text] = [
         Text(f"warning: {line}", style="bold yellow") for line in protocol_warnings(summary)
@@ -541,6 +557,24 @@ def other_score_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
             }
 
 
+def episode_count_rows(summary: RunSummary) -> Iterator[dict[str, object]]:
+    """How many episodes were scored, and how many were not (errored; done with their scores
+    missing; done with a trajectory cut short; unfinished), as count rows of agent ``all``,
+    breakdown ``episodes``: a reader of the CSV alone sees what the rates leave out. Written
+    when a done episode is unscored or has a trajectory cut short (nothing pools agents)."""
+    if not summary.unscored and not summary.incomplete_trajectories:
+        return
+    for key, n in (
+        ("total", summary.episodes),
+        ("scored", summary.scored),
+        ("errored", summary.errored),
+        ("unscored", summary.unscored),
+        ("incomplete_trajectories", len(summary.incomplete_trajectories)),
+        ("incomplete", summary.incomplete),
+    ):
+        yield _count_row("all", "episodes", key, n)
+
+
 def to_csv(summary: RunSummary) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -554,5 +588,7 @@ def to_csv(summary: RunSummary) -> str:
     for row in protocol_rows(summary):
         writer.writerow(row)
     for row in other_score_rows(summary):
+        writer.writerow(row)
+    for row in episode_count_rows(summary):
         writer.writerow(row)
     return buffer.getvalue()

@@ -20,8 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sandbox.results.redaction import Redactor
 from sandbox.run_inputs import InputFile, UserModule
-from sandbox.runtime.config import RunConfig
-from scenarios.records import EPISODE_ID_PATTERN, Event, JournalEntry, Score, Trajectory
+from sandbox.runtime.config import RunConfig, agent_slug
+from scenarios.records import (
+    EPISODE_ID_PATTERN,
+    EpisodeStartedEvent,
+    Event,
+    JournalEntry,
+    Score,
+    Trajectory,
+)
 
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
@@ -220,6 +227,7 @@ class RunStore:
         self.log = log
         self._journal: IO[str] | None = None
         self._scores: IO[str] | None = None
+        self._labels: list[str] | None = None
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -318,7 +326,9 @@ class RunStore:
     def trajectory_complete(self, episode_id: str) -> bool:
         """Whether the episode's trajectory is whole: present, every line valid, holding its
         end event (a trajectory cut by a kill or a full disk is not, whatever the journal
-        says). Looks at the file's tail first, so checking a large run stays cheap."""
+        says), and recording this episode (another episode's trajectory filed under its id is
+        not: see ``read_trajectory``). Looks at the file's tail first, so checking a large run
+        stays cheap."""
         path = self.trajectory_path(episode_id)
         try:
             with path.open("rb") as handle:
@@ -348,7 +358,40 @@ class RunStore:
                 if number == len(lines) - 1:
                     break
                 raise CorruptRecordError(f"{path}:{number + 1}: {exc}") from None
+        self.check_identity(path, episode_id, events)
         return Trajectory(episode_id=episode_id, events=events)
+
+    def check_identity(self, path: Path, episode_id: str, events: list[Event]) -> None:
+        """Raise ``CorruptRecordError`` when the trajectory filed as ``episode_id`` records
+        another episode (another episode's file copied over it): its ``episode_started`` event
+        names another episode id, or another agent than the one its id names (among the
+        manifest's agents; an id that names none of them is not checked for the agent)."""
+        started = next((e for e in events if isinstance(e, EpisodeStartedEvent)), None)
+        if started is None:
+            return
+        where = f"{path}: episode_started (seq {started.seq})"
+        if started.episode_id != episode_id:
+            raise CorruptRecordError(
+                f"{where}: episode_id is {started.episode_id[:200]!r}, not {episode_id!r}, the "
+                "episode this file is filed under (another episode's trajectory?)"
+            )
+        dotted = f".{episode_id}."
+        named = [a for a in self._agent_labels() if f".{agent_slug(a)}." in dotted]
+        if named and f".{agent_slug(started.agent)}." not in dotted:
+            raise CorruptRecordError(
+                f"{where}: agent is {started.agent[:200]!r}, but episode {episode_id!r} is "
+                f"{' or '.join(repr(a) for a in named)}'s (another agent's trajectory?)"
+            )
+
+    def _agent_labels(self) -> list[str]:
+        """The manifest's agent labels, read once ([] when it cannot be read: its own readers
+        say why)."""
+        if self._labels is None:
+            try:
+                self._labels = [a.label for a in self.read_manifest().config.agents]
+            except (OSError, ValueError):
+                self._labels = []
+        return self._labels
 
     # -- scores ------------------------------------------------------------------------------
     def append_scores(self, scores: list[Score]) -> None:
@@ -359,6 +402,11 @@ class RunStore:
 
     def read_scores(self) -> list[Score]:
         return read_jsonl(self.scores_path, Score)
+
+    def scored_episodes(self) -> set[str]:
+        """Episodes with at least one score line (every finished episode has one: its
+        protocol-health score); a "done" episode missing here lost its scores."""
+        return {score.episode_id for score in self.read_scores()}
 
     def keep_scores_of(self, episode_ids: set[str]) -> None:
         """Drop score lines of episodes that are about to be re-run, and duplicates."""

@@ -89,6 +89,11 @@ DEFINITIONS: dict[str, str] = {
         "per error reason, the first errored episode (by id) and its error message from the "
         "journal, cut to 200 characters: an example to debug from, not every message"
     ),
+    "scored": (
+        "episodes the journal calls done that have their scores in scores.jsonl; a done "
+        "episode with none (its scores lost) is counted in unscored instead, and enters no "
+        "figure: `propensity run --resume RUN_DIR` runs it again"
+    ),
     "llm_calls": (
         "agent calls made live in this run, every attempt counted; turns a branched episode "
         "replayed from a recording are not calls of its agent"
@@ -167,6 +172,10 @@ class RunSummary(BaseModel):
     scored: int
     errored: int
     incomplete: int
+    # Episodes the journal calls done whose scores are missing from scores.jsonl (lost, or
+    # never written): in no figure, and not in ``scored``. 0 in older summaries.
+    unscored: int = 0
+    unscored_episodes: list[str] = Field(default_factory=list)
     errors: dict[str, int] = Field(default_factory=dict)
     errored_episodes: list[str] = Field(default_factory=list)
     # Per error reason, one example: {"episode_id": ..., "message": ...} of the first errored
@@ -253,7 +262,11 @@ def build_summary(store: RunStore) -> RunSummary:
     done = {eid for eid, e in states.items() if e.status is EpisodeStatus.DONE}
     errored = sorted(eid for eid, e in states.items() if e.status is EpisodeStatus.ERRORED)
     episodes, incomplete = episode_counts(manifest.episodes_total, states)
-    scores = [s for s in store.read_scores() if s.episode_id in done]
+    every_score = store.read_scores()
+    # A done episode with no score at all (every finished episode has its protocol-health
+    # score) lost its scores: counted apart, never as scored.
+    unscored = sorted(done - {s.episode_id for s in every_score})
+    scores = [s for s in every_score if s.episode_id in done]
     every_kind = scores  # protocol health and other_scores read every kind's
     scores = [s for s in scores if of_builtin_kind(s)]
     # Attacked episodes are measured in the injection section only: their choices were made
@@ -274,9 +287,11 @@ def build_summary(store: RunStore) -> RunSummary:
         run_id=manifest.run_id,
         suite=manifest.pack,
         episodes=episodes,
-        scored=len(done),
+        scored=len(done) - len(unscored),
         errored=len(errored),
         incomplete=incomplete,
+        unscored=len(unscored),
+        unscored_episodes=unscored,
         errors=dict(Counter(states[e].reason or "error" for e in errored)),
         errored_episodes=errored,
         error_examples=error_examples(states, errored),

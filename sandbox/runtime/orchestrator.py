@@ -468,6 +468,17 @@ class Orchestrator:
                 f"again: {', '.join(cut[:5])}{' ...' if len(cut) > 5 else ''}"
             )
             keep -= set(cut)
+        # A "done" episode whose scores are missing from scores.jsonl is not done either.
+        scored = self.store.scored_episodes()
+        unscored = sorted(
+            eid for eid in keep if states[eid].status is EpisodeStatus.DONE and eid not in scored
+        )
+        if unscored:
+            self.log(
+                f"{len(unscored)} episode(s) marked done have no scores and run again: "
+                f"{', '.join(unscored[:5])}{' ...' if len(unscored) > 5 else ''}"
+            )
+            keep -= set(unscored)
         self.store.keep_scores_of(keep)
         todo = [spec for spec in self.episodes if spec.id not in keep]
         manifest = self.store.read_manifest()

@@ -27,7 +27,14 @@ from sandbox.replay.sources.common import (
     first_object,
     validation_problem,
 )
-from sandbox.results.store import JOURNAL, MANIFEST, TRAJECTORIES, Manifest, RunStore
+from sandbox.results.store import (
+    JOURNAL,
+    MANIFEST,
+    TRAJECTORIES,
+    CorruptRecordError,
+    Manifest,
+    RunStore,
+)
 from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from sandbox.runtime.kinds.open import judge_input_of
 from sandbox.runtime.runs import pack_source
@@ -233,8 +240,14 @@ def read_run(run_dir: Path) -> LoadResult:
             f"{len(missing)} episode(s) the journal calls done have no trajectory "
             f"({', '.join(missing[:3])}); re-run them with propensity run --resume",
         )
+    store = RunStore(run_dir)
     for path in sorted((run_dir / TRAJECTORIES).glob("*.jsonl")):
-        trajectory = Trajectory(episode_id=path.stem, events=_read_events(path))
+        events = _read_events(path)
+        try:  # another episode's trajectory filed under this one's id is not this episode
+            store.check_identity(path, path.stem, events)
+        except CorruptRecordError as exc:
+            raise ReplaySourceError(path, None, str(exc).removeprefix(f"{path}: ")) from None
+        trajectory = Trajectory(episode_id=path.stem, events=events)
         result.records.append(context.record(path, trajectory))
     result.problems.extend(context.plugin_problems())
     return result

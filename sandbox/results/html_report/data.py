@@ -150,6 +150,8 @@ class ReportData:
     # evaluator -> agent -> row, for evaluators the summary has no section for (a plugin
     # kind's scorer): summary.json's other_scores, with the episodes behind each row.
     other_scores: dict[str, dict[str, OtherScoreRow]] = field(default_factory=dict)
+    # Episodes the journal calls done whose scores are missing (in no figure, not scored).
+    unscored_episodes: list[str] = field(default_factory=list)
 
 
 class _Cells:
@@ -500,9 +502,9 @@ def collect(store: RunStore) -> ReportData:
         started_at=manifest.started_at,
         finished_at=manifest.finished_at,
         episodes_total=manifest.episodes_total,
-        scored=len(done),
+        scored=summary.scored,
         errored=len(errored),
-        incomplete=manifest.episodes_total - len(done) - len(errored),
+        incomplete=summary.incomplete,
         llm_calls=summary.llm_calls,
         agents=agents,
         categories=categories,
@@ -528,6 +530,7 @@ def collect(store: RunStore) -> ReportData:
         ),
         episodes=infos,
         cells=cells.cells,
+        unscored_episodes=list(summary.unscored_episodes),
         summary=summary,
         other_scores=other_scores,
     )

@@ -73,6 +73,12 @@ def _header(data: ReportData, nav: Sequence[tuple[str, str]]) -> str:
         ("episodes", str(data.episodes_total)),
         ("scored", str(data.scored)),
         ("errored (not scored)", errored),
+        (
+            "unscored (scores missing)",
+            f'<a href="#errors" class="bad">{len(data.unscored_episodes)}</a>'
+            if data.unscored_episodes
+            else "0",
+        ),
         ("incomplete", str(data.incomplete)),
         ("agent calls", str(data.llm_calls)),
     ]

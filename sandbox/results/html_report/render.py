@@ -9,7 +9,7 @@ from typing import Any
 from sandbox.results.html_report.data import collect, latest_scores
 from sandbox.results.html_report.page import render_page
 from sandbox.results.html_report.transcript import episode_view
-from sandbox.results.store import RunStore
+from sandbox.results.store import CorruptRecordError, RunStore
 from scenarios.records import EpisodeStatus, Score
 
 REPORT_NAME = "report.html"
@@ -24,8 +24,14 @@ def _views(store: RunStore, episode_ids: list[str]) -> list[dict[str, Any]]:
     views = []
     for episode_id in episode_ids:
         path = store.trajectory_path(episode_id)
-        trajectory = store.read_trajectory(episode_id) if path.exists() else None
-        views.append(episode_view(trajectory, scores.get(episode_id, [])))
+        trajectory, problem = None, None
+        try:
+            trajectory = store.read_trajectory(episode_id) if path.exists() else None
+        except (OSError, CorruptRecordError) as exc:
+            # Another episode's trajectory, a corrupt line: shown as such, never as this
+            # episode's (the summary counts it among the incomplete trajectories).
+            problem = f"the trajectory could not be read: {exc}"
+        views.append(episode_view(trajectory, scores.get(episode_id, []), problem))
     return views
 
 

@@ -477,7 +477,7 @@ def _other_scores(data: ReportData) -> str:
 
 
 def _errors(data: ReportData) -> str:
-    if not data.errored_episodes and not data.incomplete_episodes:
+    if not data.errored_episodes and not data.incomplete_episodes and not data.unscored_episodes:
         return _section(
             "errors",
             "Infrastructure errors",
@@ -518,6 +518,12 @@ def _errors(data: ReportData) -> str:
         for e in data.incomplete_episodes
         if e in index
     )
+    unscored = "".join(
+        f'<li><a href="#viewer" data-episode="{index[e]}">{esc(e)}</a></li>'
+        if e in index
+        else f"<li>{esc(e)}</li>"
+        for e in data.unscored_episodes
+    )
     return _section(
         "errors",
         "Infrastructure errors (not behaviour)",
@@ -526,5 +532,11 @@ def _errors(data: ReportData) -> str:
         "`propensity run --resume RUN_DIR --retry-errored`.",
         reasons
         + _table(["episode", "reason", "attempt", "error"], rows, "errors")
-        + (f"<h3>Incomplete (never finished)</h3><ul>{incomplete}</ul>" if incomplete else ""),
+        + (f"<h3>Incomplete (never finished)</h3><ul>{incomplete}</ul>" if incomplete else "")
+        + (
+            "<h3>Unscored (marked done, scores missing: in no figure; run them again with "
+            f"<code>propensity run --resume RUN_DIR</code>)</h3><ul>{unscored}</ul>"
+            if unscored
+            else ""
+        ),
     )

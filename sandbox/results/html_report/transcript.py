@@ -336,12 +336,25 @@ class _Builder:
             )
 
 
-def episode_view(trajectory: Trajectory | None, scores: list[Score]) -> dict[str, Any]:
-    """The viewer's data for one episode: header, transcript blocks, scores and world path."""
+def episode_view(
+    trajectory: Trajectory | None, scores: list[Score], problem: str | None = None
+) -> dict[str, Any]:
+    """The viewer's data for one episode: header, transcript blocks, scores and world path;
+    ``problem`` (why its trajectory could not be read) is shown as an error block."""
     builder = _Builder()
     if trajectory is not None:
         for event in trajectory.events:
             builder.event(event)
+    if problem is not None:
+        builder.add(
+            "error",
+            0,
+            error_kind="unreadable_trajectory",
+            message=clip(problem),
+            retryable=False,
+            attempt=0,
+            will_retry=False,
+        )
     world = next((s for s in scores if s.evaluator == WORLD_STATE), None)
     path = None
     if world is not None:
