@@ -130,8 +130,6 @@ class LiteLLMAgent:
     ) -> None:
         self.model = model
         self.name = name or model
-        # No connection cap of litellm's own below the run's concurrency (see sandbox.llm).
-        ensure_pool()
         # Fixed for the agent's life; a per-episode switch travels in AgentRequest.protocol.
         self.tool_protocol: ToolProtocol = tool_protocol
         self._kwargs: dict[str, Any] = {
@@ -153,6 +151,13 @@ class LiteLLMAgent:
             # OpenAI-compatible local servers usually ignore the key, but the client wants one.
             self._kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
 
+    async def start(self) -> None:
+        """Import litellm and lift its connection cap below the run's concurrency (see
+        ``sandbox.llm``) before the first episode, where the episodes run: a Ray driver, which
+        builds its agents only to check them, never pays for the import. (On the event
+        loop's thread, before any episode runs: nothing waits on the loop yet.)"""
+        ensure_pool()
+
     async def act(self, request: AgentRequest) -> AgentReply:
         if self.tool_protocol == "text" or request.protocol == "text":
             return await self._text(request)
@@ -167,6 +172,7 @@ class LiteLLMAgent:
             ) from None
 
     async def _complete(self, **kwargs: Any) -> Any:
+        ensure_pool()  # an agent used without start() (a replay branch, a test)
         lib = litellm()
         try:
             return await lib.acompletion(model=self.model, **self._kwargs, **kwargs)

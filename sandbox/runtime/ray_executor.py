@@ -327,7 +327,9 @@ class RayExecutor:
         address = self.config.ray_address
         if ray.is_initialized():
             return
-        self._started_cluster = address is None and not os.environ.get("RAY_ADDRESS")
+        self._started_cluster = address == "local" or (
+            address is None and not os.environ.get("RAY_ADDRESS")
+        )
         kwargs: dict[str, Any] = {
             "address": address,
             "include_dashboard": False,
