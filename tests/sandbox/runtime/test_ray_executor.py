@@ -329,3 +329,41 @@ def test_an_unreachable_cluster_refuses_the_run_before_anything_is_written(
     assert f"cannot connect to Ray at 127.0.0.1:{port}" in done.stderr
     assert "ray start --head" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+@needs_ray
+@pytest.mark.slow
+def test_containerised_code_tasks_run_in_the_workers_own_sandboxes(
+    tmp_path: Path, ray_cluster: str, sandbox_image: str
+) -> None:
+    """The injection pack's code tasks (real containers, hard limits) through two Ray workers:
+    the same outcomes as a local run (the measured peaks differ run to run, the verdicts not),
+    and none of the workers' containers (labelled with the run's name and the worker's) left
+    behind."""
+    import docker
+
+    from sandbox.environments.docker_env import RUN_LABEL
+
+    common = [
+        "run", "--suite", "injection", "--toolkits", str(ROOT / "scenarios/toolkits/injection"),
+        "--kind", "code_task", "--agent", "follows-injections", "--agent", "ignores-injections",
+        "--quiet",
+    ]  # fmt: skip
+    for name, extra in (("local", []), ("ray", ["--ray-address", ray_cluster])):
+        done = subprocess.run(
+            _cli(*common, "--out", str(tmp_path / name), *extra),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def verdicts(run: str) -> dict[tuple[str, str], tuple[object, object]]:
+        scores = RunStore(tmp_path / run).read_scores()
+        return {(s.episode_id, s.evaluator): (s.value, s.label) for s in scores}
+
+    local, ray = verdicts("local"), verdicts("ray")
+    assert local == ray and any(k[1] == "code_execution" for k in local)
+    left = docker.from_env().containers.list(all=True, filters={"label": RUN_LABEL})
+    assert not [c for c in left if str(c.labels.get(RUN_LABEL, "")).startswith("ray")]
