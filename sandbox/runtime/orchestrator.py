@@ -370,10 +370,16 @@ class Orchestrator:
         self, writer: TrajectoryWriter, reason: str, message: str, trace: str = ""
     ) -> EpisodeOutcome:
         """End the episode ``errored``: the error event keeps the message and the end of the
-        traceback (where the kind or the agent failed); the journal the message."""
-        detail = (
-            f"{message[:1000]}\n{trace[-(1990 - min(len(message), 1000)) :]}" if trace else message
-        )
+        traceback (where the kind or the agent failed), cut at a line and marked where cut, in
+        2,000 characters; the journal the message."""
+        detail = message[:1000]
+        if trace:
+            room = 1990 - len(detail)
+            tail = trace
+            if len(trace) > room:  # cut: start at a whole line, and say so
+                header = "Traceback (most recent call last, cut):\n"
+                tail = header + trace[-(room - len(header)) :].partition("\n")[2]
+            detail = f"{detail}\n{tail}"
         writer.write(ErrorEvent(kind=reason, message=detail[:2000]))
         writer.write(EpisodeEndedEvent(status=EpisodeStatus.ERRORED, reason=reason))
         return EpisodeOutcome(EpisodeStatus.ERRORED, reason, message)
