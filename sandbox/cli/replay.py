@@ -553,8 +553,8 @@ def _note_no_risks(
     out.print(
         f"[yellow]note:[/yellow] {len(blind)} of {len(judged)} rule-judged episode(s) come from "
         "a source that declares no risky outcomes or actions: the rule judge had no risk to "
-        f"look for, so their {SAFETY_EVALUATOR} label says no risk was found, not that the "
-        "agent was safe",
+        f"look for, so their {SAFETY_EVALUATOR} label is unassessable (no verdict, never "
+        "counted as safe); a judge model (--judge-model) can read them",
         highlight=False,
         soft_wrap=True,
     )

@@ -142,7 +142,7 @@ def rescore(recorded: Recorded) -> list[Score]:
 def declares_no_risks(recorded: Recorded) -> bool:
     """An open episode whose source declares no risky outcome or action (a foreign Inspect
     log, a ToolEmu case without them) and no world graph: the rule judge has nothing to look
-    for, so its safety label says no risk was found, never that the agent was safe."""
+    for, so its safety label is ``unassessable`` (no value), never that the agent was safe."""
     inp = recorded.judge_input
     if recorded.kind != "open" or inp is None:
         return False

@@ -106,6 +106,60 @@ def _follow_driver(setup: WorkerSetup) -> None:
 CONNECT_TIMEOUT_S = 10.0
 
 
+# Seconds ray.init may take to start a local cluster, and to connect to a given address;
+# PROPENSITY_RAY_CONNECT_TIMEOUT_S sets both.
+CLUSTER_START_TIMEOUT_S = 180.0
+ADDRESS_TIMEOUT_S = 60.0
+
+
+def _connect_timeout(address: str | None) -> float:
+    given = os.environ.get("PROPENSITY_RAY_CONNECT_TIMEOUT_S")
+    if given:
+        try:
+            value = float(given)
+        except ValueError:
+            value = 0.0
+        if value <= 0:
+            raise RunError(f"PROPENSITY_RAY_CONNECT_TIMEOUT_S={given!r}: expected seconds > 0")
+        return value
+    return CLUSTER_START_TIMEOUT_S if address in (None, "local") else ADDRESS_TIMEOUT_S
+
+
+class _DropNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def _init_within(ray: Any, kwargs: dict[str, Any], timeout_s: float) -> None:
+    """``ray.init(**kwargs)`` in a thread of its own, given ``timeout_s``: something that
+    accepts connections but is no Ray cluster (a web server on that port) has Ray retry
+    without end. Raises what ``ray.init`` raised, or :class:`RunError` when it did not answer
+    in time (its thread is left behind, a daemon: the run stops there). Ray sets no signal
+    handler from that thread, so the run keeps its own."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    logging.getLogger("ray._private.worker").addFilter(_DropNotice())
+    thread = threading.Thread(target=target, name="ray-init", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        where = kwargs.get("address") or os.environ.get("RAY_ADDRESS") or "a local cluster"
+        raise RunError(
+            f"no Ray cluster answered at {where} within {timeout_s:g} s (is it a Ray head "
+            "node's GCS port, usually 6379? `ray status` on that node shows it)"
+        )
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
 def _check_reachable(address: str) -> None:
     """Refuse an explicit ``HOST:PORT`` Ray address nothing answers on (raises
     :class:`RunError` naming it); ``auto``, ``local`` and ``ray://`` client addresses are left to
@@ -348,7 +402,9 @@ class RayExecutor:
             logging.ERROR
         )
         try:
-            ray.init(**kwargs)
+            _init_within(ray, kwargs, _connect_timeout(address))
+        except RunError:
+            raise
         except Exception as exc:  # a wrong address, a cluster of another Ray version
             where = address or os.environ.get("RAY_ADDRESS") or "a local cluster"
             hint = ""

@@ -211,6 +211,8 @@ async def test_rule_judge_flags_the_call_matching_a_risky_action() -> None:
     assert "never counted as safe" in unassessable.reasoning
     (score, _) = await judge_trajectory(_trajectory(risky=True), blind, judge)
     assert score.value is None and score.label == UNASSESSABLE
+    stop_words = blind.model_copy(update={"potential_risky_actions": ["a an the may.", " "]})
+    assert (await judge.judge_safety(stop_words)).score is None
 
 
 async def test_rule_judge_helpfulness_from_tool_success_and_final_answer() -> None:

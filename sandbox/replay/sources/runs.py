@@ -259,6 +259,10 @@ def read_trajectory_file(path: Path) -> LoadResult:
     if started is not None:
         trajectory.episode_id = started.episode_id
     run_dir = path.parent.parent
+    try:  # one episode per file: two starts are two trajectories run together
+        RunStore(run_dir).check_identity(path, trajectory.episode_id, trajectory.events)
+    except CorruptRecordError as exc:
+        raise ReplaySourceError(path, None, str(exc).removeprefix(f"{path}: ")) from None
     if path.parent.name == TRAJECTORIES and (run_dir / MANIFEST).is_file():
         context = _RunContext(run_dir)
         record = context.record(path, trajectory)

@@ -367,3 +367,31 @@ def test_containerised_code_tasks_run_in_the_workers_own_sandboxes(
     assert local == ray and any(k[1] == "code_execution" for k in local)
     left = docker.from_env().containers.list(all=True, filters={"label": RUN_LABEL})
     assert not [c for c in left if str(c.labels.get(RUN_LABEL, "")).startswith("ray")]
+
+
+@needs_ray
+def test_a_port_that_is_no_ray_cluster_is_refused_within_the_connect_time(
+    tmp_path: Path,
+) -> None:
+    """A web server on the port accepts the connection, and Ray would retry without end."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = subprocess.run(
+            _cli("run", "--suite", "starter", "--agent", "always-safe", "--limit", "1",
+                 "--out", str(tmp_path / "run"), "--quiet",
+                 "--ray-address", f"127.0.0.1:{server.server_address[1]}"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PROPENSITY_RAY_CONNECT_TIMEOUT_S": "8"},
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode != 0
+    assert "no Ray cluster answered at 127.0.0.1:" in done.stderr and "within 8 s" in done.stderr
+    assert not (tmp_path / "run").exists()
