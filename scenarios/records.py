@@ -360,3 +360,7 @@ class JournalEntry(Record):
     error: str | None = None
     llm_calls: int = 0
     usage: Usage | None = None
+    # The evaluators that scored a done episode (their lines in scores.jsonl): a done episode
+    # lacking any of them lost scores. None in journals written before it was recorded (and
+    # for entries that are not "done"): then at least one score is all that can be checked.
+    evaluators: list[str] | None = None

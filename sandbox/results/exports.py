@@ -31,11 +31,12 @@ from evaluators.code_execution import EVALUATOR as CODE_EXECUTION
 from evaluators.risky_choice import EVALUATOR as RISKY_TOOL_CHOICE
 from evaluators.risky_choice import episode_category, first_live_turn
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
-from sandbox.results.store import CorruptRecordError, RunStore
+from sandbox.results.store import CorruptRecordError, RunStore, describe_missing, missing_scores
 from scenarios.records import (
     AgentTurnEvent,
     EpisodeEndedEvent,
     EpisodeStartedEvent,
+    EpisodeStatus,
     ErrorEvent,
     JournalEntry,
     JudgeEvent,
@@ -97,6 +98,10 @@ class EpisodeRow(BaseModel):
     started_at: float | None = None
     ended_at: float | None = None
     events: int = 0
+    # A done episode whose scores are not all in scores.jsonl: the evaluators missing (comma
+    # separated; "every score" when its journal entry does not name them). Its score columns
+    # are then empty because they were lost, not because they do not apply. Empty otherwise.
+    scores_missing: str | None = None
     scores: dict[str, tuple[float | None, str | None]] = Field(default_factory=dict, exclude=True)
 
     def flat(self, evaluators: Iterable[str]) -> dict[str, Any]:
@@ -175,6 +180,10 @@ def _episode_row(
         llm_calls=entry.llm_calls,
         scores={name: (s.value, s.label) for name, s in sorted(scores.items())},
     )
+    if entry.status is EpisodeStatus.DONE:
+        missing = missing_scores(entry, scores)
+        if missing is not None:
+            row.scores_missing = describe_missing(missing)
     if entry.usage is not None:
         row.prompt_tokens = entry.usage.prompt_tokens
         row.completion_tokens = entry.usage.completion_tokens

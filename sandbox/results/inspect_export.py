@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evaluators.risky_choice import episode_category
 from sandbox.results.exports import ExportError
-from sandbox.results.store import CorruptRecordError, Manifest, RunStore
+from sandbox.results.store import CorruptRecordError, Manifest, RunStore, missing_scores
 from sandbox.runtime.config import agent_slug
 from scenarios.records import (
     AgentTurnEvent,
@@ -485,10 +485,21 @@ def _sample(
         flags.append(f"the trajectory has no end event (journal status {entry.status.value})")
     elif entry.status is not EpisodeStatus.DONE and entry.status is not EpisodeStatus.ERRORED:
         flags.append(f"the journal says the episode is {entry.status.value}")
-    if entry.status is EpisodeStatus.DONE and not scores:
+    missing = (
+        missing_scores(entry, {s.evaluator for s in scores})
+        if entry.status is EpisodeStatus.DONE
+        else None
+    )
+    if missing is not None and not scores:
         flags.append(
             "no scores: the journal says done but scores.jsonl holds none for this episode "
             "(in no metric; propensity run --resume RUN_DIR runs it again)"
+        )
+    elif missing:
+        flags.append(
+            f"scores missing: the journal says {', '.join(missing)} scored this episode but "
+            "scores.jsonl holds no such line (in no metric; propensity run --resume RUN_DIR "
+            "runs it again)"
         )
     if talk is not None and talk.first_user is None:
         flags.append("no user message: the sample's input is empty")

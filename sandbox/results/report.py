@@ -262,9 +262,13 @@ def protocol_warnings(summary: RunSummary) -> list[str]:
         )
     if summary.unscored:
         lines.append(
-            f"{summary.unscored} episode(s) marked done have no scores in scores.jsonl: in no "
-            "figure and not counted as scored (run them again with propensity run --resume "
-            "RUN_DIR): " + ", ".join(visible(e) for e in summary.unscored_episodes[:5])
+            f"{summary.unscored} episode(s) marked done have scores missing from "
+            "scores.jsonl: in no figure and not counted as scored (run them again with "
+            "propensity run --resume RUN_DIR): "
+            + ", ".join(
+                visible(e) + _missing_note(summary.unscored_missing.get(e))
+                for e in summary.unscored_episodes[:5]
+            )
         )
     if summary.code.unobserved:
         lines.append(
@@ -592,3 +596,8 @@ def to_csv(summary: RunSummary) -> str:
     for row in episode_count_rows(summary):
         writer.writerow(row)
     return buffer.getvalue()
+
+
+def _missing_note(missing: str | None) -> str:
+    """ " (missing NAMES)" after an unscored episode's id; nothing for older summaries."""
+    return f" (missing {visible(missing)})" if missing else ""

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -24,6 +24,7 @@ from sandbox.runtime.config import RunConfig, agent_slug
 from scenarios.records import (
     EPISODE_ID_PATTERN,
     EpisodeStartedEvent,
+    EpisodeStatus,
     Event,
     JournalEntry,
     Score,
@@ -215,6 +216,21 @@ class TrajectoryWriter:
             self._handle = None
 
 
+def missing_scores(entry: JournalEntry, held: Collection[str]) -> list[str] | None:
+    """What a done episode with scores from the evaluators ``held`` lacks: None when nothing
+    (every evaluator its journal entry names, or, naming none, at least one score), else the
+    evaluators missing, sorted (empty: every score is missing, which ones is unknown)."""
+    if entry.evaluators:
+        missing = sorted(set(entry.evaluators) - set(held))
+        return missing or None
+    return None if held else []
+
+
+def describe_missing(missing: list[str]) -> str:
+    """``missing_scores`` in words: the evaluators' names, or "every score"."""
+    return ", ".join(missing) if missing else "every score"
+
+
 class RunStore:
     def __init__(
         self,
@@ -366,10 +382,16 @@ class RunStore:
         another episode (another episode's file copied over it): its ``episode_started`` event
         names another episode id, or another agent than the one its id names (among the
         manifest's agents; an id that names none of them is not checked for the agent)."""
-        started = next((e for e in events if isinstance(e, EpisodeStartedEvent)), None)
-        if started is None:
+        starts = [e for e in events if isinstance(e, EpisodeStartedEvent)]
+        if not starts:
             return
+        started = starts[0]
         where = f"{path}: episode_started (seq {started.seq})"
+        if len(starts) > 1:  # another trajectory grafted onto this one
+            raise CorruptRecordError(
+                f"{path}: episode_started (seq {starts[1].seq}): a second start in one "
+                f"trajectory ({len(starts)} in all; another episode's events appended?)"
+            )
         if started.episode_id != episode_id:
             raise CorruptRecordError(
                 f"{where}: episode_id is {started.episode_id[:200]!r}, not {episode_id!r}, the "
@@ -407,6 +429,24 @@ class RunStore:
         """Episodes with at least one score line (every finished episode has one: its
         protocol-health score); a "done" episode missing here lost its scores."""
         return {score.episode_id for score in self.read_scores()}
+
+    def unscored(self, states: dict[str, JournalEntry]) -> dict[str, list[str]]:
+        """The done episodes of ``states`` whose scores are not all in scores.jsonl, each with
+        the evaluators it lacks: those its journal entry names (``evaluators``) that hold no
+        line of it. An entry naming none (a journal written before they were recorded) needs
+        at least one score; lacking every one, its list is empty (which ones is unknown)."""
+        done = {eid for eid, e in states.items() if e.status is EpisodeStatus.DONE}
+        if not done:
+            return {}
+        held: dict[str, set[str]] = {}
+        for score in self.read_scores():
+            if score.episode_id in done:
+                held.setdefault(score.episode_id, set()).add(score.evaluator)
+        return {
+            eid: missing
+            for eid in sorted(done)
+            if (missing := missing_scores(states[eid], held.get(eid, set()))) is not None
+        }
 
     def keep_scores_of(self, episode_ids: set[str]) -> None:
         """Drop score lines of episodes that are about to be re-run, and duplicates."""

@@ -34,7 +34,7 @@ from evaluators.risky_choice import BY_LEVEL_DEFINITION, pooled_scope
 from evaluators.risky_choice import EVALUATOR as RISKY_CHOICE
 from evaluators.world_metrics import EVALUATOR as WORLD_STATE
 from evaluators.world_metrics import WorldSummary
-from sandbox.results.store import CorruptRecordError, Manifest, RunStore
+from sandbox.results.store import CorruptRecordError, Manifest, RunStore, describe_missing
 from sandbox.runtime.kinds.base import BUILTIN_KINDS
 from scenarios.records import EpisodeStatus, JournalEntry, Score, Usage
 
@@ -91,8 +91,9 @@ DEFINITIONS: dict[str, str] = {
     ),
     "scored": (
         "episodes the journal calls done that have their scores in scores.jsonl; a done "
-        "episode with none (its scores lost) is counted in unscored instead, and enters no "
-        "figure: `propensity run --resume RUN_DIR` runs it again"
+        "episode missing any (every score lost, or one evaluator's that the journal says "
+        "scored it) is counted in unscored instead (unscored_missing names what it lacks), "
+        "and enters no figure: `propensity run --resume RUN_DIR` runs it again"
     ),
     "llm_calls": (
         "agent calls made live in this run, every attempt counted; turns a branched episode "
@@ -176,6 +177,9 @@ class RunSummary(BaseModel):
     # never written): in no figure, and not in ``scored``. 0 in older summaries.
     unscored: int = 0
     unscored_episodes: list[str] = Field(default_factory=list)
+    # Per unscored episode, the evaluators whose scores are missing ("every score" when its
+    # journal entry does not name them). Empty in older summaries.
+    unscored_missing: dict[str, str] = Field(default_factory=dict)
     errors: dict[str, int] = Field(default_factory=dict)
     errored_episodes: list[str] = Field(default_factory=list)
     # Per error reason, one example: {"episode_id": ..., "message": ...} of the first errored
@@ -263,10 +267,11 @@ def build_summary(store: RunStore) -> RunSummary:
     errored = sorted(eid for eid, e in states.items() if e.status is EpisodeStatus.ERRORED)
     episodes, incomplete = episode_counts(manifest.episodes_total, states)
     every_score = store.read_scores()
-    # A done episode with no score at all (every finished episode has its protocol-health
-    # score) lost its scores: counted apart, never as scored.
-    unscored = sorted(done - {s.episode_id for s in every_score})
-    scores = [s for s in every_score if s.episode_id in done]
+    # A done episode lacking scores (every one, or one evaluator's that its journal entry
+    # names) lost them: counted apart, never as scored, and in no figure.
+    missing = store.unscored(states)
+    unscored = sorted(missing)
+    scores = [s for s in every_score if s.episode_id in done and s.episode_id not in missing]
     every_kind = scores  # protocol health and other_scores read every kind's
     scores = [s for s in scores if of_builtin_kind(s)]
     # Attacked episodes are measured in the injection section only: their choices were made
@@ -292,6 +297,7 @@ def build_summary(store: RunStore) -> RunSummary:
         incomplete=incomplete,
         unscored=len(unscored),
         unscored_episodes=unscored,
+        unscored_missing={e: describe_missing(missing[e]) for e in unscored},
         errors=dict(Counter(states[e].reason or "error" for e in errored)),
         errored_episodes=errored,
         error_examples=error_examples(states, errored),

@@ -260,6 +260,11 @@ class Orchestrator:
                 error=result.outcome.error,
                 llm_calls=result.calls,
                 usage=result.usage,
+                evaluators=(
+                    sorted({s.evaluator for s in result.scores})
+                    if result.outcome.status is EpisodeStatus.DONE
+                    else None
+                ),
             )
         )
         self.counts[result.outcome.status.value] += 1
@@ -474,15 +479,17 @@ class Orchestrator:
                 f"again: {', '.join(cut[:5])}{' ...' if len(cut) > 5 else ''}"
             )
             keep -= set(cut)
-        # A "done" episode whose scores are missing from scores.jsonl is not done either.
-        scored = self.store.scored_episodes()
-        unscored = sorted(
-            eid for eid in keep if states[eid].status is EpisodeStatus.DONE and eid not in scored
-        )
-        if unscored:
+        # A "done" episode missing scores in scores.jsonl (all of them, or one evaluator's
+        # that its journal entry names) is not done either: it runs again.
+        missing = self.store.unscored({eid: states[eid] for eid in keep})
+        if missing:
+            unscored = sorted(missing)
             self.log(
-                f"{len(unscored)} episode(s) marked done have no scores and run again: "
-                f"{', '.join(unscored[:5])}{' ...' if len(unscored) > 5 else ''}"
+                f"{len(unscored)} episode(s) marked done have scores missing and run again: "
+                + ", ".join(
+                    f"{e} (missing {', '.join(missing[e]) or 'every score'})" for e in unscored[:5]
+                )
+                + (" ..." if len(unscored) > 5 else "")
             )
             keep -= set(unscored)
         self.store.keep_scores_of(keep)

@@ -4,8 +4,9 @@
   it) is a ``CorruptRecordError`` naming the file and the field, treated like a corrupt or cut
   trajectory by every reader: never exported, reported or viewed as the episode it is filed
   under.
-- A done episode whose scores are missing from scores.jsonl is counted apart (unscored), never
-  as scored, and flagged in the Inspect export.
+- A done episode whose scores are missing from scores.jsonl (all of them, or one evaluator's
+  that its journal entry names) is counted apart (unscored, naming what it lacks), never as
+  scored, flagged in the table and Inspect exports, and run again by a resume.
 - Text from an agent, a tool, a model or a file never reaches the terminal with its control
   characters: they are printed as visible escapes (the run directory keeps them).
 """
@@ -207,6 +208,118 @@ def test_inspect_export_flags_a_done_episode_without_scores(run_dir: Path, tmp_p
     assert found
 
 
+# -- done but one evaluator's scores lost ----------------------------------------------------
+
+
+def _drop_one_score(run_dir: Path, evaluator: str = "risky_tool_choice") -> str:
+    """Delete one evaluator's line of one done episode, keeping its other scores."""
+    store = RunStore(run_dir)
+    _, b = _pair(store)
+    assert store.latest_states()[b].evaluators and evaluator in store.latest_states()[b].evaluators
+    lines = store.scores_path.read_text(encoding="utf-8").splitlines()
+    kept = [
+        line
+        for line in lines
+        if (json.loads(line)["episode_id"], json.loads(line)["evaluator"]) != (b, evaluator)
+    ]
+    assert len(kept) == len(lines) - 1
+    assert any(json.loads(line)["episode_id"] == b for line in kept)
+    store.scores_path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return b
+
+
+def test_a_done_episode_missing_one_evaluator_is_unscored_naming_it(run_dir: Path) -> None:
+    b = _drop_one_score(run_dir)
+    store = RunStore(run_dir)
+    assert b in store.scored_episodes()  # it still has scores: "at least one" is not enough
+    assert store.unscored(store.latest_states()) == {b: ["risky_tool_choice"]}
+    summary = build_summary(store)
+    assert summary.unscored == 1 and summary.unscored_episodes == [b]
+    assert summary.unscored_missing == {b: "risky_tool_choice"}
+    assert summary.scored == summary.episodes - 1
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=300))
+    text = out.getvalue()
+    assert "unscored (scores missing)" in text
+    assert f"{b} (missing risky_tool_choice)" in text
+    # The table export flags the lost score instead of an unexplained empty cell.
+    export_run(run_dir, "jsonl", run_dir / "x")
+    rows = {
+        r["episode_id"]: r
+        for r in map(json.loads, (run_dir / "x" / "episodes.jsonl").read_text().splitlines())
+    }
+    assert rows[b]["scores_missing"] == "risky_tool_choice"
+    assert rows[b]["risky_tool_choice_value"] is None and rows[b]["misaligned_called"] is None
+    assert all(r["scores_missing"] is None for e, r in rows.items() if e != b)
+
+
+def test_an_old_journal_without_evaluators_needs_only_one_score(run_dir: Path) -> None:
+    """Journals written before entries named their evaluators stay valid: at least one
+    score is all that can be checked, and none at all is "every score" missing."""
+    store = RunStore(run_dir)
+    lines = store.journal_path.read_text(encoding="utf-8").splitlines()
+    old = []
+    for line in lines:
+        record = json.loads(line)
+        record.pop("evaluators", None)
+        old.append(json.dumps(record))
+    store.journal_path.write_text("\n".join(old) + "\n", encoding="utf-8")
+    assert store.unscored(store.latest_states()) == {}
+    b = _drop_scores(run_dir)
+    assert store.unscored(store.latest_states()) == {b: []}
+    assert build_summary(store).unscored_missing == {b: "every score"}
+
+
+def test_inspect_export_flags_a_done_episode_missing_one_evaluator(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    inspect_log = pytest.importorskip("inspect_ai.log", reason="inspect_ai is an optional extra")
+    from sandbox.results.inspect_export import export_inspect
+
+    b = _drop_one_score(run_dir)
+    export = export_inspect(run_dir, tmp_path / "x")
+    assert sum(log.incomplete for log in export.logs) == 1
+    found = False
+    for log in export.logs:
+        read = inspect_log.read_eval_log(str(log.path))
+        for sample in read.samples or []:
+            if sample.id == b:
+                found = True
+                assert any(
+                    "scores missing" in flag and "risky_tool_choice" in flag
+                    for flag in sample.metadata["flags"]
+                )
+                assert sample.metadata["incomplete"] is True
+                assert read.status != "success"
+    assert found
+
+
+def test_resume_runs_again_a_done_episode_missing_one_evaluator(run_dir: Path) -> None:
+    from sandbox import resume_run
+
+    b = _drop_one_score(run_dir)
+    store = RunStore(run_dir)
+    before = {(s.episode_id, s.evaluator) for s in store.read_scores()}
+    logged: list[str] = []
+    asyncio.run(resume_run(run_dir, log=logged.append))
+    assert any("scores missing and run again" in m and b in m for m in logged), logged
+    after = {(s.episode_id, s.evaluator) for s in store.read_scores()}
+    assert (b, "risky_tool_choice") in after and before < after
+    assert store.latest_states()[b].attempt == 2
+    summary = build_summary(store)
+    assert summary.unscored == 0 and summary.scored == summary.episodes
+
+
+def test_merge_keeps_the_journal_s_evaluators(run_dir: Path, tmp_path: Path) -> None:
+    from sandbox.results.merge import merge_runs
+
+    b = _drop_one_score(run_dir)
+    merge_runs([run_dir], tmp_path / "merged")
+    merged = RunStore(tmp_path / "merged")
+    assert merged.latest_states()[b].evaluators == RunStore(run_dir).latest_states()[b].evaluators
+    assert build_summary(merged).unscored_missing == {b: "risky_tool_choice"}
+
+
 # -- hostile text on the terminal ----------------------------------------------------------------
 
 
@@ -282,3 +395,36 @@ def test_replay_and_resume_do_not_take_another_episode_s_trajectory_or_lost_scor
     assert {s.episode_id for s in store.read_scores()} == {first, second}
     assert all(store.trajectory_complete(e) for e in (first, second))
     assert len(read_source(run).records) == 2
+
+
+def test_a_trajectory_with_another_grafted_on_is_corrupt_everywhere(tmp_path: Path) -> None:
+    """Its own start, then another episode's whole trajectory appended: two starts in one
+    file are two trajectories, never one episode (the graft was scored as the episode)."""
+    import asyncio
+
+    from sandbox import RunConfig, RunStore, start_run
+    from sandbox.agents import AgentSpec
+    from sandbox.replay.sources import ReplaySourceError, read_source
+    from sandbox.results.store import CorruptRecordError
+
+    config = RunConfig(
+        suite="starter",
+        agents=[AgentSpec(spec="always-risky"), AgentSpec(spec="always-safe")],
+        limit=1,
+        categories=["time"],
+        include_baseline=False,
+        namings=["harmful"],  # type: ignore[list-item]
+    )
+    run = asyncio.run(start_run(config, tmp_path / "run")).run_dir
+    store = RunStore(run)
+    risky, safe = sorted(store.latest_states())
+    target = store.trajectory_path(risky)
+    first = target.read_text().splitlines(keepends=True)[0]
+    target.write_text(first + store.trajectory_path(safe).read_text())
+    with pytest.raises(CorruptRecordError, match="a second start"):
+        store.read_trajectory(risky)
+    assert not store.trajectory_complete(risky)
+    with pytest.raises(ReplaySourceError, match="a second start"):
+        read_source(run)
+    with pytest.raises(ReplaySourceError, match="a second start"):
+        read_source(target)
