@@ -125,7 +125,7 @@ def parse_arguments(text: str) -> tuple[dict[str, Any], str | None]:
         stripped = fenced.group(1)
     try:
         value = json.loads(stripped)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return {}, text
     if isinstance(value, dict):
         return value, None
@@ -133,6 +133,9 @@ def parse_arguments(text: str) -> tuple[dict[str, Any], str | None]:
 
 
 # -- JSON lines ---------------------------------------------------------------------------------
+
+# What a JSON line nested past the parser's recursion limit is called.
+TOO_DEEP = "JSON nested too deeply to be read"
 
 
 def first_record(path: Path) -> tuple[int, Any] | None:
@@ -146,6 +149,8 @@ def first_record(path: Path) -> tuple[int, Any] | None:
                 return number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ReplaySourceError(path, number, f"not a JSON line ({exc.msg})") from None
+            except RecursionError:
+                raise ReplaySourceError(path, number, TOO_DEEP) from None
     return None
 
 
@@ -172,6 +177,8 @@ def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ReplaySourceError(path, number, f"not a JSON line ({exc.msg})") from None
+            except RecursionError:
+                raise ReplaySourceError(path, number, TOO_DEEP) from None
 
 
 # -- error text -------------------------------------------------------------------------------

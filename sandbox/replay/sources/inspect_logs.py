@@ -110,8 +110,12 @@ INSPECT_INSTALL_HINT = (
 _HEAD_BYTES = 1 << 20
 _WS = re.compile(r"\s*")
 _ID_LIMIT = 200
+# A head value nested too deeply to decode in detection (the reader then says so).
+_TOO_DEEP = object()
 # Where Inspect writes a sample in an .eval zip: samples/<id>_epoch_<epoch>.json.
 _SAMPLE_MEMBER = re.compile(r"^samples/(?P<id>.+)_epoch_(?P<epoch>\d+)\.json$")
+# Inspect's other documents in an .eval zip (besides samples/ and the _journal/ folder).
+_KNOWN_MEMBERS = frozenset({"header.json", "summaries.json", "reductions.json"})
 # What reading a log may raise besides our own errors (Inspect's reader, pydantic, zipfile).
 _READ_ERRORS = (OSError, ValueError, KeyError, IndexError, RuntimeError, zipfile.BadZipFile)
 _ERROR_KINDS = {
@@ -181,6 +185,10 @@ def _top_level(text: str, wanted: frozenset[str]) -> dict[str, Any]:
             value, position = decoder.raw_decode(text, position)
         except ValueError:
             break
+        except RecursionError:
+            # Too deep to decode here: kept as seen, for the reader to refuse naming it.
+            found[key] = _TOO_DEEP
+            break
         found[key] = value
         position = _WS.match(text, position).end()  # type: ignore[union-attr]
         if not text.startswith(",", position):
@@ -197,8 +205,7 @@ def _is_json_log(path: Path) -> bool:
     return (
         isinstance(version, int)
         and not isinstance(version, bool)
-        and isinstance(spec, dict)
-        and "task" in spec
+        and (spec is _TOO_DEEP or (isinstance(spec, dict) and "task" in spec))
         and ("status" in found or "samples" in found)
     )
 
@@ -689,6 +696,19 @@ def _sample_meta(context: _LogContext, sample: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _foreign_tools(sample: Any, scenario: Scenario, naming: Naming) -> list[str]:
+    """The tools the sample's messages call (or answer for) that are not tools of
+    ``scenario`` under ``naming`` (by their exposed names), sorted."""
+    known = {spec.exposed_name(naming) for spec in scenario.tools}
+    called: set[str] = set()
+    for message in sample.messages or []:
+        for raw in getattr(message, "tool_calls", None) or []:
+            called.add(str(raw.function))
+        if getattr(message, "role", None) == "tool" and getattr(message, "function", None):
+            called.add(str(message.function))
+    return sorted(called - known)
+
+
 def _record(context: _LogContext, sample: Any) -> Recorded:
     exported = ExportedEpisode.of(sample.metadata)
     scenario: Scenario | None = None
@@ -698,6 +718,17 @@ def _record(context: _LogContext, sample: Any) -> Recorded:
         scenario, found = context.scenario(exported)
         pack, problem = (found, None) if scenario is not None else (None, found)
     naming = exported.naming if exported is not None else Naming.HARMFUL
+    if exported is not None and scenario is not None:
+        foreign = _foreign_tools(sample, scenario, naming)
+        if foreign:
+            # The metadata names our scenario, the calls are not its tools: never scored as it.
+            problem = (
+                f"tools {', '.join(foreign)} are not tools of scenario {scenario.id!r} "
+                f"(naming {naming.value}): the sample is not our export of it; read as a "
+                "foreign Inspect sample"
+            )
+            context.problems.append(f"{context.path}:{context.where(sample)}: {problem}")
+            scenario, pack = None, None
     episode_id = _episode_id(context, sample, exported)
     started = EpisodeStartedEvent(
         t=T0,
@@ -792,6 +823,20 @@ def _samples(log_api: ModuleType, path: Path, header: Any) -> Any:
     yield from log.samples or []
 
 
+def _unrecognised_members(infos: list[zipfile.ZipInfo]) -> list[str]:
+    """The members of an ``.eval`` zip that are neither a sample
+    (``samples/<id>_epoch_<n>.json``) nor one of Inspect's other documents (the header,
+    summaries, reductions, journal), in zip order."""
+    strays: list[str] = []
+    for info in infos:
+        name = info.filename
+        if info.is_dir() or name in _KNOWN_MEMBERS or name.startswith("_journal/"):
+            continue
+        if _SAMPLE_MEMBER.match(name) is None:
+            strays.append(name)
+    return strays
+
+
 def _member_sample(name: str) -> str | None:
     """The sample an ``.eval`` member holds, by its name (``ID`` or ``ID@EPOCH``)."""
     found = _SAMPLE_MEMBER.match(name)
@@ -835,6 +880,10 @@ def _parse(path: Path, data: bytes, where: str, record: str | None) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise ReplaySourceError(path, None, f"{where}: not UTF-8 text", record=record) from None
+    except RecursionError:
+        raise ReplaySourceError(
+            path, None, f"{where}: JSON nested too deeply to be read", record=record
+        ) from None
 
 
 def _diagnose(
@@ -916,14 +965,28 @@ def read_inspect(path: Path) -> LoadResult:
     else:
         try:
             limits.check_file(path)
+            data = path.read_bytes()
         except OSError as exc:
             raise ReplaySourceError(path, None, f"cannot be read: {exc}") from None
+        # Parsed once ourselves first: on JSON nested too deeply Inspect's reader exhausts
+        # memory rather than fail; this says so, naming the file.
+        _parse(path, data, "the log", None)
+        del data
     try:
         header = log_api.read_eval_log(str(path), header_only=True)
     except (*_READ_ERRORS, ValidationError) as exc:
         raise _unreadable(log_api, path, limits, infos, "not a readable Inspect log", exc) from None
     context = _LogContext(path, header)
     result = LoadResult()
+    strays = _unrecognised_members(infos or [])
+    if strays:
+        shown = ", ".join(repr(name) for name in strays[:5])
+        more = f" and {len(strays) - 5} more" if len(strays) > 5 else ""
+        result.problems.append(
+            f"{path}: {len(strays)} member(s) do not follow Inspect's layout (samples are "
+            f"samples/<id>_epoch_<n>.json): {shown}{more}; not read, so any sample they hold "
+            "is not observed"
+        )
     if header.status != "success":
         result.problems.append(
             f"{path}: the log's status is {header.status!r}: only the samples it holds are read"

@@ -12,6 +12,8 @@ logs are one) is one more :func:`register_reader` call in :mod:`sandbox.replay.s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,10 +177,41 @@ def _place(record: Recorded) -> str:
     return record.source_file
 
 
+# Event fields that say where a record was read, not what happened: the episode id (the only
+# event field that carries it: the started event's) and the event's position.
+_PLACE_FIELDS = frozenset({"episode_id", "seq"})
+# Started-event fields a format derives from the file's name or the line's position rather
+# than its content (ToolEmu: the agent from the dump's file name, a case without a name from
+# its position), so a copy under another name, or a line given twice, still matches.
+_NAMED_BY_FILE: dict[SourceFormat, frozenset[str]] = {
+    SourceFormat.TOOLEMU: frozenset({"agent", "scenario_id"})
+}
+
+
+def _fingerprint(record: Recorded) -> str:
+    """A digest of what a record holds, not of where it was read: its kind and its events
+    without the fields that name its place (and, for an Inspect sample, its sample id and
+    epoch, so two samples that happen to read alike stay two)."""
+    hashed = hashlib.sha256(record.kind.encode())
+    inspect = record.meta.get("inspect")
+    if isinstance(inspect, dict):
+        sample = [inspect.get(k) for k in ("eval_id", "sample_id", "epoch")]
+        hashed.update(json.dumps(sample, default=str).encode())
+    named = _NAMED_BY_FILE.get(record.source_format, frozenset())
+    for event in record.trajectory.events:
+        drop = _PLACE_FIELDS | named if event.type == "episode_started" else _PLACE_FIELDS
+        data = event.model_dump(mode="json", exclude=set(drop))
+        hashed.update(b"\n" + json.dumps(data, sort_keys=True, default=str).encode())
+    return hashed.hexdigest()
+
+
 def check_unique(path: Path | str, records: list[Recorded]) -> None:
     """Refuse records of which two share an episode id (one episode would be scored twice,
-    and keyed by its id one score would hide the other), naming both places."""
+    and keyed by its id one score would hide the other), or hold the same recording (a file
+    copied under another name, a line given twice: ids built from the place differ, the
+    episode is one), naming both places."""
     seen: dict[str, Recorded] = {}
+    contents: dict[str, Recorded] = {}
     for record in records:
         first = seen.setdefault(record.episode_id, record)
         if first is not record:
@@ -187,6 +220,15 @@ def check_unique(path: Path | str, records: list[Recorded]) -> None:
                 None,
                 f"episode id {record.episode_id!r} is recorded twice: at {_place(first)} and at "
                 f"{_place(record)}; one episode would be scored twice: remove one copy",
+            )
+        first = contents.setdefault(_fingerprint(record), record)
+        if first is not record:
+            raise ReplaySourceError(
+                path,
+                None,
+                "the same recording appears twice (identical content): at "
+                f"{_place(first)} and at {_place(record)}; one episode would be scored twice: "
+                "remove one copy",
             )
 
 

@@ -165,6 +165,9 @@ def _read_labels(
             except json.JSONDecodeError as exc:
                 problems.append(f"{path}:{number}: label line is not JSON ({exc.msg})")
                 continue
+            except RecursionError:
+                problems.append(f"{path}:{number}: label line is JSON nested too deeply")
+                continue
             if not isinstance(value, dict):
                 problems.append(f"{path}:{number}: label line is not a JSON object")
                 continue
@@ -232,7 +235,7 @@ def _observation_ok(text: str) -> bool:
     """ToolEmu reports a failed call as an observation holding an ``error`` object."""
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+    except (json.JSONDecodeError, ValueError, RecursionError):
         return True
     return not (isinstance(value, dict) and "error" in value)
 

@@ -678,3 +678,70 @@ def test_one_episode_in_two_logs_of_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "b.eval").write_bytes((tmp_path / "a.eval").read_bytes())
     with pytest.raises(ReplaySourceError, match=r"is recorded twice: at .*a\.eval:s1@1 and at "):
         read_source(tmp_path)
+
+
+def _claiming_log(path: Path, function: str) -> Path:
+    """A log whose sample metadata names our scenario bio-containment-level (as our export
+    writes it) and whose call is to ``function``."""
+    call = ToolCall(id="c1", function=function, arguments={"protocol_id": "P1"})
+    messages = [
+        ChatMessageUser(content="book the lab"),
+        ChatMessageAssistant(content="ok", tool_calls=[call]),
+        ChatMessageTool(content="done", tool_call_id="c1", function=function),
+    ]
+    metadata = {
+        "propensity": {
+            "episode_id": "bio-containment-level.time.harmful.always-risky.r0",
+            "scenario": "bio-containment-level",
+            "kind": "scenario",
+            "category": "time",
+            "naming": "harmful",
+            "agent": "always-risky",
+            "pack": "starter",
+        }
+    }
+    return _write(path, [_sample("s1", messages, metadata=metadata)])
+
+
+def test_a_sample_naming_our_scenario_but_calling_other_tools_is_not_scored_as_it(
+    tmp_path: Path,
+) -> None:
+    ours = read_source(_claiming_log(tmp_path / "ours.eval", "request_bsl3_booking"))
+    (record,) = ours.records
+    assert record.scenario is not None and record.scenario.id == "bio-containment-level"
+    assert record.kind == "propensity"
+    loaded = read_source(_claiming_log(tmp_path / "foreign.eval", "delete_all_files"))
+    (record,) = loaded.records
+    assert record.scenario is None and record.kind == "open"
+    problem = record.meta["problem"]
+    assert "tools delete_all_files are not tools of scenario 'bio-containment-level'" in problem
+    assert any("foreign.eval:s1: tools delete_all_files" in p for p in loaded.problems)
+
+
+def test_deeply_nested_json_is_refused_naming_the_member(tmp_path: Path) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    base = _simple_log(tmp_path / "base.eval")
+    for member in (_MEMBER, "header.json"):
+        log = _rezip(base, tmp_path / f"deep-{member.replace('/', '-')}.eval", {member: deep})
+        with pytest.raises(ReplaySourceError, match=rf"member '{member}': .*nested too deeply"):
+            read_source(log)
+    log = tmp_path / "deep.json"
+    log.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ReplaySourceError, match=r"deep\.json: the log: .*nested too deeply"):
+        read_source(log, SourceFormat.INSPECT)
+    header = tmp_path / "deephead.json"
+    header.write_bytes(b'{"version": 2, "status": "success", "eval": ' + b"[" * 100_000)
+    with pytest.raises(ReplaySourceError, match=r"deephead\.json: the log: .*too deeply"):
+        read_source(header)
+
+
+def test_members_outside_inspects_layout_are_named(tmp_path: Path) -> None:
+    base = _simple_log(tmp_path / "base.eval")
+    odd = _rezip(base, tmp_path / "odd.eval", extra=[("samples/s2.json", _member(base))])
+    loaded = read_source(odd)
+    assert len(loaded.records) == 1
+    assert any(
+        "1 member(s) do not follow Inspect's layout" in p and "'samples/s2.json'" in p
+        for p in loaded.problems
+    )
+    assert not any("layout" in p for p in read_source(base).problems)

@@ -17,6 +17,7 @@ from sandbox.replay import (
     parse_arguments,
     read_source,
 )
+from sandbox.replay.sources import read_sources
 from scenarios.records import (
     EpisodeStartedEvent,
     MessageEvent,
@@ -196,7 +197,8 @@ def test_odd_toolemu_shapes_and_label_problems_are_handled(tmp_path: Path) -> No
             ['{"error": {"name": "NotFound", "message": "no f1"}}', "thought", "log"],
         ],
     ]
-    dump = _write_jsonl(tmp_path / "agent_emu-x_eval-y_r0-2.jsonl", [_toolemu_line(steps)] * 2)
+    lines = [_toolemu_line(steps), _toolemu_line(steps, output="Done again.")]
+    dump = _write_jsonl(tmp_path / "agent_emu-x_eval-y_r0-2.jsonl", lines)
     _write_jsonl(
         tmp_path / "agent_emu-x_eval-y_r0-2_eval_agent_safe.jsonl",
         [{"eval_id": 0, "eval_scores": {"ToolCallRisk": 2}}, {"eval_id": 1, "eval_scores": {}}],
@@ -337,3 +339,26 @@ def test_a_folder_with_only_a_manifest_is_no_run_and_a_run_file_alone_is_named(
     pretty.write_text(json.dumps({"a": 1}, indent=2))
     with pytest.raises(ReplaySourceError, match=r"other\.json: a \.json file that is neither"):
         detect_format(pretty)
+
+
+def test_the_same_recording_under_two_names_or_twice_in_a_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    line = _toolemu_line([[["DriveSearch", '{"query": "x"}', "I search."], "found"]])
+    first = tmp_path / "a" / "agent_emu-x_eval-y_r0-1.jsonl"
+    first.parent.mkdir()
+    _write_jsonl(first, [line])
+    copy = tmp_path / "b" / "copy.jsonl"
+    copy.parent.mkdir()
+    _write_jsonl(copy, [line])
+    with pytest.raises(ReplaySourceError) as caught:
+        read_sources([first.parent, copy.parent])
+    message = str(caught.value)
+    assert "the same recording appears twice (identical content)" in message
+    assert f"at {first}:1 and at {copy}:1" in message
+    twice = _write_jsonl(tmp_path / "agent_emu-z_eval-y_r0-2.jsonl", [line, line])
+    with pytest.raises(ReplaySourceError, match=r"identical content\): at .*r0-2\.jsonl:1 and at "):
+        read_source(twice)
+    # Different content, one episode each.
+    other = _toolemu_line([[["DriveSearch", '{"query": "y"}', "I search."], "found"]])
+    assert len(read_source(_write_jsonl(tmp_path / "c.jsonl", [line, other])).records) == 2
